@@ -1,0 +1,3 @@
+"""The envknit version string (single source for the package metadata)."""
+
+__version__ = "0.1.0"

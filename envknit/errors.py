@@ -1,0 +1,356 @@
+"""The envknit error tree: every error envknit raises derives from ``EnvknitError``.
+
+::
+
+    EnvknitError
+    ├── ConfigError (ValueError)               envknit.yaml is missing, malformed or invalid
+    ├── LockError (ValueError)                 envknit.lock.yaml is malformed or invalid
+    │   └── LockSchemaError                    schema_version major we do not know
+    ├── UnknownEnvironmentError (LookupError)  an environment name that is not defined
+    ├── InvalidNameError (ValueError)          a hostile or malformed package name / version
+    ├── StoreError                             the global store
+    │   ├── EntryMissingError                  a locked package is not installed ("envknit install")
+    │   └── IntegrityError                     a hash or manifest does not match
+    ├── ResolverError                          uv failed to resolve or install
+    ├── InterpreterNotFoundError (LookupError) no Python of the requested version was found
+    ├── UnsupportedPlatformError (RuntimeError) a feature this Python cannot provide
+    ├── RemoteError (RuntimeError)             an exception raised on the other side of a boundary
+    │   ├── SubInterpreterError                ... inside a sub-interpreter
+    │   └── WorkerRemoteError                  ... inside a worker process
+    ├── InterpreterClosedError (RuntimeError)  a sub-interpreter used after it was closed
+    ├── EnvknitTimeoutError (TimeoutError)     a call exceeded its timeout
+    ├── CExtIncompatibleError (ImportError)    a C extension cannot load in a sub-interpreter
+    ├── CExtensionError (ImportError)          use() of a package with compiled extensions
+    ├── VersionNotInstalledError (ModuleNotFoundError)  use() of a version that is not installed
+    ├── StrictModeError (ImportError)          plain import of a managed package in strict mode
+    └── WorkerError (RuntimeError)             a worker process failed
+        ├── WorkerCrashedError                 it died (signal or exit code)
+        ├── ProtocolError                      bad frame, version mismatch
+        └── MessageTooLargeError (ValueError)  a message past the size limit
+
+Leaf errors also derive from the builtin whose meaning they carry, so ``except ImportError``
+keeps working. Errors carry structured fields and build their message from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "CExtIncompatibleError",
+    "CExtensionError",
+    "ConfigError",
+    "EntryMissingError",
+    "EnvknitError",
+    "EnvknitTimeoutError",
+    "IntegrityError",
+    "InterpreterClosedError",
+    "InterpreterNotFoundError",
+    "InvalidNameError",
+    "LockError",
+    "LockSchemaError",
+    "MessageTooLargeError",
+    "ProtocolError",
+    "RemoteError",
+    "ResolverError",
+    "StoreError",
+    "StrictModeError",
+    "SubInterpreterError",
+    "UnknownEnvironmentError",
+    "UnsupportedPlatformError",
+    "VersionNotInstalledError",
+    "WorkerCrashedError",
+    "WorkerError",
+    "WorkerRemoteError",
+]
+
+
+class EnvknitError(Exception):
+    """Root of every error envknit raises."""
+
+    __module__ = "envknit"
+
+
+class ConfigError(EnvknitError, ValueError):
+    """``envknit.yaml`` is missing, malformed or invalid."""
+
+    __module__ = "envknit"
+
+    def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
+        self.path = path
+        self.field = field
+        where = ""
+        if path:
+            where += f"{path}: "
+        if field:
+            where += f"{field}: "
+        super().__init__(f"{where}{message}")
+
+
+class LockError(EnvknitError, ValueError):
+    """``envknit.lock.yaml`` is malformed or invalid; ``field`` names the offending field."""
+
+    __module__ = "envknit"
+
+    def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
+        self.path = path
+        self.field = field
+        where = ""
+        if path:
+            where += f"{path}: "
+        if field:
+            where += f"{field!r}: "
+        super().__init__(f"{where}{message}")
+
+
+class LockSchemaError(LockError):
+    """The lock's ``schema_version`` has a major version this envknit does not know."""
+
+    __module__ = "envknit"
+
+    def __init__(self, found: str, supported: str, *, path: str | None = None):
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"schema_version {found!r} is not supported (this envknit reads {supported}); "
+            "upgrade envknit or re-create the lock with 'envknit lock'",
+            path=path,
+            field="schema_version",
+        )
+
+
+class UnknownEnvironmentError(EnvknitError, LookupError):
+    """An environment name that the config or lock does not define."""
+
+    __module__ = "envknit"
+
+    def __init__(self, name: str, available: Sequence[str], *, source: str = "the lock"):
+        self.name = name
+        self.available = tuple(available)
+        names = ", ".join(repr(n) for n in self.available) or "none"
+        super().__init__(f"unknown environment {name!r} in {source}; environments: {names}")
+
+    def __str__(self) -> str:  # LookupError would repr() the message otherwise
+        return str(self.args[0])
+
+
+class InvalidNameError(EnvknitError, ValueError):
+    """A package name, version or environment name that is malformed or unsafe."""
+
+    __module__ = "envknit"
+
+    def __init__(self, kind: str, value: str, reason: str):
+        self.kind = kind
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid {kind} {value!r}: {reason}")
+
+
+class StoreError(EnvknitError):
+    """A problem with the global store."""
+
+    __module__ = "envknit"
+
+
+class EntryMissingError(StoreError):
+    """A locked package has no complete entry in the store."""
+
+    __module__ = "envknit"
+
+    def __init__(self, name: str, version: str, *, env: str | None = None):
+        self.name = name
+        self.version = version
+        self.env = env
+        in_env = f" (environment {env!r})" if env else ""
+        hint = f"envknit install --env {env}" if env else "envknit install"
+        super().__init__(
+            f"{name}=={version}{in_env} is locked but not installed in the store; "
+            f"run '{hint}'"
+        )
+
+
+class IntegrityError(StoreError):
+    """A file or distribution whose hash does not match what was recorded."""
+
+    __module__ = "envknit"
+
+
+class ResolverError(EnvknitError):
+    """uv failed to resolve or install; the message carries uv's own output."""
+
+    __module__ = "envknit"
+
+
+class InterpreterNotFoundError(EnvknitError, LookupError):
+    """No Python interpreter of the requested version could be found."""
+
+    __module__ = "envknit"
+
+    def __init__(self, version: str, searched: Sequence[str] = ()):
+        self.version = version
+        self.searched = tuple(searched)
+        where = "; searched: " + ", ".join(self.searched) if self.searched else ""
+        super().__init__(
+            f"no Python {version} interpreter found (PATH, pyenv, uv-managed){where}"
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class UnsupportedPlatformError(EnvknitError, RuntimeError):
+    """The running Python cannot provide the requested feature."""
+
+    __module__ = "envknit"
+
+
+class RemoteError(EnvknitError, RuntimeError):
+    """An exception raised on the other side of an isolation boundary.
+
+    ``remote_type`` is the remote exception's qualified type name, ``remote_message`` its
+    message and ``remote_traceback`` the remote traceback text.
+    """
+
+    __module__ = "envknit"
+    where = "remote"
+
+    def __init__(self, remote_type: str, remote_message: str, remote_traceback: str = ""):
+        self.remote_type = remote_type
+        self.remote_message = remote_message
+        self.remote_traceback = remote_traceback
+        text = f"{remote_type}: {remote_message}" if remote_message else remote_type
+        msg = f"{text} (raised {self.where})"
+        if remote_traceback:
+            msg += "\n\nRemote traceback:\n" + remote_traceback.rstrip()
+        super().__init__(msg)
+
+
+class SubInterpreterError(RemoteError):
+    """An exception raised by code running inside a sub-interpreter."""
+
+    __module__ = "envknit"
+    where = "in a sub-interpreter"
+
+
+class WorkerRemoteError(RemoteError):
+    """An exception raised by code running inside a worker process."""
+
+    __module__ = "envknit"
+    where = "in a worker process"
+
+
+class InterpreterClosedError(EnvknitError, RuntimeError):
+    """A sub-interpreter handle used after it was closed."""
+
+    __module__ = "envknit"
+
+
+class EnvknitTimeoutError(EnvknitError, TimeoutError):
+    """A call into a sub-interpreter or worker did not finish within its timeout."""
+
+    __module__ = "envknit"
+
+
+class CExtIncompatibleError(EnvknitError, ImportError):
+    """A C extension module cannot be loaded inside a sub-interpreter."""
+
+    __module__ = "envknit"
+
+    def __init__(self, module: str, detail: str = ""):
+        self.module = module
+        self.detail = detail
+        because = f" ({detail})" if detail else ""
+        super().__init__(
+            f"{module!r} needs a C extension that cannot load in a sub-interpreter{because}; "
+            f"run it in a worker process instead: envknit.worker({module!r}, version)",
+            name=module,
+        )
+
+
+class CExtensionError(EnvknitError, ImportError):
+    """``use()`` of a package with compiled extensions, which cannot load twice in a process."""
+
+    __module__ = "envknit"
+
+    def __init__(self, name: str, version: str, extensions: Sequence[str] = ()):
+        self.package = name
+        self.version = version
+        self.extensions = tuple(extensions)
+        shown = ", ".join(self.extensions[:3]) + (" ..." if len(self.extensions) > 3 else "")
+        files = f" ({shown})" if shown else ""
+        super().__init__(
+            f"{name}=={version} has compiled extensions{files} and cannot be loaded side by side "
+            f"in one process; use envknit.use({name!r}, {version!r}, auto_worker=True) or "
+            f"envknit.worker({name!r}, {version!r})",
+            name=name,
+        )
+
+
+class VersionNotInstalledError(EnvknitError, ModuleNotFoundError):
+    """A requested version that is not installed; names the versions that are."""
+
+    __module__ = "envknit"
+
+    def __init__(self, name: str, version: str, available: Sequence[str]):
+        self.package = name
+        self.version = version
+        self.available = tuple(available)
+        have = ", ".join(self.available) if self.available else "none"
+        super().__init__(
+            f"{name}=={version} is not installed; installed versions: {have} "
+            "(add it to envknit.yaml, then run 'envknit lock' and 'envknit install')",
+            name=name,
+        )
+
+
+class StrictModeError(EnvknitError, ImportError):
+    """A plain import of an envknit-managed package outside any ``use()`` block, in strict mode."""
+
+    __module__ = "envknit"
+
+    def __init__(self, name: str, versions: Sequence[str] = ()):
+        self.package = name
+        self.versions = tuple(versions)
+        have = ", ".join(self.versions) if self.versions else "none"
+        super().__init__(
+            f"strict mode: {name!r} is managed by envknit (versions: {have}); import it inside "
+            f"'with envknit.use({name!r}, version):' or choose one with envknit.set_default()",
+            name=name,
+        )
+
+
+class WorkerError(EnvknitError, RuntimeError):
+    """A worker process failed."""
+
+    __module__ = "envknit"
+
+
+class WorkerCrashedError(WorkerError):
+    """A worker process died: ``signal`` or ``exit_code`` says how."""
+
+    __module__ = "envknit"
+
+    def __init__(self, message: str, *, exit_code: int | None = None, signal: str | None = None):
+        self.exit_code = exit_code
+        self.signal = signal
+        super().__init__(message)
+
+
+class ProtocolError(WorkerError):
+    """A malformed frame or a protocol version mismatch between host and worker."""
+
+    __module__ = "envknit"
+
+
+class MessageTooLargeError(WorkerError, ValueError):
+    """A message larger than the documented limit."""
+
+    __module__ = "envknit"
+
+    def __init__(self, size: int, limit: int):
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"message of {size} bytes exceeds the limit of {limit} bytes; "
+            "keep large data in the worker (a proxy) or pass it in smaller pieces"
+        )

@@ -1,0 +1,60 @@
+"""Shared fixtures: every test gets its own ENVKNIT_HOME and leaves the import system as it was."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Each part of envknit exposes a test-only reset hook; called after every test when present.
+_RESET_HOOKS = (
+    ("envknit.routing", "_reset_for_tests"),
+    ("envknit.worker", "_reset_for_tests"),
+    ("envknit._subinterp", "_reset_for_tests"),
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolate(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("envknit-home")
+    monkeypatch.setenv("ENVKNIT_HOME", str(home))
+    modules = dict(sys.modules)
+    meta_path = list(sys.meta_path)
+    path = list(sys.path)
+    path_hooks = list(sys.path_hooks)
+    import builtins
+
+    real_import = builtins.__import__
+    try:
+        yield home
+    finally:
+        for modname, hook in _RESET_HOOKS:
+            if modname in sys.modules:
+                func = getattr(importlib.import_module(modname), hook, None)
+                if func is not None:
+                    func()
+        builtins.__import__ = real_import
+        sys.meta_path[:] = meta_path
+        sys.path[:] = path
+        sys.path_hooks[:] = path_hooks
+        sys.path_importer_cache.clear()
+        for name in list(sys.modules):
+            if name not in modules:
+                del sys.modules[name]
+        sys.modules.update(modules)
+
+
+@pytest.fixture
+def envknit_home(_isolate: Path) -> Path:
+    """This test's ENVKNIT_HOME (already exported in the environment)."""
+    return _isolate
+
+
+gen2 = pytest.mark.skipif(
+    sys.version_info < (3, 12), reason="sub-interpreters with their own GIL need CPython 3.12+"
+)
