@@ -15,5 +15,12 @@ def _todo(*args: Any, **kwargs: Any) -> Any:  # placeholder until the Gen 1 issu
 
 
 use = import_version = enable = disable = set_default = configure_from_lock = context_wrap = _todo
+
+
+def configured_locks() -> tuple[Any, ...]:
+    """The lock files passed to configure_from_lock(), in order (contract for envknit.worker)."""
+    return ()
+
+
 ContextThread: Any = None
 ContextExecutor: Any = None
