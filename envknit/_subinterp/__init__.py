@@ -2,13 +2,419 @@
 
 from __future__ import annotations
 
-from typing import Any
+import atexit
+import os
+import re
+import sys
+import threading
+from concurrent.futures import Future, TimeoutError as FutureTimeoutError
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
 
-__all__ = ["SubInterpreterEnv"]
+from ..errors import (
+    CExtIncompatibleError,
+    EnvknitTimeoutError,
+    InterpreterClosedError,
+    SubInterpreterError,
+    UnsupportedPlatformError,
+)
+from ..names import validate_env_name
+
+__all__ = ["SubInterpreterEnv", "_reset_for_tests"]
+
+# How long the host waits beyond a call's timeout for the in-interpreter guard to stop it.
+HOST_GRACE_SECONDS = 1.0
+# Warm interpreters kept per environment name for SubInterpreterEnv(..., reuse=True).
+POOL_SIZE_PER_NAME = 4
+
+_CEXT_RE = re.compile(r"module (\S+) does not support loading in subinterpreters")
+
+_lock = threading.Lock()
+_live: set[_Interp] = set()
+_pool: dict[str, list[_Interp]] = {}
+# Extension modules any child reported as refused; sent with every request (see _child.py).
+_refused: set[str] = set()
+_atexit_registered = False
+_labels = iter(range(1, 1 << 62))
 
 
-class SubInterpreterEnv:  # placeholder until the Gen 2 issue lands
+class _Interp:
+    """One live interpreter (its thread), its configuration, and whether a call is stuck."""
+
+    def __init__(self, label: str) -> None:
+        from . import _safety
+        from ._adapter import get_adapter
+        from ._thread import InterpreterThread
+
+        self.configured: tuple[str, str, tuple[str, ...]] | None = None
+        self.stuck: Future[dict[str, Any]] | None = None
+        self.thread = InterpreterThread(
+            get_adapter(),
+            {"stdlib": _safety.stdlib_dirs(), "refused": sorted(_refused)},
+            label,
+        )
+
+    def busy(self) -> bool:
+        return self.stuck is not None and not self.stuck.done()
+
+
+def _new_interp(name: str) -> _Interp:
+    global _atexit_registered
+    from . import _safety
+
+    _safety.prepare_host()
+    with _lock:
+        if not _atexit_registered:
+            atexit.register(_shutdown)
+            _atexit_registered = True
+        label = f"{name}-{next(_labels)}"
+    interp = _Interp(label)
+    with _lock:
+        _live.add(interp)
+    return interp
+
+
+def _close_interp(interp: _Interp, *, wait: bool = True) -> None:
+    done = interp.thread.close(None if wait else 0)
+    if done:
+        with _lock:
+            _live.discard(interp)
+
+
+def _shutdown() -> None:
+    """At exit: destroy every interpreter on its own thread, so the process exits cleanly.
+
+    CPython 3.12 aborts ("remaining subinterpreters") if the process exits while one exists.
+    """
+    with _lock:
+        interps = list(_live)
+        _pool.clear()
+    for interp in interps:
+        interp.thread.close(0)
+    for interp in interps:
+        if not interp.thread.close(5.0):
+            sys.stderr.write(
+                "envknit: waiting for a sub-interpreter that is still inside a call that "
+                "timed out (it is destroyed when that call returns)\n"
+            )
+            interp.thread.close(None)
+        with _lock:
+            _live.discard(interp)
+
+
+def _reset_for_tests() -> None:
+    """Close every interpreter, empty the pool (test isolation).
+
+    The set of refused extension modules is kept: it records process state that a test cannot
+    undo (on 3.12 a refused module must never be tried again in this process).
+    """
+    _shutdown()
+
+
+class SubInterpreterEnv:
+    """An isolated sub-interpreter with its own GIL, driven with JSON values.
+
+    Works on CPython 3.12 (private ``_xxsubinterpreters``), 3.13 (private ``_interpreters``) and
+    3.14+ (``concurrent.interpreters``). The interpreter is created on ``with`` (or the first
+    call) and destroyed on exit from the block, also when the block raises.
+
+    ``reuse=True`` returns the interpreter to a per-name pool on exit instead of destroying it,
+    and takes one from there on entry: module state and ``sys.path`` persist between users.
+    ``fallback="worker"`` re-runs an ``eval_json``/``call`` that failed only because a C
+    extension cannot load in a sub-interpreter in a worker process for the same environment.
+    ``timeout`` is the default timeout (seconds) of every call.
+    """
+
     __module__ = "envknit"
 
-    def __init__(self, name: str = "default", **options: Any) -> None:
-        raise NotImplementedError
+    def __init__(
+        self,
+        name: str = "default",
+        *,
+        reuse: bool = False,
+        fallback: Literal["worker"] | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        _check_platform(sys.version_info[:3])
+        if fallback not in (None, "worker"):
+            raise ValueError(f"fallback must be None or 'worker', got {fallback!r}")
+        self._name = validate_env_name(name)
+        self._reuse = reuse
+        self._fallback = fallback
+        self._timeout = timeout
+        self._interp: _Interp | None = None
+        self._closed = False
+        self._lock_path: Path | None = None
+        self._env_name: str | None = None
+        self._mutex = threading.Lock()
+
+    # -- lifetime ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> SubInterpreterEnv:
+        self._ensure()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "live" if self._interp else "not started"
+        return f"<envknit.SubInterpreterEnv {self._name!r} {state}>"
+
+    def _ensure(self) -> _Interp:
+        with self._mutex:
+            if self._closed:
+                raise InterpreterClosedError(
+                    f"SubInterpreterEnv {self._name!r} is closed; create a new one"
+                )
+            if self._interp is None:
+                interp = None
+                if self._reuse:
+                    with _lock:
+                        pooled = _pool.get(self._name)
+                        interp = pooled.pop() if pooled else None
+                self._interp = interp or _new_interp(self._name)
+                if self._interp.configured is not None:
+                    self._lock_path = Path(self._interp.configured[0])
+                    self._env_name = self._interp.configured[1]
+            return self._interp
+
+    def close(self) -> None:
+        """Destroy the interpreter (or return it to the pool when ``reuse=True``).
+
+        After a call that timed out inside a C function the interpreter is still running it:
+        close() then returns at once and the interpreter is destroyed when that call returns
+        (at the latest, the process waits for it at exit).
+        """
+        with self._mutex:
+            interp, self._interp = self._interp, None
+            self._closed = True
+        if interp is None:
+            return
+        if interp.busy():
+            _close_interp(interp, wait=False)
+            return
+        if self._reuse and interp.thread.alive:
+            with _lock:
+                pooled = _pool.setdefault(self._name, [])
+                if len(pooled) < POOL_SIZE_PER_NAME:
+                    pooled.append(interp)
+                    return
+        _close_interp(interp)
+
+    # -- requests ---------------------------------------------------------------------------
+    def _send(self, payload: dict[str, Any], timeout: float | None) -> Future[dict[str, Any]]:
+        interp = self._ensure()
+        with _lock:
+            refused = sorted(_refused)
+        return interp.thread.request({**payload, "timeout": timeout, "refused": refused})
+
+    def _wait(self, future: Future[dict[str, Any]], timeout: float | None) -> dict[str, Any]:
+        try:
+            answer = future.result(None if timeout is None else timeout + HOST_GRACE_SECONDS)
+        except FutureTimeoutError:
+            if future.cancel():
+                raise EnvknitTimeoutError(
+                    f"the call did not start within {timeout:g} s: SubInterpreterEnv "
+                    f"{self._name!r} is still busy with an earlier call that timed out"
+                ) from None
+            if self._interp is not None:
+                self._interp.stuck = future
+            raise EnvknitTimeoutError(
+                f"the call did not finish within {timeout:g} s and is still running inside "
+                f"a C function in SubInterpreterEnv {self._name!r}; the interpreter stays busy "
+                f"until that function returns (later calls wait for it)"
+            ) from None
+        _learn(answer)
+        return answer
+
+    def _timeout_of(self, timeout: float | None) -> float | None:
+        value = self._timeout if timeout is None else timeout
+        if value is not None and value < 0:
+            raise ValueError(f"timeout must be >= 0, got {value!r}")
+        return value
+
+    def eval_json(self, code: str, *, timeout: float | None = None, **inputs: Any) -> Any:
+        """Run ``code`` in a fresh namespace with ``inputs`` bound; return its ``result``.
+
+        Inputs and the result are JSON values. An exception inside raises SubInterpreterError
+        (a RuntimeError) carrying the remote type, message and traceback; a timeout raises
+        EnvknitTimeoutError (a TimeoutError).
+        """
+        limit = self._timeout_of(timeout)
+        payload = {"kind": "eval", "code": code, "inputs": inputs}
+        answer = self._wait(self._send(payload, limit), limit)
+        if answer["ok"]:
+            return answer["result"]
+        return self._failed(answer, limit, fallback=("eval", code, inputs))
+
+    def submit(self, code: str, *, timeout: float | None = None, **inputs: Any) -> Future[Any]:
+        """Like eval_json, without waiting: a Future of the result."""
+        limit = self._timeout_of(timeout)
+        payload = {"kind": "eval", "code": code, "inputs": inputs}
+        inner = self._send(payload, limit)
+        outer: Future[Any] = Future()
+
+        def settle(done: Future[dict[str, Any]]) -> None:
+            try:
+                answer = done.result()
+                _learn(answer)
+                if answer["ok"]:
+                    outer.set_result(answer["result"])
+                    return
+                if self._fallback == "worker" and answer.get("cext"):
+                    # The worker round trip blocks; keep it off the interpreter's thread.
+                    threading.Thread(
+                        target=_settle_with, name="envknit-fallback", daemon=True,
+                        args=(outer, lambda: self._failed(answer, limit, ("eval", code, inputs))),
+                    ).start()
+                    return
+                self._failed(answer, limit, fallback=None)
+            except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+                outer.set_exception(exc)
+
+        inner.add_done_callback(settle)
+        return outer
+
+    def run_string(self, code: str, *, timeout: float | None = None) -> None:
+        """Run ``code`` for its effects in the interpreter's persistent ``__main__``."""
+        limit = self._timeout_of(timeout)
+        answer = self._wait(self._send({"kind": "exec_main", "code": code}, limit), limit)
+        if not answer["ok"]:
+            self._failed(answer, limit, fallback=None)
+
+    def call(self, target: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``"package.module:function"`` inside with JSON args; return its JSON result."""
+        limit = self._timeout_of(None)
+        payload = {"kind": "call", "target": target, "args": list(args), "kwargs": kwargs}
+        answer = self._wait(self._send(payload, limit), limit)
+        if answer["ok"]:
+            return answer["result"]
+        return self._failed(answer, limit, fallback=("call", target, list(args), kwargs))
+
+    def try_import(self, name: str, raise_on_cext: bool = False) -> bool:
+        """True if ``name`` imports inside; False (or CExtIncompatibleError) for a C extension
+        that cannot load in a sub-interpreter; ImportError if it is simply missing."""
+        limit = self._timeout_of(None)
+        answer = self._wait(self._send({"kind": "import", "name": name}, limit), limit)
+        if answer["ok"]:
+            return True
+        remote = _remote_error(answer)
+        if answer.get("cext"):
+            if raise_on_cext:
+                match = _CEXT_RE.search(answer["traceback"])
+                detail = match.group(0) if match else answer["message"]
+                raise CExtIncompatibleError(name, detail) from remote
+            return False
+        if answer["type"] == "ModuleNotFoundError":
+            raise ModuleNotFoundError(answer["message"], name=name) from remote
+        if answer["type"] == "ImportError":
+            raise ImportError(answer["message"], name=name) from remote
+        self._failed(answer, limit, fallback=None)
+        return False  # not reached: _failed always raises
+
+    def configure_from_lock(
+        self, lock_path: str | os.PathLike[str], env_name: str = "default"
+    ) -> None:
+        """Set sys.path inside to the store dirs of ``env_name``'s packages + the stdlib."""
+        from ..resolve import environment_paths
+
+        paths = [str(p) for p in environment_paths(lock_path, env_name)]
+        resolved = Path(lock_path).resolve()
+        key = (str(resolved), env_name, tuple(paths))
+        interp = self._ensure()
+        if interp.configured != key:
+            limit = self._timeout_of(None)
+            answer = self._wait(self._send({"kind": "configure", "paths": paths}, limit), limit)
+            if not answer["ok"]:
+                self._failed(answer, limit, fallback=None)
+            interp.configured = key
+        self._lock_path = resolved
+        self._env_name = env_name
+
+    # -- failures ---------------------------------------------------------------------------
+    def _failed(
+        self, answer: dict[str, Any], timeout: float | None, fallback: tuple[Any, ...] | None
+    ) -> Any:
+        remote = _remote_error(answer)
+        if answer.get("timeout"):
+            raise EnvknitTimeoutError(
+                f"the call did not finish within {timeout:g} s; it was stopped inside "
+                f"SubInterpreterEnv {self._name!r}, which stays usable"
+            ) from remote
+        if fallback is not None and answer.get("cext") and self._fallback == "worker":
+            return self._run_fallback(remote, timeout, fallback)
+        raise remote
+
+    def _run_fallback(
+        self, remote: SubInterpreterError, timeout: float | None, request: tuple[Any, ...]
+    ) -> Any:
+        if self._lock_path is None or self._env_name is None:
+            _add_note(
+                remote,
+                "envknit: fallback='worker' needs configure_from_lock() to know which "
+                "environment the worker should run",
+            )
+            raise remote
+        try:
+            from ..worker import fallback as worker_fallback
+        except ImportError as exc:
+            _add_note(remote, f"envknit: the worker fallback is unavailable ({exc})")
+            raise remote from None
+        if request[0] == "eval":
+            return worker_fallback.eval_json(
+                self._lock_path, self._env_name, request[1], dict(request[2]), timeout
+            )
+        return worker_fallback.call(
+            self._lock_path, self._env_name, request[1], list(request[2]), dict(request[3]),
+            timeout,
+        )
+
+
+def _check_platform(version: tuple[int, ...]) -> None:
+    # A function of its own so that mypy, checking for 3.10, does not mark the rest of
+    # __init__ unreachable.
+    if version < (3, 12):
+        raise UnsupportedPlatformError(
+            "SubInterpreterEnv needs CPython 3.12 or newer (sub-interpreters with their own "
+            f"GIL); this is Python {'.'.join(map(str, version))}. Alternatives that work here: "
+            "envknit.use(name, version) to import a version in this interpreter, or "
+            "envknit.worker(name, version) to run it in a subprocess."
+        )
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    if sys.version_info >= (3, 11):
+        exc.add_note(note)
+
+
+def _learn(answer: dict[str, Any]) -> None:
+    refused = answer.get("refused")
+    if refused:
+        with _lock:
+            _refused.update(refused)
+
+
+def _remote_error(answer: dict[str, Any]) -> SubInterpreterError:
+    return SubInterpreterError(answer["type"], answer["message"], answer.get("traceback", ""))
+
+
+def _settle_with(future: Future[Any], func: Any) -> None:
+    try:
+        future.set_result(func())
+    except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+        future.set_exception(exc)
+

@@ -1,0 +1,265 @@
+"""Runs INSIDE an envknit sub-interpreter: isolates sys.path, runs requests, answers in JSON.
+
+Standard library only. The host loads this file by path (never through its own ``sys.path``),
+calls ``bootstrap`` once, then ``handle`` once per request. Requests and answers are JSON
+strings; code and values are never spliced into source text.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import linecache
+import os
+import sys
+import threading
+import traceback
+from typing import Any
+
+__all__ = ["bootstrap", "handle"]
+
+# The text CPython puts in the ImportError of an extension module that refuses to load in an
+# isolated interpreter (Python/import.c, _PyImport_CheckSubinterpIncompatibleExtensionAllowed).
+CEXT_MARKER = "does not support loading in subinterpreters"
+
+_OWN_FILE = os.path.normcase(os.path.abspath(__file__))
+_stdlib_dirs: list[str] = []
+_env_dirs: list[str] = []
+# Extension modules that refused to load in some sub-interpreter of this process. On CPython
+# 3.12 a refused single-phase module has already run its init function, and running it again
+# in another interpreter aborts the process (python/cpython#113218), so a refused module is
+# never offered to the import system a second time: the host shares this set with every child.
+_refused: set[str] = set()
+_newly_refused: list[str] = []
+
+
+def bootstrap(config_json: str) -> None:
+    """Hide the host's site-packages, install the extension guard, keep only the stdlib."""
+    config = json.loads(config_json)
+    _stdlib_dirs[:] = config["stdlib"]
+    _refused.update(config.get("refused", ()))
+    _install_extension_guard()
+    _set_path([])
+
+
+def handle(request_json: str) -> str:
+    """Run one request and return its JSON answer (always returns; never raises)."""
+    request: dict[str, Any] = {}
+    try:
+        request = json.loads(request_json)
+        _refused.update(request.get("refused", ()))
+        del _newly_refused[:]
+        value = _dispatch(request)
+        answer = {"ok": True, "result": value, "refused": list(_newly_refused),
+                  "id": request.get("id")}
+        text = json.dumps(answer)
+    except BaseException as exc:  # noqa: BLE001 - everything, SystemExit included, is reported
+        text = json.dumps(_describe(exc, request))
+    return text
+
+
+def _dispatch(request: dict[str, Any]) -> Any:
+    kind = request["kind"]
+    if kind == "configure":
+        _set_path(request["paths"])
+        return None
+    guard = _Guard(request["timeout"]) if request.get("timeout") is not None else None
+    try:
+        if kind == "eval":
+            return _run_eval(request["code"], request["inputs"])
+        if kind == "exec_main":
+            main = sys.modules["__main__"].__dict__
+            exec(_compile(request["code"], "<envknit run_string>"), main)
+            return None
+        if kind == "call":
+            return _run_call(request["target"], request["args"], request["kwargs"])
+        if kind == "import":
+            importlib.import_module(request["name"])
+            return True
+        raise ValueError(f"unknown request kind {kind!r}")
+    finally:
+        if guard is not None:
+            guard.stop()
+
+
+def _is_own(filename: str) -> bool:
+    return os.path.normcase(os.path.abspath(filename)) == _OWN_FILE
+
+
+def _compile(code: str, filename: str) -> Any:
+    # Register the source so tracebacks show the failing lines of the caller's code.
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    return compile(code, filename, "exec")
+
+
+def _run_eval(code: str, inputs: dict[str, Any]) -> Any:
+    namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}
+    namespace.update(inputs)
+    exec(_compile(code, "<envknit eval_json>"), namespace)
+    result = namespace.get("result")
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"'result' must be a JSON value (dict, list, str, int, float, bool, None), "
+            f"got {type(result).__name__}: {exc}"
+        ) from None
+    return result
+
+
+def _run_call(target: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ValueError(f"target must look like 'package.module:function', got {target!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        obj = getattr(obj, part)
+    return obj(*args, **kwargs)
+
+
+def _describe(exc: BaseException, request: dict[str, Any]) -> dict[str, Any]:
+    kind = type(exc)
+    module = getattr(kind, "__module__", "builtins")
+    name = kind.__qualname__
+    if module not in ("builtins", "__main__"):
+        name = f"{module}.{name}"
+    # Drop this module's own frames: the traceback starts at the caller's code.
+    frames = exc.__traceback__
+    while frames is not None and _is_own(frames.tb_frame.f_code.co_filename):
+        frames = frames.tb_next
+    exc.__traceback__ = frames
+    try:
+        tb = "".join(traceback.format_exception(exc))
+    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the original failure
+        tb = f"{name}: <traceback unavailable>"
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - same reason
+        message = "<unprintable exception>"
+    return {
+        "ok": False,
+        "type": name,
+        "message": message,
+        "traceback": tb,
+        "timeout": isinstance(exc, TimeoutError) and bool(getattr(exc, "_envknit_deadline", False)),
+        "module_not_found": isinstance(exc, ModuleNotFoundError),
+        "cext": CEXT_MARKER in tb,
+        "refused": list(_newly_refused),
+        "id": request.get("id"),
+    }
+
+
+def _set_path(env_dirs: list[str]) -> None:
+    """sys.path = env dirs + stdlib; forget modules and finders that came from anywhere else."""
+    old_env = [os.path.normcase(d) for d in _env_dirs]
+    _env_dirs[:] = env_dirs
+    sys.path[:] = list(env_dirs) + list(_stdlib_dirs)
+    # site ran in this interpreter and may have added .pth finders (editable installs,
+    # _distutils_hack); only the import system's own finders stay.
+    sys.meta_path[:] = [f for f in sys.meta_path if _is_core_finder(f)]
+    sys.path_importer_cache.clear()
+    allowed = [os.path.normcase(d) for d in _stdlib_dirs]
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or name == "__main__":
+            continue
+        path = os.path.normcase(os.path.abspath(path))
+        if path == _OWN_FILE:
+            continue
+        if any(path.startswith(d + os.sep) for d in old_env) or not any(
+            path.startswith(d + os.sep) for d in allowed
+        ):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+
+
+def _is_core_finder(finder: object) -> bool:
+    module = getattr(finder, "__module__", None) if isinstance(finder, type) else None
+    module = module or type(finder).__module__
+    return module in ("_frozen_importlib", "_frozen_importlib_external", "importlib._bootstrap",
+                      "importlib._bootstrap_external", "importlib.machinery")
+
+
+def _install_extension_guard() -> None:
+    from importlib.machinery import ExtensionFileLoader
+
+    original = ExtensionFileLoader.create_module
+
+    def create_module(self: Any, spec: Any) -> Any:
+        if spec.name in _refused:
+            raise ImportError(f"module {spec.name} {CEXT_MARKER} (refused earlier in this "
+                              "process; envknit does not try it again)", name=spec.name)
+        try:
+            return original(self, spec)
+        except ImportError as exc:
+            if CEXT_MARKER in str(exc):
+                _refused.add(spec.name)
+                _newly_refused.append(spec.name)
+            raise
+
+    # Patching the class only affects this interpreter: each interpreter has its own copy of
+    # the import machinery's classes.
+    ExtensionFileLoader.create_module = create_module  # type: ignore[method-assign]
+
+
+class _Guard:
+    """A lazy deadline: costs one timer thread until it fires, then raises in the running code.
+
+    At the deadline the timer turns on sys.monitoring events for this interpreter; the callback
+    raises TimeoutError in the thread that runs the request (but not in this module's own
+    frames). Code blocked inside a C call is only stopped when it returns to Python.
+    """
+
+    _EVENTS_NAMES = ("JUMP", "LINE", "PY_START", "PY_RESUME")
+
+    def __init__(self, seconds: float) -> None:
+        self._ident = threading.get_ident()
+        self._lock = threading.Lock()
+        self._tool: int | None = None
+        self._stopped = False
+        self._seconds = seconds
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.start()
+
+    def _fire(self) -> None:
+        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        with self._lock:
+            if self._stopped:
+                return
+            for tool in (4, 3):
+                try:
+                    monitoring.use_tool_id(tool, "envknit-timeout")
+                except ValueError:  # taken by a debugger or profiler in this interpreter
+                    continue
+                self._tool = tool
+                break
+            else:
+                return
+            events = 0
+            for event_name in self._EVENTS_NAMES:
+                event = getattr(monitoring.events, event_name)
+                monitoring.register_callback(self._tool, event, self._callback)
+                events |= event
+            monitoring.set_events(self._tool, events)
+
+    def _callback(self, code: Any, *args: Any) -> Any:
+        if self._stopped or threading.get_ident() != self._ident:
+            return None
+        if _is_own(code.co_filename):
+            return None
+        exc = TimeoutError(f"envknit: the call did not finish within {self._seconds:g} s")
+        exc._envknit_deadline = True  # type: ignore[attr-defined]
+        raise exc
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            tool, self._tool = self._tool, None
+            if tool is not None:
+                monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+                monitoring.set_events(tool, 0)
+                for event_name in self._EVENTS_NAMES:
+                    monitoring.register_callback(tool, getattr(monitoring.events, event_name), None)
+                monitoring.free_tool_id(tool)
+        self._timer.cancel()
+        self._timer.join()

@@ -1,0 +1,68 @@
+"""CPython 3.13 adapter: the private ``_interpreters`` and ``_interpqueues`` modules.
+
+Rides on private CPython 3.13 APIs (3.14 publishes them as ``concurrent.interpreters``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import cast
+
+from ._adapter import RunFailure
+
+assert sys.version_info >= (3, 13)
+
+import _interpqueues as _queues  # noqa: E402
+import _interpreters  # noqa: E402
+
+__all__ = ["Py313Adapter"]
+
+# _interpqueues.create(maxsize, fmt, unboundop): 0 = unbounded, fmt 0 = plain shareable object,
+# unboundop 3 = UNBOUND (an item outlives the interpreter that put it).
+_MAXSIZE, _FMT, _UNBOUNDOP = 0, 0, 3  # (create() wants the literal 3 for mypy)
+
+
+class Py313Adapter:
+    """Interpreters from ``_interpreters.create('isolated')``, results over queues."""
+
+    send_snippet = (
+        "import _interpqueues as _envknit_qs\n"
+        f"_envknit_qs.put(__envknit_q__, _envknit_out, {_FMT}, {_UNBOUNDOP})\n"
+    )
+
+    def create(self) -> object:
+        # A plain int id; nothing destroys the interpreter but destroy() (reqrefs=False).
+        return _interpreters.create("isolated")
+
+    def destroy(self, interp: object) -> None:
+        _interpreters.destroy(cast(int, interp))
+
+    def run(self, interp: object, script: str, shared: Mapping[str, object]) -> RunFailure | None:
+        info = _interpreters.exec(cast(int, interp), script, dict(shared))
+        if info is None:
+            return None
+        # exec() returns the uncaught exception as data; errdisplay can be missing (it was when
+        # a sys.monitoring callback that raised was still active while formatting).
+        return RunFailure(
+            type_name=str(info.type.__qualname__),
+            message=str(info.msg),
+            traceback=str(getattr(info, "errdisplay", "") or ""),
+        )
+
+    def create_queue(self) -> object:
+        return _queues.create(_MAXSIZE, _FMT, 3)
+
+    def queue_token(self, queue: object) -> object:
+        return queue
+
+    def queue_get(self, queue: object) -> str | None:
+        # get() on an empty queue raises QueueEmpty, a class 3.13.0 imports lazily from
+        # test.support (absent from some installs), so look at the count first.
+        if not _queues.get_count(cast(int, queue)):
+            return None
+        item = _queues.get(cast(int, queue))
+        return str(item[0])
+
+    def destroy_queue(self, queue: object) -> None:
+        _queues.destroy(cast(int, queue))

@@ -1,0 +1,60 @@
+"""CPython 3.14+ adapter: the public ``concurrent.interpreters`` API of PEP 734.
+
+Written to the documented 3.14 API; Python 3.14 is not installed on the machine this was
+developed on, so this adapter has not been run here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+from ._adapter import RunFailure
+
+assert sys.version_info >= (3, 14)
+
+from concurrent import interpreters  # type: ignore[import-not-found]  # noqa: E402
+
+__all__ = ["Py314Adapter"]
+
+
+class Py314Adapter:
+    """``interpreters.create()`` (own GIL), results through ``interpreters.create_queue()``."""
+
+    # A Queue object is shareable in 3.14, so the child receives the Queue itself.
+    send_snippet = "__envknit_q__.put_nowait(_envknit_out)\n"
+
+    def create(self) -> object:
+        return interpreters.create()
+
+    def destroy(self, interp: object) -> None:
+        interp.close()  # type: ignore[attr-defined]
+
+    def run(self, interp: object, script: str, shared: Mapping[str, object]) -> RunFailure | None:
+        interp.prepare_main(dict(shared))  # type: ignore[attr-defined]
+        try:
+            interp.exec(script)  # type: ignore[attr-defined]
+        except interpreters.ExecutionFailed as exc:
+            info = exc.excinfo
+            return RunFailure(
+                type_name=str(info.type.__qualname__),
+                message=str(info.msg),
+                traceback=str(getattr(info, "errdisplay", "") or info.formatted or ""),
+            )
+        return None
+
+    def create_queue(self) -> object:
+        return interpreters.create_queue()
+
+    def queue_token(self, queue: object) -> object:
+        return queue
+
+    def queue_get(self, queue: object) -> str | None:
+        try:
+            return str(queue.get_nowait())  # type: ignore[attr-defined]
+        except interpreters.QueueEmpty:
+            return None
+
+    def destroy_queue(self, queue: object) -> None:
+        # Queues are reference counted in 3.14; dropping the last reference frees them.
+        return None

@@ -1,0 +1,269 @@
+"""SubInterpreterEnv: eval_json, run_string, call, errors, try_import, timeouts, threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import Future
+
+import pytest
+
+import envknit
+from envknit.errors import (
+    CExtIncompatibleError,
+    EnvknitError,
+    EnvknitTimeoutError,
+    InterpreterClosedError,
+    SubInterpreterError,
+    UnsupportedPlatformError,
+)
+from tests.conftest import gen2
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.10/3.11 behaviour")
+def test_old_python_is_refused_with_alternatives() -> None:
+    with pytest.raises(UnsupportedPlatformError) as info:
+        envknit.SubInterpreterEnv("ml")
+    message = str(info.value)
+    assert "{}.{}".format(*sys.version_info[:2]) in message
+    assert "envknit.use(" in message and "envknit.worker(" in message
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_public_identity() -> None:
+    assert envknit.SubInterpreterEnv.__module__ == "envknit"
+
+
+@gen2
+def test_eval_json_binds_inputs_and_returns_result() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        got = interp.eval_json(
+            "result = {'sum': a + b, 'items': items[::-1], 'n': None}",
+            a=1, b=2.5, items=["x", "y"],
+        )
+        assert got == {"sum": 3.5, "items": ["y", "x"], "n": None}
+        assert interp.eval_json("x = 1") is None  # no result assigned
+
+
+@gen2
+def test_each_call_gets_a_fresh_namespace_and_never_an_old_result() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        interp.eval_json("leftover = 1\nresult = 1")
+        with pytest.raises(SubInterpreterError) as info:
+            interp.eval_json("result = leftover")
+        assert info.value.remote_type == "NameError"
+        # a failing call followed by a succeeding one: each returns its own answer
+        for i in range(20):
+            assert interp.eval_json("result = i * 2", i=i) == i * 2
+
+
+@gen2
+def test_inputs_are_data_not_source() -> None:
+    hostile = "'); import os; os._exit(9); ('"
+    with envknit.SubInterpreterEnv("ml") as interp:
+        assert interp.eval_json("result = s", s=hostile) == hostile
+
+
+@gen2
+def test_values_that_are_not_json_are_refused() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        with pytest.raises(TypeError):
+            interp.eval_json("result = 1", x=object())
+        with pytest.raises(SubInterpreterError, match="JSON value"):
+            interp.eval_json("result = {1, 2}")
+        assert interp.eval_json("result = 'still fine'") == "still fine"
+
+
+@gen2
+@pytest.mark.parametrize(
+    ("code", "remote_type", "text"),
+    [
+        ("def f(x):\n    return 1 / x\nresult = f(0)", "ZeroDivisionError", "return 1 / x"),
+        ("raise SystemExit(3)", "SystemExit", "SystemExit: 3"),
+        ("raise MemoryError('no room')", "MemoryError", "no room"),
+        ("raise KeyboardInterrupt", "KeyboardInterrupt", "KeyboardInterrupt"),
+        ("def broken(:\n    pass", "SyntaxError", "invalid syntax"),
+    ],
+)
+def test_remote_exceptions_carry_type_message_and_traceback(
+    code: str, remote_type: str, text: str
+) -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        with pytest.raises(SubInterpreterError) as info:
+            interp.eval_json(code)
+        err = info.value
+        assert isinstance(err, EnvknitError) and isinstance(err, RuntimeError)
+        assert err.remote_type == remote_type
+        assert remote_type in str(err) and text in str(err)
+        assert text in err.remote_traceback
+        assert "_child.py" not in err.remote_traceback  # envknit's own frames are hidden
+        assert interp.eval_json("result = 'alive'") == "alive"
+
+
+@gen2
+def test_run_string_keeps_main_state_and_raises() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        interp.run_string("counter = 41")
+        interp.run_string("counter += 1")
+        assert interp.eval_json("import __main__\nresult = __main__.counter") == 42
+        with pytest.raises(SubInterpreterError, match="ValueError: nope"):
+            interp.run_string("raise ValueError('nope')")
+
+
+@gen2
+def test_call_imports_and_calls_a_function() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        assert interp.call("json:dumps", [1, "a"], sort_keys=True) == '[1, "a"]'
+        assert interp.call("os.path:join", "a", "b") == "a/b"
+        with pytest.raises(SubInterpreterError) as info:
+            interp.call("json:no_such_function")
+        assert info.value.remote_type == "AttributeError"
+        with pytest.raises(SubInterpreterError, match=r"package\.module:function"):
+            interp.call("json.dumps")
+
+
+@gen2
+def test_host_site_packages_are_invisible_by_default() -> None:
+    import pytest as host_only  # installed in the venv, not in the standard library
+
+    assert host_only
+    with envknit.SubInterpreterEnv("ml") as interp:
+        paths = interp.eval_json("import sys\nresult = sys.path")
+        assert not any("site-packages" in p for p in paths)
+        assert any(p.endswith("lib-dynload") for p in paths)
+        with pytest.raises(ModuleNotFoundError):
+            interp.try_import("pytest")
+        with pytest.raises(ModuleNotFoundError):
+            interp.try_import("envknit")
+        assert interp.try_import("json") is True
+
+
+@gen2
+def test_try_import_on_extension_modules() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        assert interp.try_import("_testmultiphase") is True
+        assert interp.try_import("_testsinglephase") is False
+        with pytest.raises(CExtIncompatibleError) as info:
+            interp.try_import("_testsinglephase", raise_on_cext=True)
+        assert isinstance(info.value, ImportError)
+        assert "envknit.worker" in str(info.value)
+        assert "_testsinglephase" in str(info.value)
+        with pytest.raises(ModuleNotFoundError) as missing:
+            interp.try_import("surely_not_a_module_xyz")
+        assert not isinstance(missing.value, CExtIncompatibleError)
+
+
+@gen2
+def test_refused_extension_in_several_interpreters_in_a_row() -> None:
+    # 3.12.1 aborts on the second refusal of a single-phase module unless envknit guards it.
+    for _ in range(3):
+        with envknit.SubInterpreterEnv("ml") as interp:
+            assert interp.try_import("_testsinglephase") is False
+
+
+@gen2
+def test_closed_interpreter_raises() -> None:
+    interp = envknit.SubInterpreterEnv("ml")
+    with interp:
+        assert interp.eval_json("result = 1") == 1
+    assert interp.closed
+    with pytest.raises(InterpreterClosedError):
+        interp.eval_json("result = 1")
+
+
+@gen2
+def test_block_that_raises_still_destroys_the_interpreter() -> None:
+    interp = envknit.SubInterpreterEnv("ml")
+    with pytest.raises(KeyError), interp:
+        interp.eval_json("result = 1")
+        raise KeyError("host side")
+    assert interp.closed
+
+
+@gen2
+def test_timeout_stops_a_python_loop_and_interpreter_stays_usable() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        with pytest.raises(TimeoutError) as info:
+            interp.eval_json("while True:\n    pass", timeout=0.3)
+        assert isinstance(info.value, EnvknitTimeoutError)
+        with pytest.raises(EnvknitTimeoutError):  # a loop that catches Exception still stops
+            interp.eval_json(
+                "while True:\n    try:\n        pass\n    except Exception:\n        pass",
+                timeout=0.3,
+            )
+        assert interp.eval_json("result = sum(range(10))", timeout=5) == 45
+
+
+@gen2
+def test_timeout_in_a_c_call_does_not_hang_the_caller() -> None:
+    interp = envknit.SubInterpreterEnv("ml")
+    with interp, pytest.raises(EnvknitTimeoutError, match="C function"):
+        interp.eval_json("import time\ntime.sleep(3)\nresult = 1", timeout=0.1)
+    # close() returned at once; the interpreter is destroyed when sleep() returns
+
+
+@gen2
+def test_submit_returns_futures_and_interpreters_work_from_many_threads() -> None:
+    envs = [envknit.SubInterpreterEnv(f"e{i}") for i in range(3)]
+    try:
+        futures: list[Future[object]] = [
+            env.submit("result = n * n", n=i) for i, env in enumerate(envs)
+        ]
+        assert [f.result(timeout=60) for f in futures] == [0, 1, 4]
+        errors: list[BaseException] = []
+        results: dict[int, list[object]] = {}
+
+        def hammer(k: int) -> None:
+            try:
+                env = envs[k % len(envs)]
+                results[k] = [env.eval_json("result = [k, j]", k=k, j=j) for j in range(10)]
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=hammer, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert all(results[k] == [[k, j] for j in range(10)] for k in range(6))
+    finally:
+        for env in envs:
+            env.close()
+
+
+@gen2
+def test_submit_delivers_remote_errors() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        future = interp.submit("raise LookupError('gone')")
+        with pytest.raises(SubInterpreterError, match="LookupError: gone"):
+            future.result(timeout=60)
+
+
+_CPU = "total = 0\nfor i in range(n):\n    total += i % 7\nresult = total"
+
+
+def _cpu_ratio(envs: list[envknit.SubInterpreterEnv], n: int) -> float:
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    futures = [env.submit(_CPU, n=n) for env in envs]
+    for f in futures:
+        f.result(timeout=120)
+    return (time.process_time() - cpu0) / (time.perf_counter() - wall0)
+
+
+@gen2
+def test_cpu_bound_code_in_two_interpreters_runs_in_parallel() -> None:
+    # Process CPU time / wall time: about 2 when two threads really run at once, at most
+    # about 1 when they share one GIL. No timing is asserted, only this ratio (best of 4).
+    with envknit.SubInterpreterEnv("a") as a, envknit.SubInterpreterEnv("b") as b:
+        a.eval_json("result = 1")
+        b.eval_json("result = 1")
+        ratios = []
+        for _ in range(4):
+            ratios.append(_cpu_ratio([a, b], 3_000_000))
+            if ratios[-1] > 1.3:
+                break
+        assert max(ratios) > 1.3, ratios
