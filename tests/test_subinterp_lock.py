@@ -86,6 +86,6 @@ def test_reuse_pool_keeps_a_warm_interpreter(envknit_home: Path, tmp_path: Path)
         assert again.eval_json("import demo_pkg\nresult = demo_pkg.marker") == "kept"
         with pytest.raises(envknit.SubInterpreterError, match="NameError"):
             again.eval_json("result = leftover_name")  # namespaces stay fresh per call
-    with envknit.SubInterpreterEnv("pooled") as fresh:  # reuse=False: a new interpreter
-        with pytest.raises(envknit.SubInterpreterError, match="ModuleNotFoundError"):
-            fresh.eval_json("import demo_pkg")
+    fresh = envknit.SubInterpreterEnv("pooled")  # reuse=False: a new interpreter
+    with fresh, pytest.raises(envknit.SubInterpreterError, match="ModuleNotFoundError"):
+        fresh.eval_json("import demo_pkg")
