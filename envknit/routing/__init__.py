@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from . import _router
+from ._api import (
+    configure_from_lock as configure_from_lock,
+    configured_locks as configured_locks,
+    import_version as import_version,
+    set_default as set_default,
+    use as use,
+)
+from ._context import (
+    ContextExecutor as ContextExecutor,
+    ContextThread as ContextThread,
+    context_wrap as context_wrap,
+)
+from ._registry import REGISTRY as _REGISTRY
+from ._router import disable as disable, enable as enable
 
 __all__ = [
-    "ContextExecutor", "ContextThread", "configure_from_lock", "context_wrap", "disable",
-    "enable", "import_version", "set_default", "use",
+    "ContextExecutor", "ContextThread", "configure_from_lock", "configured_locks", "context_wrap",
+    "disable", "enable", "import_version", "set_default", "use",
 ]
 
 
-def _todo(*args: Any, **kwargs: Any) -> Any:  # placeholder until the Gen 1 issue lands
-    raise NotImplementedError
-
-
-use = import_version = enable = disable = set_default = configure_from_lock = context_wrap = _todo
-
-
-def configured_locks() -> tuple[Any, ...]:
-    """The lock files passed to configure_from_lock(), in order (contract for envknit.worker)."""
-    return ()
-
-
-ContextThread: Any = None
-ContextExecutor: Any = None
+def _reset_for_tests() -> None:
+    """Disable the router and forget every configured lock, default and parked module."""
+    _router.disable()
+    _router.park_clear()
+    _REGISTRY.clear()

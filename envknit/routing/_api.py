@@ -1,0 +1,184 @@
+"""The public Gen 1 calls: use(), import_version(), set_default(), configure_from_lock()."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from pathlib import Path
+from types import MappingProxyType, ModuleType, TracebackType
+from typing import Any
+
+from ..errors import CExtensionError, UnknownEnvironmentError, VersionNotInstalledError
+from ..lock import LOCK_FILENAME
+from ..names import normalize_version
+from . import _router
+from ._context import ACTIVE, Active
+from ._registry import REGISTRY, RoutedPackage
+
+__all__ = [
+    "configure_from_lock", "configured_locks", "import_version", "set_default", "use",
+]
+
+
+def configure_from_lock(
+    lock_path: str | os.PathLike[str] = LOCK_FILENAME, env: str | None = None
+) -> int:
+    """Make the installed packages of a lock (every environment, or just ``env``) known.
+
+    Each locked package is looked up in the store for the running Python; packages that are
+    not installed are skipped (asking for them later raises ``VersionNotInstalledError``).
+    Import names come from each installed dist-info (``top_level.txt`` or ``RECORD``), so
+    ``PyYAML`` routes ``import yaml``. Returns how many distinct (name, version) pairs of this
+    lock are now known. Does not enable the router.
+    """
+    count = REGISTRY.configure(lock_path, env)
+    _router.refresh()
+    return count
+
+
+def configured_locks() -> tuple[Path, ...]:
+    """The lock files passed to ``configure_from_lock()`` so far, in order (resolved paths)."""
+    return REGISTRY.locks
+
+
+def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
+    """The installed package ``name==version`` and the import name to return for it."""
+    wanted = normalize_version(version)
+    if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
+        REGISTRY.configure(LOCK_FILENAME, None)  # convenience: the project's lock, if any
+        _router.refresh()
+    dist = REGISTRY.dist_for(name)
+    pkg = REGISTRY.packages.get((dist, wanted)) if dist is not None else None
+    if pkg is None:
+        raise VersionNotInstalledError(name, wanted, REGISTRY.versions(dist) if dist else ())
+    return pkg, (name if name in pkg.import_names else pkg.main_import)
+
+
+def _check_env(env: str) -> None:
+    if env not in REGISTRY.envs:
+        raise UnknownEnvironmentError(
+            env, sorted(REGISTRY.envs), source="the locks given to configure_from_lock()"
+        )
+
+
+class _Use:
+    """What ``use()`` returns: enter it with ``with`` (once per ``with``; not thread-shared)."""
+
+    __slots__ = ("_auto_worker", "_env", "_import_name", "_pkg", "_stack")
+
+    def __init__(
+        self, pkg: RoutedPackage | None, import_name: str, env: str | None, auto_worker: bool
+    ) -> None:
+        self._pkg = pkg
+        self._import_name = import_name
+        self._env = env
+        self._auto_worker = auto_worker
+        self._stack: list[tuple[contextvars.Token[Active], Any]] = []
+
+    def __enter__(self) -> Any:
+        pkg = self._pkg
+        if pkg is not None and pkg.extensions and not self._auto_worker:
+            raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
+        if not _router.is_enabled():
+            _router.enable()
+        outer = ACTIVE.get()
+        env = self._env or outer.env
+        pins = dict(outer.pins)
+        if self._env is not None:
+            pins.update(REGISTRY.envs.get(self._env, {}))
+        if pkg is not None:
+            pins.update(REGISTRY.closure(pkg, env))
+        token = ACTIVE.set(Active(pins=MappingProxyType(pins), env=env))
+        worker_cm: Any = None
+        try:
+            if pkg is None:
+                result: Any = None
+            elif pkg.extensions:
+                from ..worker import worker  # lazily: workers start processes
+
+                worker_cm = worker(pkg.dist, pkg.version)
+                result = worker_cm.__enter__()
+            else:
+                result = _router.load(pkg, self._import_name)
+        except BaseException:
+            ACTIVE.reset(token)
+            raise
+        self._stack.append((token, worker_cm))
+        return result
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        token, worker_cm = self._stack.pop()
+        try:
+            if worker_cm is not None:
+                return bool(worker_cm.__exit__(exc_type, exc, tb))
+            return None
+        finally:
+            ACTIVE.reset(token)
+
+
+def use(
+    name: str | None = None,
+    version: str | None = None,
+    *,
+    env: str | None = None,
+    auto_worker: bool = False,
+) -> _Use:
+    """Route imports to ``name==version`` (and its locked dependencies) inside a ``with`` block.
+
+    ``with envknit.use("mylib", "1.0.0") as mylib:`` gives the module; inside the block
+    ``import mylib``, ``importlib.import_module("mylib")`` and
+    ``importlib.metadata.version("mylib")`` all answer 1.0.0, in this thread or task only.
+    ``use(env="old")`` activates every package of a locked environment (``__enter__`` returns
+    None); ``use("mylib", env="old")`` takes the version from that environment.
+
+    A package with compiled extensions (per its dist-info RECORD) cannot be loaded twice in
+    one process: it raises ``CExtensionError``, or with ``auto_worker=True`` the block yields
+    a proxy of ``envknit.worker(name, version)`` instead. Enables the router on first use.
+    """
+    if env is not None:
+        if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
+            configure_from_lock()
+        _check_env(env)
+    if name is None:
+        if env is None:
+            raise TypeError("use() needs a package name and version, or env=")
+        return _Use(None, "", env, auto_worker)
+    if version is None:
+        dist = REGISTRY.dist_for(name)
+        pinned = REGISTRY.envs.get(env, {}).get(dist or "") if env is not None else None
+        if pinned is None:
+            if env is None:
+                raise TypeError(f"use({name!r}) needs a version (or env= to take it from)")
+            raise VersionNotInstalledError(
+                name, f"<locked in {env!r}>", REGISTRY.versions(dist) if dist else ()
+            )
+        version = pinned
+    pkg, import_name = _lookup(name, version)
+    return _Use(pkg, import_name, env, auto_worker)
+
+
+def import_version(name: str, version: str) -> ModuleType:
+    """Return ``name`` at ``version`` without a block (its own imports still route by its
+    environment). Raises ``VersionNotInstalledError`` or ``CExtensionError``."""
+    pkg, import_name = _lookup(name, version)
+    if pkg.extensions:
+        raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
+    if not _router.is_enabled():
+        _router.enable()
+    return _router.load(pkg, import_name)
+
+
+def set_default(name: str, version: str | None) -> None:
+    """Choose what a plain ``import name`` gets outside any block (None: forget the choice)."""
+    if version is None:
+        dist = REGISTRY.dist_for(name)
+        if dist is not None:
+            REGISTRY.set_default(dist, None)
+        return
+    pkg, _ = _lookup(name, version)
+    REGISTRY.set_default(pkg.dist, pkg.version)

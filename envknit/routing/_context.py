@@ -1,0 +1,73 @@
+"""The active versions (a ContextVar) and the helpers that carry them into threads."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, ParamSpec, TypeVar
+
+__all__ = ["ACTIVE", "Active", "ContextExecutor", "ContextThread", "context_wrap"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Active:
+    """What one context routes: distribution -> version pins, and the active environment."""
+
+    pins: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    env: str | None = None
+
+
+EMPTY = Active()
+
+#: Immutable value; ``use()`` sets a new one and resets it with its token, so threads and
+#: asyncio tasks (which copy the context) never see each other's versions.
+ACTIVE: contextvars.ContextVar[Active] = contextvars.ContextVar("envknit_active", default=EMPTY)
+
+
+def context_wrap(func: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``func`` so that it runs with the active versions of the moment of wrapping.
+
+    Each call runs in its own copy of that snapshot, so the wrapper may be called from
+    several threads at once.
+    """
+    snapshot = contextvars.copy_context()
+
+    @functools.wraps(func)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        return snapshot.copy().run(func, *args, **kwargs)
+
+    return run
+
+
+class ContextThread(threading.Thread):
+    """A ``threading.Thread`` that runs with the active versions of the moment it was created."""
+
+    __module__ = "envknit"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._envknit_context = contextvars.copy_context()
+
+    def run(self) -> None:
+        self._envknit_context.run(super().run)
+
+
+class ContextExecutor(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose tasks run with the active versions of their ``submit()``."""
+
+    __module__ = "envknit"
+
+    def submit(
+        self, fn: Callable[..., R], /, *args: Any, **kwargs: Any
+    ) -> Future[R]:
+        snapshot = contextvars.copy_context()
+        return super().submit(snapshot.run, fn, *args, **kwargs)
+

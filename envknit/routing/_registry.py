@@ -1,0 +1,260 @@
+"""What the router knows: installed (distribution, version) pairs, their import names and envs."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from packaging.version import InvalidVersion, Version
+
+from ..lock import load_lock
+from ..names import normalize_name
+from ..resolve import python_tuple
+from ..store.layout import find_entry
+
+__all__ = ["ALIAS_ROOT", "Registry", "RoutedPackage", "REGISTRY"]
+
+#: Every routed module lives in ``sys.modules`` under ``_envknit_v.<import name>__<version>``.
+ALIAS_ROOT = "_envknit_v"
+
+_EXTENSION_SUFFIXES = (".so", ".pyd")
+_NOT_IDENT = re.compile(r"[^0-9A-Za-z]")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RoutedPackage:
+    """One installed (distribution, version) the router can load, read from its store entry."""
+
+    dist: str
+    version: str
+    site_dir: Path
+    dist_info: Path | None
+    import_names: tuple[str, ...]
+    extensions: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.dist, self.version)
+
+    @property
+    def main_import(self) -> str:
+        """The import name ``use()`` returns: the one spelled like the distribution, else the
+        first public one (PyYAML -> ``yaml``)."""
+        guess = self.dist.replace("-", "_")
+        if guess in self.import_names:
+            return guess
+        public = [n for n in self.import_names if not n.startswith("_")]
+        return (public or list(self.import_names))[0]
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _find_dist_info(site: Path, dist: str) -> Path | None:
+    for candidate in sorted(site.glob("*.dist-info")):
+        stem = candidate.name[: -len(".dist-info")]
+        if _canonical(stem.rsplit("-", 1)[0]) == dist:
+            return candidate
+    return None
+
+
+def _record_paths(dist_info: Path | None) -> list[str]:
+    if dist_info is None:
+        return []
+    try:
+        text = (dist_info / "RECORD").read_text(encoding="utf-8")
+    except OSError:
+        return []
+    # RECORD is CSV, but paths with commas are vanishingly rare; the first field is the path.
+    return [line.split(",", 1)[0] for line in text.splitlines() if line.strip()]
+
+
+def read_import_names(site: Path, dist_info: Path | None, record: Iterable[str]) -> tuple[str, ...]:
+    """Top-level import names: ``top_level.txt`` if present, else the top entries of RECORD."""
+    names: list[str] = []
+    if dist_info is not None and (dist_info / "top_level.txt").is_file():
+        lines = (dist_info / "top_level.txt").read_text(encoding="utf-8").splitlines()
+        names = [n.strip().replace("/", ".").split(".")[0] for n in lines if n.strip()]
+    else:
+        for path in record:
+            first = path.split("/", 1)[0]
+            if first.endswith((".dist-info", ".data")) or first in ("..", "__pycache__"):
+                continue
+            names.append(first.split(".", 1)[0] if "/" not in path else first)
+    found = []
+    for name in dict.fromkeys(names):
+        if name.isidentifier() and ((site / name).is_dir() or (site / f"{name}.py").is_file()):
+            found.append(name)
+    return tuple(found)
+
+
+def read_package(
+    dist: str, version: str, site: Path, dependencies: Iterable[str] = ()
+) -> RoutedPackage:
+    """Describe the installed ``dist==version`` whose files live in ``site``."""
+    dist_info = _find_dist_info(site, dist)
+    record = _record_paths(dist_info)
+    names = read_import_names(site, dist_info, record)
+    extensions = tuple(p for p in record if p.endswith(_EXTENSION_SUFFIXES))
+    tag = _NOT_IDENT.sub("_", version)
+    return RoutedPackage(
+        dist=dist,
+        version=version,
+        site_dir=site,
+        dist_info=dist_info,
+        import_names=names,
+        extensions=extensions,
+        dependencies=tuple(dependencies),
+        aliases=MappingProxyType({n: f"{n}__{tag}" for n in names}),
+    )
+
+
+def _sort_key(version: str) -> tuple[int, Version | str]:
+    try:
+        return (1, Version(version))
+    except InvalidVersion:  # only normalised PEP 440 versions reach here; be safe anyway
+        return (0, version)
+
+
+class Registry:
+    """The global, thread-safe table of routable packages (filled by ``configure_from_lock``).
+
+    Readers take no lock: every table is replaced, never mutated, so a reader sees either the
+    old or the new one (attribute rebinding is atomic).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        self.packages: Mapping[tuple[str, str], RoutedPackage] = {}
+        self.import_to_dist: Mapping[str, str] = {}
+        self.by_alias: Mapping[str, tuple[RoutedPackage, str]] = {}
+        self.envs: Mapping[str, Mapping[str, str]] = {}
+        self.pkg_envs: Mapping[tuple[str, str], tuple[str, ...]] = {}
+        self.locks: tuple[Path, ...] = ()
+        self.defaults: Mapping[str, str] = {}
+        self._closures: dict[tuple[str, str, str | None], Mapping[str, str]] = {}
+
+    # -- reading -------------------------------------------------------------------------
+    def dist_for(self, name: str) -> str | None:
+        """The distribution called ``name`` (any spelling), or providing import name ``name``."""
+        canonical = _canonical(name)
+        if any(d == canonical for d, _ in self.packages):
+            return canonical
+        return self.import_to_dist.get(name)
+
+    def versions(self, dist: str) -> list[str]:
+        """Installed versions of ``dist``, oldest first."""
+        return sorted({v for d, v in self.packages if d == dist}, key=_sort_key)
+
+    def newest(self, dist: str) -> RoutedPackage | None:
+        versions = self.versions(dist)
+        return self.packages[(dist, versions[-1])] if versions else None
+
+    def owner_pins(self, pkg: RoutedPackage, active_env: str | None) -> Mapping[str, str]:
+        """The pins of the environment ``pkg`` belongs to (the active one if it is among them)."""
+        envs = self.pkg_envs.get(pkg.key, ())
+        if not envs:
+            return {}
+        env = active_env if active_env in envs else envs[0]
+        return self.envs.get(env, {})
+
+    def closure(self, pkg: RoutedPackage, active_env: str | None) -> Mapping[str, str]:
+        """``pkg`` pinned together with its locked dependencies, transitively."""
+        key = (pkg.dist, pkg.version, active_env)
+        cached = self._closures.get(key)
+        if cached is not None:
+            return cached
+        pins = self.owner_pins(pkg, active_env)
+        result = {pkg.dist: pkg.version}
+        todo = list(pkg.dependencies)
+        while todo:
+            dep = todo.pop()
+            version = pins.get(dep)
+            if dep in result or version is None:
+                continue
+            result[dep] = version
+            dep_pkg = self.packages.get((dep, version))
+            if dep_pkg is not None:
+                todo.extend(dep_pkg.dependencies)
+        frozen = MappingProxyType(result)
+        self._closures[key] = frozen
+        return frozen
+
+    # -- writing -------------------------------------------------------------------------
+    def set_default(self, dist: str, version: str | None) -> None:
+        with self._lock:
+            defaults = dict(self.defaults)
+            if version is None:
+                defaults.pop(dist, None)
+            else:
+                defaults[dist] = version
+            self.defaults = defaults
+
+    def configure(self, lock_path: str | os.PathLike[str], env: str | None) -> int:
+        """Learn the installed packages of ``env`` (or every environment) of a lock.
+
+        Locked packages without a complete store entry for the running Python are skipped:
+        asking for them later raises ``VersionNotInstalledError``, which says to install.
+        Returns how many distinct (name, version) pairs of this lock the router now knows.
+        """
+        path = Path(lock_path).resolve()
+        lock = load_lock(path)
+        names = [env] if env is not None else sorted(lock.environments)
+        python = python_tuple(None)
+        found: dict[tuple[str, str], RoutedPackage] = {}
+        env_pins: dict[str, dict[str, str]] = {}
+        for env_name in names:
+            locked = lock.environment(env_name)
+            pins: dict[str, str] = {}
+            for pkg in locked.selected():
+                entry = find_entry(pkg.name, pkg.version, pkg.hashes, python)
+                if entry is None:
+                    continue
+                routed = self.packages.get((pkg.name, pkg.version)) or found.get(
+                    (pkg.name, pkg.version)
+                )
+                if routed is None:
+                    routed = read_package(
+                        normalize_name(pkg.name), pkg.version, entry.site_dir, pkg.dependencies
+                    )
+                found[routed.key] = routed
+                pins[routed.dist] = routed.version
+            env_pins[env_name] = pins
+        with self._lock:
+            packages = dict(self.packages)
+            packages.update(found)
+            envs = dict(self.envs)
+            envs.update({k: MappingProxyType(v) for k, v in env_pins.items()})
+            pkg_envs: dict[tuple[str, str], tuple[str, ...]] = {}
+            for env_name, env_map in envs.items():
+                for dist, version in env_map.items():
+                    pkg_envs[(dist, version)] = (*pkg_envs.get((dist, version), ()), env_name)
+            import_to_dist = dict(self.import_to_dist)
+            by_alias = dict(self.by_alias)
+            for routed in found.values():
+                for name in routed.import_names:
+                    import_to_dist[name] = routed.dist
+                    by_alias[routed.aliases[name]] = (routed, name)
+            self.packages = packages
+            self.envs = envs
+            self.pkg_envs = pkg_envs
+            self.import_to_dist = import_to_dist
+            self.by_alias = by_alias
+            self._closures = {}
+            if path not in self.locks:
+                self.locks = (*self.locks, path)
+        return len(found)
+
+
+REGISTRY = Registry()

@@ -1,0 +1,278 @@
+"""The import router: a ``builtins.__import__`` wrapper, an import_module hook, a finder.
+
+Versioned modules live in ``sys.modules`` only under private alias names
+(``_envknit_v.mylib__1_0_0``), one per (import name, version), never under their plain names.
+An ``import mylib`` statement is answered by the ``__import__`` wrapper, which looks at the
+caller's globals and the active context and returns the alias module of the right version;
+``importlib.import_module`` is answered the same way by a hook on ``importlib._bootstrap``;
+``importlib.metadata`` by the finder's ``find_distributions``. Nothing is swapped per context.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from importlib.machinery import ModuleSpec
+from importlib.metadata import Distribution, DistributionFinder, PathDistribution
+from importlib.util import spec_from_file_location
+from types import FrameType, ModuleType
+from typing import Any
+
+from ..errors import CExtensionError, StrictModeError
+from ._context import ACTIVE
+from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
+
+__all__ = [
+    "choose", "disable", "enable", "is_enabled", "load", "park_clear", "refresh", "resolve",
+]
+
+_PREFIX = ALIAS_ROOT + "."
+# importlib's frozen bootstrap module (``importlib._bootstrap`` is ``_frozen_importlib``).
+_bootstrap: Any = sys.modules["importlib._bootstrap"]
+
+_LOCK = threading.RLock()
+_ENABLED = False
+_STRICT = False
+#: import name -> distribution, for every managed top-level name; ``{}`` while disabled so a
+#: wrapper left in place by someone who wrapped ours stays a pure pass-through.
+_MANAGED: Mapping[str, str] = {}
+_next_import: Callable[..., ModuleType] = builtins.__import__
+_orig_gcd_import: Callable[..., ModuleType] = _bootstrap._gcd_import
+#: alias modules taken out of sys.modules by disable(), put back by enable().
+_PARKED: dict[str, ModuleType] = {}
+
+
+# -- which version -------------------------------------------------------------------------
+def _owner(globals_: Mapping[str, Any] | None) -> RoutedPackage | None:
+    """The routed package whose code owns ``globals_`` (a module under the alias root)."""
+    if not globals_:
+        return None
+    name = globals_.get("__name__")
+    if type(name) is not str or not name.startswith(_PREFIX):
+        return None
+    hit = REGISTRY.by_alias.get(name[len(_PREFIX) :].partition(".")[0])
+    return hit[0] if hit is not None else None
+
+
+def resolve(dist: str, globals_: Mapping[str, Any] | None) -> RoutedPackage | None:
+    """The version of ``dist`` that code with ``globals_`` gets, or None if nothing says.
+
+    Order: the environment of the package whose code imports (transitive routing, also for
+    lazy imports after the block ended), then the active context, then ``set_default()``.
+    """
+    active = ACTIVE.get()
+    owner = _owner(globals_)
+    if owner is not None:
+        if owner.dist == dist:
+            return owner
+        version = REGISTRY.owner_pins(owner, active.env).get(dist)
+        if version is not None:
+            return REGISTRY.packages.get((dist, version))
+    version = active.pins.get(dist) or REGISTRY.defaults.get(dist)
+    if version is not None:
+        return REGISTRY.packages.get((dist, version))
+    return None
+
+
+def choose(dist: str, import_name: str, globals_: Mapping[str, Any] | None) -> RoutedPackage:
+    """Like ``resolve``, then strict mode or the newest installed version; refuses C code."""
+    pkg = resolve(dist, globals_)
+    if pkg is None:
+        if _STRICT:
+            raise StrictModeError(import_name, REGISTRY.versions(dist))
+        pkg = REGISTRY.newest(dist)
+        if pkg is None:  # a name in _MANAGED always has a version; keep the error clear anyway
+            raise ModuleNotFoundError(f"No module named {import_name!r}", name=import_name)
+    if pkg.extensions:
+        raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
+    return pkg
+
+
+def load(pkg: RoutedPackage, import_name: str, rest: str = "") -> ModuleType:
+    """Import ``import_name[.rest]`` of ``pkg`` under its alias and return the leaf module."""
+    full = _PREFIX + pkg.aliases[import_name] + ("." + rest if rest else "")
+    module: ModuleType = _orig_gcd_import(full)
+    return module
+
+
+def _caller_globals() -> Mapping[str, Any] | None:
+    """Globals of the first frame outside importlib and envknit.routing (for import_module)."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if not (
+            isinstance(name, str)
+            and (name.startswith("importlib") or name.startswith("envknit.routing"))
+        ):
+            return frame.f_globals
+        frame = frame.f_back
+    return None
+
+
+# -- the hooks -----------------------------------------------------------------------------
+def _routed_import(
+    name: str, globals_: Mapping[str, Any] | None, fromlist: Any
+) -> ModuleType:
+    top, _, rest = name.partition(".")
+    dist = _MANAGED.get(top)
+    if dist is None:
+        return _next_import(name, globals_, None, fromlist, 0)
+    pkg = choose(dist, top, globals_)
+    alias_top = _PREFIX + pkg.aliases[top]
+    full = alias_top + ("." + rest if rest else "")
+    if fromlist:
+        # The plain import machinery returns the leaf and handles ``from x import submodule``.
+        return _next_import(full, None, None, fromlist, 0)
+    _orig_gcd_import(full)
+    return sys.modules[alias_top]
+
+
+def _import(
+    name: str,
+    globals: Mapping[str, Any] | None = None,  # the builtin's own signature
+    locals: Mapping[str, Any] | None = None,
+    fromlist: Any = (),
+    level: int = 0,
+) -> ModuleType:
+    """``builtins.__import__`` while the router is enabled; cheap for unmanaged names."""
+    if level == 0 and (
+        name in _MANAGED or ("." in name and name.partition(".")[0] in _MANAGED)
+    ):
+        return _routed_import(name, globals, fromlist)
+    return _next_import(name, globals, locals, fromlist, level)
+
+
+def _gcd_import(name: str, package: str | None = None, level: int = 0) -> ModuleType:
+    """Stands in for ``importlib._bootstrap._gcd_import`` (what ``import_module`` calls).
+
+    Private CPython API, present with this signature in 3.10-3.14: routing it is what makes
+    ``importlib.import_module("mylib")`` agree with ``import mylib`` without ever putting a
+    versioned module under its plain name in ``sys.modules``.
+    """
+    if _MANAGED:
+        absname = _bootstrap._resolve_name(name, package, level) if level > 0 else name
+        top, _, rest = absname.partition(".")
+        dist = _MANAGED.get(top)
+        if dist is not None:
+            return load(choose(dist, top, _caller_globals()), top, rest)
+    return _orig_gcd_import(name, package, level)
+
+
+class _Finder(DistributionFinder):
+    """Finds the alias modules, and answers ``importlib.metadata`` for managed names."""
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if not fullname.startswith(ALIAS_ROOT):
+            return None
+        if fullname == ALIAS_ROOT:
+            spec = ModuleSpec(ALIAS_ROOT, None, is_package=True)
+            spec.submodule_search_locations = []
+            return spec
+        head, dot, _ = fullname[len(_PREFIX) :].partition(".")
+        if dot or not fullname.startswith(_PREFIX):
+            return None  # submodules are found through their package's __path__
+        hit = REGISTRY.by_alias.get(head)
+        if hit is None:
+            return None
+        pkg, top = hit
+        pkg_dir = pkg.site_dir / top
+        if pkg_dir.is_dir():
+            init = pkg_dir / "__init__.py"
+            if init.is_file():
+                return spec_from_file_location(
+                    fullname, init, submodule_search_locations=[str(pkg_dir)]
+                )
+            spec = ModuleSpec(fullname, None, is_package=True)  # a namespace package
+            spec.submodule_search_locations = [str(pkg_dir)]
+            return spec
+        single = pkg.site_dir / f"{top}.py"
+        return spec_from_file_location(fullname, single) if single.is_file() else None
+
+    def find_distributions(
+        self, context: DistributionFinder.Context = DistributionFinder.Context()  # noqa: B008
+    ) -> Iterable[Distribution]:
+        name = context.name
+        if not name or not _ENABLED:
+            return ()
+        canonical = name.replace("_", "-").replace(".", "-").lower()
+        if not any(d == canonical for d, _ in REGISTRY.packages):
+            return ()
+        pkg = resolve(canonical, _caller_globals())
+        if pkg is None and not _STRICT:
+            pkg = REGISTRY.newest(canonical)
+        if pkg is None or pkg.dist_info is None:
+            return ()
+        return (PathDistribution(pkg.dist_info),)
+
+    def invalidate_caches(self) -> None:
+        pass
+
+
+_FINDER = _Finder()
+
+
+# -- switching on and off ------------------------------------------------------------------
+def is_enabled() -> bool:
+    return _ENABLED
+
+
+def refresh() -> None:
+    """Pick up names that ``configure_from_lock`` added while enabled."""
+    global _MANAGED
+    with _LOCK:
+        _MANAGED = REGISTRY.import_to_dist if _ENABLED else {}
+
+
+def enable(strict: bool = False) -> None:
+    """Install the router (idempotent); ``strict`` applies to plain imports outside blocks."""
+    global _ENABLED, _STRICT, _MANAGED, _next_import, _orig_gcd_import
+    with _LOCK:
+        _STRICT = strict
+        if not _ENABLED:
+            if _FINDER not in sys.meta_path:
+                sys.meta_path.insert(0, _FINDER)
+            for key, module in _PARKED.items():
+                sys.modules.setdefault(key, module)
+            _PARKED.clear()
+            if builtins.__import__ is not _import:
+                _next_import = builtins.__import__
+                builtins.__import__ = _import
+            if _bootstrap._gcd_import is not _gcd_import:
+                _orig_gcd_import = _bootstrap._gcd_import
+                _bootstrap._gcd_import = _gcd_import
+            _ENABLED = True
+        _MANAGED = REGISTRY.import_to_dist
+    importlib.invalidate_caches()
+
+
+def disable() -> None:
+    """Remove the router: ``sys.meta_path``, ``builtins.__import__`` and the alias modules in
+    ``sys.modules`` go back to how they were before ``enable()``."""
+    global _ENABLED, _STRICT, _MANAGED
+    with _LOCK:
+        if not _ENABLED:
+            return
+        _MANAGED = {}
+        _ENABLED = False
+        _STRICT = False
+        if builtins.__import__ is _import:
+            builtins.__import__ = _next_import
+        # else: someone wrapped our wrapper; it stays as a pass-through (_MANAGED is empty).
+        if _bootstrap._gcd_import is _gcd_import:
+            _bootstrap._gcd_import = _orig_gcd_import
+        while _FINDER in sys.meta_path:
+            sys.meta_path.remove(_FINDER)
+        for key in list(sys.modules):
+            if key == ALIAS_ROOT or key.startswith(_PREFIX):
+                _PARKED[key] = sys.modules.pop(key)
+
+
+def park_clear() -> None:
+    """Forget parked alias modules (tests)."""
+    with _LOCK:
+        _PARKED.clear()

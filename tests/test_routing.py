@@ -1,0 +1,303 @@
+"""Gen 1 routed imports: use(), import_version, set_default, strict mode, enable/disable."""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import importlib.metadata
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import envknit
+from envknit.routing import configured_locks
+
+from ._builders import make_store_entry, write_lock
+from ._routing_fixtures import make_mylib_lock
+
+
+@pytest.fixture
+def lock(envknit_home: Path, tmp_path: Path) -> Path:
+    path = make_mylib_lock(envknit_home, tmp_path)
+    assert envknit.configure_from_lock(path) == 4
+    return path
+
+
+def _in_entry(module: Any, dist: str, version: str) -> bool:
+    return f"/store/{dist}/{version}/" in Path(module.__file__).as_posix()
+
+
+def test_use_gives_each_version_in_any_order(lock: Path) -> None:
+    for version in ("1.0.0", "2.0.0", "1.0.0", "2.0.0"):
+        with envknit.use("mylib", version) as entered:
+            import mylib
+
+            assert mylib is entered
+            assert mylib.__version__ == version
+            assert _in_entry(mylib, "mylib", version)
+            # its own absolute and relative submodule imports stay in its version
+            sub_who, rel_who = f"sub {version}", f"rel {version}"
+            assert (sub_who, rel_who) == (mylib.sub.WHO, mylib.rel.WHO)
+            from mylib import sub
+
+            assert sub_who == sub.WHO
+            import mylib.sub as sub2
+
+            assert sub2 is sub
+
+
+def test_nested_blocks_inner_wins_outer_keeps_its_module(lock: Path) -> None:
+    with envknit.use("mylib", "1.0.0"):
+        import mylib as outer
+
+        with envknit.use("mylib", "2.0.0"):
+            import mylib as inner
+
+            assert inner.__version__ == "2.0.0"
+            assert outer.__version__ == "1.0.0"
+        import mylib as again
+
+        assert again is outer
+        assert again.__version__ == "1.0.0"
+
+
+def test_transitive_routing_also_lazily_after_the_block(lock: Path) -> None:
+    with envknit.use("mylib", "1.0.0") as one:
+        assert one.HELPER_AT_IMPORT == "1.0.0"
+        import helper
+
+        assert helper.__version__ == "1.0.0"  # use() pins the locked dependencies too
+    with envknit.use("mylib", "2.0.0") as two:
+        assert two.HELPER_AT_IMPORT == "2.0.0"
+    # after the blocks, inside an unrelated block: each mylib still gets its own helper
+    with envknit.use("helper", "2.0.0"):
+        version, file = one.helper_lazy()
+        assert version == "1.0.0"
+        assert "/store/helper/1.0.0/" in Path(file).as_posix()
+        assert one.helper_lazy_import_module() == "1.0.0"
+    with envknit.use("helper", "1.0.0"):
+        assert two.helper_lazy()[0] == "2.0.0"
+        assert two.helper_lazy_import_module() == "2.0.0"
+
+
+def test_import_module_and_metadata_agree_with_the_block(lock: Path) -> None:
+    for version in ("2.0.0", "1.0.0"):
+        with envknit.use("mylib", version):
+            import mylib
+
+            assert importlib.import_module("mylib") is mylib
+            found = importlib.import_module("mylib.sub"), importlib.import_module(".rel", "mylib")
+            assert [m.WHO for m in found] == [f"sub {version}", f"rel {version}"]
+            assert importlib.metadata.version("mylib") == version
+            assert importlib.metadata.version("helper") == version
+    assert "mylib" not in sys.modules  # never under its plain name
+
+
+def test_missing_version_names_installed_ones(lock: Path) -> None:
+    with pytest.raises(envknit.VersionNotInstalledError) as info:
+        envknit.use("mylib", "3.0.0")
+    assert isinstance(info.value, ModuleNotFoundError)
+    assert "mylib==3.0.0 is not installed; installed versions: 1.0.0, 2.0.0" in str(info.value)
+    with pytest.raises(envknit.VersionNotInstalledError, match="installed versions: none"):
+        envknit.import_version("nothere", "1.0")
+    with pytest.raises(envknit.VersionNotInstalledError):
+        envknit.set_default("mylib", "9")
+
+
+def test_outside_blocks_default_then_newest(lock: Path) -> None:
+    envknit.enable()
+    import mylib
+
+    assert mylib.__version__ == "2.0.0"  # nothing chosen: the newest installed
+    envknit.set_default("mylib", "1.0.0")
+    import mylib as chosen
+
+    assert chosen.__version__ == "1.0.0"
+    assert importlib.import_module("mylib").__version__ == "1.0.0"
+    with envknit.use("mylib", "2.0.0"):
+        import mylib as inside
+
+        assert inside.__version__ == "2.0.0"
+    envknit.set_default("mylib", None)
+    import mylib as newest
+
+    assert newest.__version__ == "2.0.0"
+
+
+def test_strict_mode_refuses_plain_imports_outside_blocks(lock: Path) -> None:
+    envknit.enable(strict=True)
+    with pytest.raises(envknit.StrictModeError, match="strict mode: 'mylib' is managed") as info:
+        import mylib  # noqa: F401
+    assert "versions: 1.0.0, 2.0.0" in str(info.value)
+    assert isinstance(info.value, ImportError)
+    with pytest.raises(envknit.StrictModeError):
+        importlib.import_module("mylib")
+    with envknit.use("mylib", "1.0.0") as one:
+        import mylib as inside
+
+        assert inside.__version__ == "1.0.0"
+    assert one.helper_lazy()[0] == "1.0.0"  # its own environment still routes
+    envknit.set_default("mylib", "2.0.0")
+    import mylib as chosen
+
+    assert chosen.__version__ == "2.0.0"
+
+
+def test_env_activates_a_whole_environment(lock: Path) -> None:
+    with envknit.use(env="old") as nothing:
+        assert nothing is None
+        import helper
+        import mylib
+
+        assert (mylib.__version__, helper.__version__) == ("1.0.0", "1.0.0")
+        with envknit.use(env="new"):
+            import helper as helper2
+
+            assert helper2.__version__ == "2.0.0"
+    with envknit.use("mylib", env="new") as two:
+        assert two.__version__ == "2.0.0"
+    with pytest.raises(envknit.UnknownEnvironmentError, match=r"environments: 'new', 'old'"):
+        envknit.use(env="nope")
+
+
+def test_import_version_without_a_block(lock: Path) -> None:
+    one = envknit.import_version("mylib", "1.0.0")
+    two = envknit.import_version("mylib", "2.0.0")
+    assert (one.__version__, two.__version__) == ("1.0.0", "2.0.0")
+    assert (one.helper_lazy()[0], two.helper_lazy()[0]) == ("1.0.0", "2.0.0")
+    assert envknit.import_version("mylib", "1.0.0") is one
+
+
+def test_distribution_name_differs_from_import_name(
+    envknit_home: Path, tmp_path: Path
+) -> None:
+    host_yaml = sys.modules.get("yaml")
+    old = make_store_entry(
+        envknit_home, "PyYAML", "1.0.0", {"yaml/__init__.py": "__version__ = '1.0.0'\n"}
+    )
+    new = make_store_entry(
+        envknit_home, "PyYAML", "1.1.0", {"yaml/__init__.py": "__version__ = '1.1.0'\n"}
+    )
+    path = write_lock(tmp_path / "envknit.lock.yaml", {"a": [old], "b": [new]})
+    assert envknit.configure_from_lock(path) == 2
+    for version in ("1.0.0", "1.1.0"):
+        with envknit.use("PyYAML", version) as module:
+            import yaml
+
+            assert yaml is module
+            assert yaml.__version__ == version
+            assert importlib.metadata.version("PyYAML") == version
+        with envknit.use("yaml", version) as by_import_name:
+            assert by_import_name.__version__ == version
+    envknit.disable()
+    assert sys.modules.get("yaml") is host_yaml
+
+
+def test_compiled_package_raises_or_hands_over_to_a_worker(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files: dict[str, str | bytes] = {
+        "fast/__init__.py": "__version__ = '1.0'\n",
+        "fast/_speedups.cpython-312-x86_64-linux-gnu.so": b"not really an ELF file",
+    }
+    # a pure tag so that the entry matches every Python here; detection reads RECORD only
+    pkg = make_store_entry(envknit_home, "fast", "1.0", files)
+    envknit.configure_from_lock(write_lock(tmp_path / "envknit.lock.yaml", {"e": [pkg]}))
+    with pytest.raises(envknit.CExtensionError) as info:
+        envknit.use("fast", "1.0").__enter__()
+    message = str(info.value)
+    assert "_speedups.cpython-312-x86_64-linux-gnu.so" in message
+    assert "auto_worker=True" in message and "envknit.worker('fast', '1.0')" in message
+    assert isinstance(info.value, ImportError)
+    with pytest.raises(envknit.CExtensionError):
+        envknit.import_version("fast", "1.0")
+
+    calls: list[object] = []
+
+    class FakeWorker:
+        def __init__(self, name: str, version: str) -> None:
+            calls.append((name, version))
+
+        def __enter__(self) -> str:
+            calls.append("enter")
+            return "proxy"
+
+        def __exit__(self, *exc: object) -> None:
+            calls.append("exit")
+
+    monkeypatch.setattr(sys.modules["envknit.worker"], "worker", FakeWorker)
+    with envknit.use("fast", "1.0", auto_worker=True) as proxy:
+        assert proxy == "proxy"
+        with pytest.raises(envknit.CExtensionError):
+            import fast  # noqa: F401
+    assert calls == [("fast", "1.0"), "enter", "exit"]
+
+
+def test_unmanaged_imports_behave_as_without_envknit(lock: Path, tmp_path: Path) -> None:
+    (tmp_path / "plainpkg").mkdir()
+    (tmp_path / "plainpkg" / "__init__.py").write_text("from . import part\nX = 1\n")
+    (tmp_path / "plainpkg" / "part.py").write_text("Y = 2\n")
+    sys.path.insert(0, str(tmp_path))
+    envknit.enable()
+    import json
+    from os import path as ospath
+
+    import plainpkg
+
+    assert json is sys.modules["json"]
+    assert ospath is sys.modules["os.path"]
+    assert sys.modules["plainpkg"] is plainpkg and plainpkg.part.Y == 2
+    assert importlib.import_module("plainpkg.part") is plainpkg.part
+    with pytest.raises(ModuleNotFoundError) as info:
+        import no_such_module_anywhere  # noqa: F401
+    assert type(info.value) is ModuleNotFoundError
+
+
+def test_disable_restores_import_state(lock: Path) -> None:
+    bootstrap = sys.modules["importlib._bootstrap"]
+    before = (list(sys.meta_path), builtins.__import__, bootstrap._gcd_import, set(sys.modules))
+    envknit.enable()
+    assert builtins.__import__ is not before[1]
+    with envknit.use("mylib", "1.0.0"):
+        import mylib
+    envknit.import_version("mylib", "2.0.0")
+    envknit.disable()
+    after = (list(sys.meta_path), builtins.__import__, bootstrap._gcd_import, set(sys.modules))
+    assert after == before
+    with pytest.raises(ModuleNotFoundError):
+        import mylib  # noqa: F401
+    # enabling again brings back the same modules (one load per version)
+    with envknit.use("mylib", "1.0.0") as again:
+        assert again.__version__ == "1.0.0"
+
+
+def test_use_enables_the_router_and_configure_records_locks(
+    envknit_home: Path, tmp_path: Path
+) -> None:
+    path = make_mylib_lock(envknit_home, tmp_path)
+    assert configured_locks() == ()
+    assert envknit.configure_from_lock(path, env="old") == 2
+    assert builtins.__import__ is __import__  # configuring alone installs nothing
+    assert configured_locks() == (path.resolve(),)
+    with pytest.raises(envknit.VersionNotInstalledError):
+        envknit.use("mylib", "2.0.0")
+    envknit.configure_from_lock(path)
+    assert configured_locks() == (path.resolve(),)
+    with envknit.use("mylib", "2.0.0") as two:
+        assert two.__version__ == "2.0.0"
+    with pytest.raises(envknit.UnknownEnvironmentError):
+        envknit.configure_from_lock(path, env="nope")
+
+
+def test_packages_missing_from_the_store_are_skipped(
+    envknit_home: Path, tmp_path: Path
+) -> None:
+    path = make_mylib_lock(envknit_home, tmp_path)
+    import shutil
+
+    shutil.rmtree(envknit_home / "store" / "mylib" / "2.0.0")
+    assert envknit.configure_from_lock(path) == 3
+    with pytest.raises(envknit.VersionNotInstalledError, match=r"installed versions: 1\.0\.0 \("):
+        envknit.use("mylib", "2.0.0")

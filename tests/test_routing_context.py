@@ -1,0 +1,124 @@
+"""Routed imports under threads and asyncio: each context gets its own versions, no leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.metadata
+import random
+import threading
+from pathlib import Path
+
+import pytest
+
+import envknit
+
+from ._routing_fixtures import make_mylib_lock
+
+VERSIONS = ("1.0.0", "2.0.0")
+
+
+@pytest.fixture
+def lock(envknit_home: Path, tmp_path: Path) -> Path:
+    path = make_mylib_lock(envknit_home, tmp_path)
+    envknit.configure_from_lock(path)
+    return path
+
+
+def _observed() -> tuple[str, str, str, str]:
+    import helper
+    import mylib
+
+    return (
+        mylib.__version__,
+        helper.__version__,
+        importlib.import_module("mylib").__version__,
+        importlib.metadata.version("mylib"),
+    )
+
+
+@pytest.mark.timeout(120)
+def test_eight_threads_each_see_their_own_version(lock: Path) -> None:
+    rounds = 40
+    barrier = threading.Barrier(8)
+    wrong: list[tuple[int, int, tuple[str, ...]]] = []
+    done: list[int] = []
+
+    def body(index: int) -> None:
+        barrier.wait()
+        for i in range(rounds):
+            # alternate so that every thread switches versions all the time
+            version = VERSIONS[(index + i) % 2]
+            with envknit.use("mylib", version):
+                seen = _observed()
+                if seen != (version,) * 4:
+                    wrong.append((index, i, seen))
+                with envknit.use("mylib", VERSIONS[(index + i + 1) % 2]) as inner:
+                    if inner.__version__ == version:
+                        wrong.append((index, i, ("inner",)))
+                if _observed() != (version,) * 4:
+                    wrong.append((index, i, ("after inner",)))
+        done.append(index)
+
+    envknit.enable()
+    threads = [threading.Thread(target=body, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=100)
+    assert sorted(done) == list(range(8))
+    assert wrong == []
+
+
+@pytest.mark.timeout(120)
+def test_twenty_asyncio_tasks_await_inside_their_blocks(lock: Path) -> None:
+    async def task(index: int) -> list[tuple[str, ...]]:
+        errors: list[tuple[str, ...]] = []
+        for i in range(10):
+            version = VERSIONS[(index + i) % 2]
+            with envknit.use("mylib", version) as entered:
+                await asyncio.sleep(random.random() / 1000)
+                if _observed() != (version,) * 4 or entered.__version__ != version:
+                    errors.append((str(index), version, *_observed()))
+                await asyncio.sleep(0)
+                if entered.helper_lazy()[0] != version:
+                    errors.append((str(index), "lazy"))
+        return errors
+
+    async def main() -> list[list[tuple[str, ...]]]:
+        return await asyncio.gather(*(task(n) for n in range(20)))
+
+    results = asyncio.run(main())
+    assert results == [[] for _ in range(20)]
+
+
+def test_context_thread_executor_and_wrap_carry_the_snapshot(lock: Path) -> None:
+    envknit.enable()
+    results: dict[str, str] = {}
+
+    def record(key: str) -> str:
+        import mylib
+
+        results[key] = mylib.__version__
+        return str(mylib.__version__)
+
+    with envknit.use("mylib", "1.0.0"):
+        carried = envknit.ContextThread(target=record, args=("context",))
+        plain = threading.Thread(target=record, args=("plain",))
+        wrapped = envknit.context_wrap(record)
+        with envknit.ContextExecutor(max_workers=2) as pool:
+            inside = pool.submit(record, "submit-inside")
+            mapped = list(pool.map(record, ["map-1", "map-2"]))
+    carried.start()  # started after the block: the snapshot was taken at creation
+    plain.start()
+    carried.join(10)
+    plain.join(10)
+    with envknit.ContextExecutor(max_workers=2) as pool:
+        outside = pool.submit(record, "submit-outside")
+        # a wrapped function keeps its snapshot wherever it runs, concurrently too
+        both = [pool.submit(wrapped, f"wrapped-{n}") for n in range(2)]
+        assert [f.result(10) for f in both] == ["1.0.0", "1.0.0"]
+    assert inside.result(10) == "1.0.0" and mapped == ["1.0.0", "1.0.0"]
+    assert outside.result(10) == "2.0.0"  # no block: the newest version
+    assert results["context"] == "1.0.0"
+    assert results["plain"] == "2.0.0"  # a plain Thread starts with an empty context
