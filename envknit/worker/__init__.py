@@ -1,15 +1,32 @@
-"""Subprocess workers: pool, wire protocol, proxies, and the stdlib-only child module."""
+"""Subprocess workers: run a locked package in its own process and reach it through proxies."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["shutdown_workers", "worker"]
+from ._locate import locate
+from ._pool import get_worker, shutdown_workers
+from ._proxy import WorkerModuleProxy, WorkerProxy, import_module
+
+__all__ = ["WorkerModuleProxy", "WorkerProxy", "shutdown_workers", "worker"]
 
 
-def worker(*args: Any, **kwargs: Any) -> Any:  # placeholder until the worker issue lands
-    raise NotImplementedError
+@contextmanager
+def worker(name: str, version: str, *, timeout: float | None = None) -> Iterator[WorkerModuleProxy]:
+    """Import ``name==version`` in a worker process and yield a proxy of the module.
+
+    The version is looked up in the locks given to ``envknit.configure_from_lock()`` and in
+    ``./envknit.lock.yaml``; the worker runs that environment's target Python with only the
+    environment's store entries (and that Python's standard library) on ``sys.path``. Workers
+    are pooled per environment and reused by later blocks; ``timeout`` (seconds) bounds every
+    call made through the proxy and what it returns. See docs/workers.md.
+    """
+    located = locate(name, version)
+    pooled = get_worker(located.spec)
+    yield import_module(pooled, located.module, timeout)
 
 
-def shutdown_workers() -> None:
-    raise NotImplementedError
+def _reset_for_tests() -> None:
+    """Stop every worker (called after each test)."""
+    shutdown_workers()

@@ -1,0 +1,268 @@
+"""The worker process: serves the host's requests over two pipes (stdlib only, run by path).
+
+Started as ``python -I -S .../_child.py READ_FD WRITE_FD``: isolated mode, so neither the user's
+site-packages, ``PYTHONPATH`` nor the host's ``__main__`` is involved. The first frame from the
+host carries the protocol version and the environment's ``sys.path`` entries, as data. stdout and
+stderr are left alone: a package that prints cannot corrupt the protocol, which has its own pipes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import site
+import sys
+import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from . import _protocol as P
+else:
+
+    def _load_protocol() -> ModuleType:
+        # Loaded by file path under a private name: putting this directory on sys.path would
+        # let envknit's own modules shadow the environment's packages.
+        import importlib.util
+
+        name = "_envknit_worker_protocol"
+        if name in sys.modules:
+            return sys.modules[name]
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_protocol.py")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    P = _load_protocol()
+
+__all__ = ["Server", "main"]
+
+_THIS_FILE = os.path.abspath(__file__)
+_NEXT_BATCH = 64
+
+
+def _type_name(tp: type) -> str:
+    if tp.__module__ == "builtins":
+        return tp.__qualname__
+    return f"{tp.__module__}.{tp.__qualname__}"
+
+
+def _builtin_base(tp: type) -> str | None:
+    """The most derived builtin ``Exception`` subclass in ``tp``'s MRO (not Exception itself)."""
+    import builtins
+
+    for cls in tp.__mro__:
+        if (
+            cls.__module__ == "builtins"
+            and cls is not Exception
+            and issubclass(cls, Exception)
+            and getattr(builtins, cls.__name__, None) is cls
+        ):
+            return str(cls.__name__)
+    return None
+
+
+def _describe_error(exc: BaseException) -> dict[str, Any]:
+    try:
+        message = str(exc)
+    except Exception as inner:  # noqa: BLE001 - a broken __str__ must not kill the worker
+        message = f"<str() failed: {type(inner).__name__}>"
+    frames = [
+        f
+        for f in traceback.extract_tb(exc.__traceback__)
+        if os.path.abspath(f.filename) != _THIS_FILE
+    ]
+    text = "Traceback (most recent call last):\n" if frames else ""
+    text += "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return {
+        "type": _type_name(type(exc)),
+        "message": message,
+        "traceback": text,
+        "builtin": _builtin_base(type(exc)),
+    }
+
+
+class Server:
+    """Holds the worker's objects under handle ids and answers one request at a time."""
+
+    def __init__(self, reader: P.FrameReader, write_fd: int, limit: int) -> None:
+        self.reader = reader
+        self.write_fd = write_fd
+        self.limit = limit
+        self.handles: dict[int, Any] = {}
+        self.next_handle = 1
+        self.ops: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "import": self.op_import,
+            "getattr": self.op_getattr,
+            "setattr": self.op_setattr,
+            "call": self.op_call,
+            "getitem": self.op_getitem,
+            "setitem": self.op_setitem,
+            "len": lambda m: len(self.obj(m)),
+            "bool": lambda m: bool(self.obj(m)),
+            "repr": lambda m: repr(self.obj(m)),
+            "str": lambda m: str(self.obj(m)),
+            "dir": lambda m: sorted(dir(self.obj(m))),
+            "contains": lambda m: self.arg(m["item"]) in self.obj(m),
+            "iter": lambda m: self.handle(iter(self.obj(m))),
+            "next": self.op_next,
+            "eval_json": self.op_eval_json,
+            "call_target": self.op_call_target,
+            "stats": lambda m: {"handles": len(self.handles), "pid": os.getpid()},
+        }
+
+    # -- values ------------------------------------------------------------------------------
+    def handle(self, value: Any, *, cache: bool = False) -> dict[str, Any]:
+        """Keep ``value`` here and return its reference."""
+        hid = self.next_handle
+        self.next_handle += 1
+        self.handles[hid] = value
+        ref: dict[str, Any] = {"$r": hid, "type": _type_name(type(value))}
+        if cache:
+            ref["cache"] = True
+        return ref
+
+    def result(self, value: Any, *, cache: bool = False) -> Any:
+        """``value`` by value when the wire format can carry all of it, else as a handle."""
+        try:
+            return P.encode(value)
+        except (P.NotPlain, RecursionError):
+            return self.handle(value, cache=cache)
+
+    def obj(self, msg: dict[str, Any]) -> Any:
+        hid = msg["ref"]
+        try:
+            return self.handles[hid]
+        except KeyError:
+            raise LookupError(f"no object with handle {hid} in this worker (released?)") from None
+
+    def arg(self, data: Any) -> Any:
+        return P.decode(data, lambda r: self.obj({"ref": r["$r"]}))
+
+    # -- operations --------------------------------------------------------------------------
+    def op_import(self, msg: dict[str, Any]) -> Any:
+        return self.handle(importlib.import_module(msg["module"]))
+
+    def op_getattr(self, msg: dict[str, Any]) -> Any:
+        owner = self.obj(msg)
+        value = getattr(owner, msg["name"])
+        # Callables found on a module rarely change: the host may keep them.
+        return self.result(value, cache=isinstance(owner, ModuleType) and callable(value))
+
+    def op_setattr(self, msg: dict[str, Any]) -> None:
+        setattr(self.obj(msg), msg["name"], self.arg(msg["value"]))
+
+    def op_call(self, msg: dict[str, Any]) -> Any:
+        args = self.arg(msg.get("args", []))
+        kwargs = self.arg(msg.get("kwargs", {}))
+        return self.result(self.obj(msg)(*args, **kwargs))
+
+    def op_getitem(self, msg: dict[str, Any]) -> Any:
+        return self.result(self.obj(msg)[self.arg(msg["key"])])
+
+    def op_setitem(self, msg: dict[str, Any]) -> None:
+        self.obj(msg)[self.arg(msg["key"])] = self.arg(msg["value"])
+
+    def op_next(self, msg: dict[str, Any]) -> Any:
+        it = self.obj(msg)
+        items = []
+        for _ in range(min(int(msg.get("n", 1)), _NEXT_BATCH)):
+            try:
+                items.append(self.result(next(it)))
+            except StopIteration:
+                return {"items": items, "done": True}
+        return {"items": items, "done": False}
+
+    def op_eval_json(self, msg: dict[str, Any]) -> Any:
+        namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}
+        namespace.update(self.arg(msg.get("inputs", {})))
+        code = compile(msg["code"], "<envknit eval_json>", "exec")
+        exec(code, namespace)
+        return _plain_json(namespace.get("result"))
+
+    def op_call_target(self, msg: dict[str, Any]) -> Any:
+        module_name, sep, attr = str(msg["target"]).partition(":")
+        if not sep or not module_name or not attr:
+            raise ValueError(
+                f"target must look like 'package.module:function', got {msg['target']!r}"
+            )
+        func: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            func = getattr(func, part)
+        return _plain_json(func(*self.arg(msg.get("args", [])), **self.arg(msg.get("kwargs", {}))))
+
+    # -- loop --------------------------------------------------------------------------------
+    def send(self, message: dict[str, Any]) -> None:
+        payload = P.dumps(message)
+        if len(payload) > self.limit:
+            payload = P.dumps(
+                {"i": message.get("i"), "big": {"size": len(payload), "limit": self.limit}}
+            )
+        P.write_frame(self.write_fd, payload, self.limit)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                msg = P.loads(self.reader.read())
+            except P.PeerClosed:
+                return  # the host closed the pipe: shut down quietly
+            for hid in msg.get("rel", ()):
+                self.handles.pop(hid, None)
+            op = msg.get("op")
+            if op is None:
+                continue  # a message that only releases handles
+            rid = msg.get("i")
+            try:
+                value = self.ops[op](msg)
+            except Exception as exc:  # noqa: BLE001 - every failure of user code goes to the host
+                self.send({"i": rid, "err": _describe_error(exc)})
+                continue
+            self.send({"i": rid, "ok": value})
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as plain JSON data (tuples become lists), or TypeError naming its type."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"result must be JSON-compatible: {exc}") from None
+
+
+def main(argv: list[str]) -> int:
+    read_fd, write_fd = int(argv[0]), int(argv[1])
+    # Ctrl-C in the terminal reaches the whole process group; only the host decides what to do.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reader = P.FrameReader(read_fd, P.DEFAULT_MAX_MESSAGE_SIZE)
+    try:
+        hello = P.loads(reader.read())
+    except P.WireError as exc:
+        print(f"envknit worker: bad start-up message: {exc}", file=sys.stderr)
+        return 2
+    answer: dict[str, Any] = {"protocol": P.PROTOCOL_VERSION}
+    if hello.get("protocol") != P.PROTOCOL_VERSION:
+        answer["error"] = f"host speaks protocol {hello.get('protocol')!r}"
+        P.write_frame(write_fd, P.dumps(answer), P.DEFAULT_MAX_MESSAGE_SIZE)
+        return 2
+    limit = int(hello.get("limit", P.DEFAULT_MAX_MESSAGE_SIZE))
+    reader.limit = limit
+    for directory in hello.get("path", []):
+        # addsitedir also honours the .pth files an installed package may ship, as a venv would;
+        # with -S, importing site did not add any site-packages of its own.
+        site.addsitedir(str(directory))
+    sys.argv = [""]
+    answer.update(
+        pid=os.getpid(), python=list(sys.version_info[:3]), executable=sys.executable, path=sys.path
+    )
+    P.write_frame(write_fd, P.dumps(answer), limit)
+    Server(reader, write_fd, limit).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

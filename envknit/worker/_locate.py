@@ -1,0 +1,119 @@
+"""Finding the locked, installed environment that holds ``name==version``, and its worker spec."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import EntryMissingError, VersionNotInstalledError
+from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
+from ..names import normalize_name, normalize_version
+from ..pythons import find_python
+from ..resolve import environment_entries
+from ._pool import WorkerSpec
+
+__all__ = ["Located", "candidate_locks", "locate", "spec_for_environment"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Located:
+    """Where a worker for a package runs, and the module to import there."""
+
+    spec: WorkerSpec
+    module: str
+
+
+def candidate_locks() -> list[Path]:
+    """Locks given to ``configure_from_lock()`` (in order), then ``./envknit.lock.yaml``."""
+    from .. import routing  # the routing package imports lazily-loaded parts of envknit
+
+    paths: list[Path] = []
+    for given in routing.configured_locks():
+        paths.append(Path(os.fspath(given)))
+    local = Path.cwd() / LOCK_FILENAME
+    if local.is_file():
+        paths.append(local)
+    seen: set[Path] = set()
+    unique = []
+    for path in paths:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(resolved)
+    return unique
+
+
+def _spec(lock_path: Path, env: LockedEnvironment, what: str) -> tuple[WorkerSpec, list[Path]]:
+    entries = environment_entries(env)
+    python = find_python(env.python_version)
+    paths = tuple(str(e.site_dir) for e in entries)
+    label = f"{what} (environment {env.name!r} of {lock_path})"
+    return WorkerSpec(python=str(python), paths=paths, label=label), [e.site_dir for e in entries]
+
+
+def spec_for_environment(lock_path: str | os.PathLike[str], env_name: str) -> WorkerSpec:
+    """The worker spec for a whole environment (raises like ``environment_paths``)."""
+    path = Path(lock_path).resolve()
+    env = load_lock(path).environment(env_name)
+    return _spec(path, env, f"environment {env_name!r}")[0]
+
+
+def _module_name(dist: str, site_dirs: list[Path], entry_site: Path | None) -> str:
+    """The importable top-level module of distribution ``dist`` (``PyYAML`` -> ``yaml``)."""
+    guess = dist.replace("-", "_").replace(".", "_")
+    if entry_site is None:
+        return guess
+    if (entry_site / guess).is_dir() or (entry_site / f"{guess}.py").is_file():
+        return guess
+    for info in sorted(entry_site.glob("*.dist-info")):
+        top = info / "top_level.txt"
+        if top.is_file():
+            names = [n.strip() for n in top.read_text(encoding="utf-8").splitlines() if n.strip()]
+            if names:
+                return guess if guess in names else names[0]
+    for child in sorted(entry_site.iterdir()):
+        if child.is_dir() and (child / "__init__.py").is_file():
+            return child.name
+    return guess
+
+
+def locate(name: str, version: str) -> Located:
+    """The worker spec and module for ``name==version`` from the known locks.
+
+    A version that no known lock pins raises ``VersionNotInstalledError`` naming the versions
+    that are locked; a locked one that is not installed raises ``EntryMissingError``.
+    """
+    canonical = normalize_name(name)
+    wanted = normalize_version(version)
+    locks = candidate_locks()
+    available: set[str] = set()
+    missing: EntryMissingError | None = None
+    for lock_path in locks:
+        lock = load_lock(lock_path)
+        for env_name in sorted(lock.environments):
+            env = lock.environments[env_name]
+            pkg = env.package(canonical)
+            if pkg is None:
+                continue
+            if pkg.version != wanted:
+                available.add(pkg.version)
+                continue
+            try:
+                spec, _ = _spec(lock_path, env, f"{canonical}=={wanted}")
+            except EntryMissingError as exc:
+                missing = missing or exc
+                continue
+            entry_site = next(
+                (Path(p) for p in spec.paths if _entry_is(Path(p), canonical, wanted)), None
+            )
+            module = _module_name(canonical, [Path(p) for p in spec.paths], entry_site)
+            return Located(spec=spec, module=module)
+    if missing is not None:
+        raise missing
+    raise VersionNotInstalledError(canonical, wanted, sorted(available))
+
+
+def _entry_is(site_dir: Path, name: str, version: str) -> bool:
+    # <home>/store/<name>/<version>/<key>/site
+    return site_dir.parent.parent.name == version and site_dir.parent.parent.parent.name == name

@@ -1,0 +1,305 @@
+"""Worker processes: spawning, the request/reply exchange, crash and timeout handling, the pool."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import (
+    EnvknitTimeoutError,
+    MessageTooLargeError,
+    ProtocolError,
+    WorkerCrashedError,
+    WorkerError,
+)
+from . import _protocol as P
+from ._errors import remote_error, too_large
+
+__all__ = ["Worker", "WorkerSpec", "get_worker", "shutdown_workers"]
+
+CHILD_SCRIPT = Path(__file__).resolve().with_name("_child.py")
+#: The largest message sent or accepted, in bytes (64 MiB); read when a worker is created.
+MAX_MESSAGE_SIZE = P.DEFAULT_MAX_MESSAGE_SIZE
+#: How long a new worker may take to start and answer the handshake.
+STARTUP_TIMEOUT = 60.0
+#: How long a worker may take to exit after its pipe is closed before it is killed.
+EXIT_GRACE = 2.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerSpec:
+    """What makes two workers interchangeable: the interpreter and the ``sys.path`` entries."""
+
+    python: str
+    paths: tuple[str, ...]
+    label: str = ""
+
+    @property
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        return (self.python, self.paths)
+
+
+def _death(returncode: int | None) -> tuple[str, int | None, str | None]:
+    """A sentence saying how a process ended, its exit code and its signal name."""
+    if returncode is None:
+        return "stopped answering", None, None
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"was killed by {name}", None, name
+    return f"exited with code {returncode}", returncode, None
+
+
+class Worker:
+    """One environment's worker process, replaced transparently after a crash or timeout.
+
+    One request is in flight at a time (the lock); every request carries an id and the reply
+    must carry the same one. A worker that timed out or was interrupted is killed, never
+    reused, so a late reply can never be read as the answer to a later request.
+    """
+
+    def __init__(self, spec: WorkerSpec, limit: int | None = None) -> None:
+        self.spec = spec
+        self.limit = MAX_MESSAGE_SIZE if limit is None else limit
+        self.lock = threading.Lock()
+        self.generation = 0
+        self.pid: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._wfd = -1
+        self._reader: P.FrameReader | None = None
+        self._next_id = 0
+        self._released: deque[tuple[int, int]] = deque()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        host_r, child_w = os.pipe()
+        child_r, host_w = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [self.spec.python, "-I", "-S", str(CHILD_SCRIPT), str(child_r), str(child_w)],
+                pass_fds=(child_r, child_w),
+                stdin=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except OSError as exc:
+            for fd in (host_r, child_w, child_r, host_w):
+                os.close(fd)
+            raise WorkerError(f"cannot start a worker for {self.spec.label}: {exc}") from exc
+        os.close(child_r)
+        os.close(child_w)
+        self._proc, self._wfd = proc, host_w
+        self._reader = P.FrameReader(host_r, self.limit)
+        self.generation += 1
+        self.pid = proc.pid
+        self._released.clear()
+        hello = {"protocol": P.PROTOCOL_VERSION, "limit": self.limit, "path": list(self.spec.paths)}
+        try:
+            P.write_frame(self._wfd, P.dumps(hello), self.limit)
+            answer = P.loads(self._reader.read(time.monotonic() + STARTUP_TIMEOUT))
+        except (P.WireError, OSError) as exc:
+            how, code, sig = self._stop()
+            if isinstance(exc, P.FrameTimeout):
+                how = f"did not answer within {STARTUP_TIMEOUT:g} s"
+            raise WorkerCrashedError(
+                f"the worker for {self.spec.label} (pid {proc.pid}) {how} while starting",
+                exit_code=code, signal=sig,
+            ) from None
+        if not isinstance(answer, dict) or answer.get("protocol") != P.PROTOCOL_VERSION:
+            theirs = answer.get("protocol") if isinstance(answer, dict) else None
+            self._stop()
+            raise ProtocolError(
+                f"the worker for {self.spec.label} speaks protocol {theirs!r}, this envknit "
+                f"speaks {P.PROTOCOL_VERSION}; the worker module and envknit are out of step"
+            )
+
+    def _stop(self, *, graceful: bool = False) -> tuple[str, int | None, str | None]:
+        """End the process (kill unless ``graceful``), close the pipes, say how it ended."""
+        proc, self._proc = self._proc, None
+        if self._wfd >= 0:
+            os.close(self._wfd)
+            self._wfd = -1
+        if self._reader is not None:
+            os.close(self._reader.fd)
+            self._reader = None
+        if proc is None:
+            return _death(None)
+        if graceful:
+            try:
+                proc.wait(EXIT_GRACE)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        elif proc.poll() is None:
+            # It may be exiting on its own (a crash we are reporting): give it a moment so the
+            # report names the real signal or exit code rather than our SIGKILL.
+            try:
+                proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return _death(proc.wait())
+
+    def close(self) -> None:
+        """Ask the worker to exit (it sees end of file) and wait for it, killing it if needed."""
+        with self.lock:
+            self._stop(graceful=True)
+
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- handles ------------------------------------------------------------------------------
+    def release(self, generation: int, handle: int) -> None:
+        """Forget a handle; sent with the next request. Safe from any thread and from GC."""
+        self._released.append((generation, handle))
+
+    def _take_released(self) -> list[int]:
+        # deque.append/popleft are atomic: a finalizer may append from any thread meanwhile.
+        taken = []
+        while self._released:
+            generation, handle = self._released.popleft()
+            if generation == self.generation:
+                taken.append(handle)
+        return taken
+
+    # -- the exchange -------------------------------------------------------------------------
+    def request(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        *,
+        timeout: float | None,
+        encode: Callable[[Worker], dict[str, Any]] | None = None,
+        decode: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Send ``op`` and return the decoded reply; raise the remote error if it failed.
+
+        ``encode(worker)`` and ``decode(ref)`` run under the lock, after a respawn if one was
+        needed, so handle references are made and checked against the live process.
+        """
+        with self.lock:
+            if not self.alive():
+                if self._proc is not None:
+                    self._stop()
+                self._spawn()
+            message = dict(fields)
+            if encode is not None:
+                message.update(encode(self))
+            return self.request_locked(op, message, timeout=timeout, decode=decode)
+
+    def request_locked(
+        self,
+        op: str,
+        message: dict[str, Any],
+        *,
+        timeout: float | None,
+        decode: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """``request`` for a caller that already holds the lock and has a live process."""
+        self._next_id += 1
+        rid = message["i"] = self._next_id
+        message["op"] = op
+        current = self._take_released()
+        if current:
+            message["rel"] = current
+        payload = P.dumps(message)
+        if len(payload) > self.limit:
+            self._released.extend((self.generation, h) for h in current)
+            raise MessageTooLargeError(len(payload), self.limit)
+        reply = self._exchange(payload, op, timeout)
+        if not isinstance(reply, dict) or reply.get("i") != rid:
+            self._stop()
+            raise ProtocolError(f"reply {reply!r:.80} does not answer request {rid}")
+        if "ok" in reply:
+            try:
+                return P.decode(reply["ok"], decode)
+            except P.WireError as exc:
+                raise ProtocolError(f"bad reply from the worker: {exc}") from None
+        if "big" in reply:
+            raise too_large(reply["big"])
+        raise remote_error(reply.get("err"))
+
+    def _exchange(self, payload: bytes, op: str, timeout: float | None) -> Any:
+        assert self._reader is not None
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            P.write_frame(self._wfd, payload, self.limit)
+            return P.loads(self._reader.read(deadline))
+        except P.FrameTimeout:
+            pid = self.pid
+            self._stop()
+            raise EnvknitTimeoutError(
+                f"{op!r} in the worker for {self.spec.label} did not finish within {timeout:g} s; "
+                f"the worker (pid {pid}) was killed and the next call starts a new one"
+            ) from None
+        except (P.PeerClosed, BrokenPipeError) as exc:
+            pid = self.pid
+            how, code, sig = self._stop()
+            raise WorkerCrashedError(
+                f"the worker for {self.spec.label} (pid {pid}) {how} during {op!r}; "
+                "the next call starts a new one",
+                exit_code=code, signal=sig,
+            ) from exc
+        except P.FrameTooLarge as exc:
+            self._stop()  # the stream cannot be resynchronised past an unread payload
+            raise MessageTooLargeError(exc.size, exc.limit) from None
+        except P.WireError as exc:
+            self._stop()
+            raise ProtocolError(f"bad reply from the worker for {self.spec.label}: {exc}") from None
+        except BaseException:
+            # KeyboardInterrupt (or anything unexpected) mid-request: the reply may still come,
+            # so this process can never be trusted to answer the next request in order.
+            self._stop()
+            raise
+
+
+_pool: dict[tuple[str, tuple[str, ...]], Worker] = {}
+_pool_lock = threading.Lock()
+_atexit_registered = False
+
+
+def get_worker(spec: WorkerSpec) -> Worker:
+    """The pooled worker for ``spec`` (created on first use; its process starts lazily)."""
+    global _atexit_registered
+    with _pool_lock:
+        found = _pool.get(spec.key)
+        if found is None:
+            found = _pool[spec.key] = Worker(spec)
+            if not _atexit_registered:
+                atexit.register(shutdown_workers)
+                _atexit_registered = True
+        return found
+
+
+def shutdown_workers() -> None:
+    """Stop every pooled worker process. Proxies from them stop working; new calls respawn."""
+    with _pool_lock:
+        workers = list(_pool.values())
+        _pool.clear()
+    for w in workers:
+        # Closing every pipe first lets all workers exit in parallel before we wait on each.
+        if w.lock.acquire(timeout=EXIT_GRACE):
+            try:
+                if w._wfd >= 0:
+                    os.close(w._wfd)
+                    w._wfd = -1
+            finally:
+                w.lock.release()
+        elif w._proc is not None:  # busy in another thread: kill it; that request sees the crash
+            w._proc.kill()
+    for w in workers:
+        w.close()
+
+
+def live_workers() -> Sequence[Worker]:
+    """The pooled workers (for tests and diagnostics)."""
+    with _pool_lock:
+        return list(_pool.values())

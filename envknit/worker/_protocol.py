@@ -1,0 +1,212 @@
+"""The worker wire format: length-prefixed frames of tagged JSON (stdlib only; host and child).
+
+A frame is a 4-byte big-endian payload length followed by that many bytes of UTF-8 JSON. The
+length is checked against the limit *before* the payload is read, so a corrupt or hostile
+length can never make the reader allocate more than the limit.
+
+JSON carries ``None``, ``bool``, ``int``, ``float``, ``str``, ``list`` and ``dict`` with string
+keys as themselves. A few more types travel as single-key objects whose key starts with ``$``:
+
+``{"$b": "<base64>"}`` bytes · ``{"$t": [...]}`` tuple · ``{"$d": [[k, v], ...]}`` a dict whose
+keys are not all strings, or that has a key starting with ``$`` · ``{"$r": id, ...}`` a handle to
+an object that stays in the worker.
+
+Nothing else can be expressed, so decoding never runs code (there is no pickle in either
+direction). This module runs inside the worker too: it must import only the standard library and
+work on every CPython a lock may target.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import select
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MAX_DEPTH",
+    "PROTOCOL_VERSION",
+    "FrameReader",
+    "FrameTimeout",
+    "FrameTooLarge",
+    "NotPlain",
+    "PeerClosed",
+    "WireError",
+    "decode",
+    "dumps",
+    "encode",
+    "loads",
+    "write_frame",
+]
+
+#: Bumped whenever a message or tag changes meaning; host and worker refuse to talk otherwise.
+PROTOCOL_VERSION = 1
+#: The largest payload either side sends or accepts (64 MiB), unless the host configures another.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: Containers nested deeper than this are not sent by value.
+MAX_DEPTH = 100
+
+_HEADER = struct.Struct(">I")
+_READ_CHUNK = 1 << 16
+
+
+class WireError(Exception):
+    """A malformed frame or payload."""
+
+
+class PeerClosed(WireError):
+    """The other side closed its end of the pipe (it exited or died)."""
+
+
+class FrameTimeout(WireError):
+    """No complete frame arrived before the deadline."""
+
+
+class FrameTooLarge(WireError):
+    """A frame longer than the limit (``size`` and ``limit`` in bytes)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"message of {size} bytes exceeds the limit of {limit} bytes")
+
+
+class NotPlain(TypeError):
+    """A value that the wire format cannot carry by value."""
+
+
+def encode(value: Any, other: Callable[[Any], Any] | None = None, _depth: int = 0) -> Any:
+    """The JSON-ready form of ``value``; ``other`` maps values that have no wire form.
+
+    Without ``other`` such a value raises ``NotPlain``.
+    """
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, str):
+        return value if type(value) is str else str(value)
+    if isinstance(value, int):
+        return value if type(value) is int else int(value)
+    if isinstance(value, float):
+        return value if type(value) is float else float(value)
+    if _depth > MAX_DEPTH:
+        if other is not None:
+            return other(value)
+        raise NotPlain(f"nested deeper than {MAX_DEPTH} levels")
+    depth = _depth + 1
+    if isinstance(value, list):
+        return [encode(v, other, depth) for v in value]
+    if isinstance(value, dict):
+        if all(type(k) is str and not k.startswith("$") for k in value):
+            return {k: encode(v, other, depth) for k, v in value.items()}
+        items = value.items()
+        return {"$d": [[encode(k, other, depth), encode(v, other, depth)] for k, v in items]}
+    if isinstance(value, tuple):
+        return {"$t": [encode(v, other, depth) for v in value]}
+    if isinstance(value, bytes):
+        return {"$b": base64.b64encode(value).decode("ascii")}
+    if other is not None:
+        return other(value)
+    raise NotPlain(f"{type(value).__module__}.{type(value).__qualname__} has no wire form")
+
+
+def decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values."""
+    if isinstance(data, list):
+        return [decode(v, ref) for v in data]
+    if not isinstance(data, dict):
+        return data
+    if len(data) >= 1:
+        key = next(iter(data))
+        if key.startswith("$"):
+            return _decode_tagged(key, data, ref)
+    return {k: decode(v, ref) for k, v in data.items()}
+
+
+def _decode_tagged(
+    key: str, data: dict[str, Any], ref: Callable[[dict[str, Any]], Any] | None
+) -> Any:
+    body = data[key]
+    if key == "$t" and isinstance(body, list):
+        return tuple(decode(v, ref) for v in body)
+    if key == "$b" and isinstance(body, str):
+        try:
+            return base64.b64decode(body.encode("ascii"), validate=True)
+        except ValueError as exc:
+            raise WireError(f"bad base64 in a bytes value: {exc}") from None
+    if key == "$d" and isinstance(body, list):
+        out = {}
+        for item in body:
+            if not isinstance(item, list) or len(item) != 2:
+                raise WireError("bad item in a tagged dict")
+            k = decode(item[0], ref)
+            try:
+                out[k] = decode(item[1], ref)
+            except TypeError:
+                raise WireError(f"unhashable dict key of type {type(k).__name__}") from None
+        return out
+    if key == "$r" and isinstance(body, int) and ref is not None:
+        return ref(data)
+    raise WireError(f"unknown or malformed tag {key!r}")
+
+
+def dumps(message: Any) -> bytes:
+    """A message (already encoded) as frame payload bytes."""
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def loads(payload: bytes) -> Any:
+    """A frame payload back to the encoded message."""
+    try:
+        return json.loads(payload)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        raise WireError(f"frame is not valid JSON: {exc}") from None
+
+
+def write_frame(fd: int, payload: bytes, limit: int) -> None:
+    """Send one frame; ``FrameTooLarge`` (nothing sent) if ``payload`` is past ``limit``."""
+    if len(payload) > limit:
+        raise FrameTooLarge(len(payload), limit)
+    view = memoryview(_HEADER.pack(len(payload)) + payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class FrameReader:
+    """Reads frames from a pipe file descriptor, with an optional deadline per frame."""
+
+    def __init__(self, fd: int, limit: int) -> None:
+        self.fd = fd
+        self.limit = limit
+        self._buf = bytearray()
+        self._poll = select.poll()
+        self._poll.register(fd, select.POLLIN)
+
+    def _fill(self, need: int, deadline: float | None) -> None:
+        while len(self._buf) < need:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._poll.poll(max(1, int(left * 1000) + 1)):
+                    if time.monotonic() >= deadline:
+                        raise FrameTimeout("no reply before the deadline")
+                    continue
+            chunk = os.read(self.fd, max(_READ_CHUNK, need - len(self._buf)))
+            if not chunk:
+                raise PeerClosed("the other side closed the pipe")
+            self._buf += chunk
+
+    def read(self, deadline: float | None = None) -> bytes:
+        """The next frame's payload; ``deadline`` is a ``time.monotonic()`` value."""
+        self._fill(_HEADER.size, deadline)
+        (size,) = _HEADER.unpack_from(self._buf)
+        if size > self.limit:
+            raise FrameTooLarge(size, self.limit)
+        self._fill(_HEADER.size + size, deadline)
+        payload = bytes(self._buf[_HEADER.size : _HEADER.size + size])
+        del self._buf[: _HEADER.size + size]
+        return payload

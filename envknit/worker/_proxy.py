@@ -1,0 +1,193 @@
+"""Proxies: host-side stand-ins for objects that stay in a worker process."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from ..errors import WorkerError
+from . import _protocol as P
+from ._pool import Worker
+
+__all__ = ["WorkerModuleProxy", "WorkerProxy", "import_module", "worker_stats"]
+
+_ITER_BATCH = 64
+
+
+class WorkerProxy:
+    """An object living in a worker process; operations on it run there.
+
+    Results that the wire format carries (JSON values, bytes, tuples) come back by value; any
+    other result comes back as another proxy. The remote object is released when the proxy is
+    garbage-collected. Proxies have no public constructor: ``envknit.worker()`` makes them.
+    """
+
+    __module__ = "envknit"
+    __slots__ = ("__weakref__", "_ek_gen", "_ek_id", "_ek_timeout", "_ek_type", "_ek_worker")
+    _ek_worker: Worker
+    _ek_gen: int
+    _ek_id: int
+    _ek_timeout: float | None
+    _ek_type: str
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("worker proxies are made by envknit.worker(), not constructed directly")
+
+    # -- plumbing -----------------------------------------------------------------------------
+    def _ek_bind(self, worker: Worker, ref: dict[str, Any], timeout: float | None) -> None:
+        set_ = object.__setattr__
+        set_(self, "_ek_worker", worker)
+        set_(self, "_ek_gen", worker.generation)
+        set_(self, "_ek_id", int(ref["$r"]))
+        set_(self, "_ek_timeout", timeout)
+        set_(self, "_ek_type", str(ref.get("type", "object")))
+        finalizer = weakref.finalize(self, worker.release, worker.generation, int(ref["$r"]))
+        finalizer.atexit = False  # the worker goes away at exit anyway
+
+    def _ek_ref(self, worker: Worker) -> int:
+        """This object's handle in ``worker``'s live process (lock held)."""
+        if worker is not self._ek_worker:
+            raise WorkerError(
+                f"a {self._ek_type} proxy from the worker for {self._ek_worker.spec.label} cannot "
+                f"be sent to the worker for {worker.spec.label}"
+            )
+        if self._ek_gen != worker.generation:
+            raise WorkerError(
+                f"this {self._ek_type} lived in a worker process for {worker.spec.label} that has "
+                "since been replaced (after a crash, timeout or shutdown); get it again"
+            )
+        return self._ek_id
+
+    def _ek_call(self, op: str, fields: dict[str, Any] | None = None, **values: Any) -> Any:
+        """Run ``op`` on this object; ``values`` are arguments that may hold proxies."""
+        worker = self._ek_worker
+        timeout = self._ek_timeout
+        cached: list[tuple[WorkerProxy, dict[str, Any]]] = []
+
+        def encode(w: Worker) -> dict[str, Any]:
+            out = {"ref": self._ek_ref(w)}
+            for key, value in values.items():
+                out[key] = P.encode(value, lambda v: _send_ref(v, w))
+            return out
+
+        def decode(ref: dict[str, Any]) -> WorkerProxy:
+            proxy: WorkerProxy = _new(WorkerProxy, worker, ref, timeout)
+            cached.append((proxy, ref))
+            return proxy
+
+        result = worker.request(op, fields or {}, timeout=timeout, encode=encode, decode=decode)
+        if op == "getattr" and isinstance(self, WorkerModuleProxy) and fields:
+            for proxy, ref in cached:
+                if ref.get("cache") and proxy is result:
+                    self._ek_cache[str(fields["name"])] = proxy
+        return result
+
+    # -- the object protocol ------------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_ek_"):
+            raise AttributeError(name)
+        return self._ek_call("getattr", {"name": name})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_ek_"):
+            raise AttributeError(f"{name} is read-only")
+        self._ek_call("setattr", {"name": name}, value=value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._ek_call("call", args=list(args), kwargs=kwargs)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._ek_call("getitem", key=key)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._ek_call("setitem", key=key, value=value)
+
+    def __len__(self) -> int:
+        return int(self._ek_call("len"))
+
+    def __bool__(self) -> bool:
+        return bool(self._ek_call("bool"))
+
+    def __contains__(self, item: Any) -> bool:
+        return bool(self._ek_call("contains", item=item))
+
+    def __iter__(self) -> Iterator[Any]:
+        iterator = self._ek_call("iter")
+        done = False
+        while not done:
+            batch = iterator._ek_call("next", {"n": _ITER_BATCH})
+            done = batch["done"]
+            yield from batch["items"]
+
+    def __repr__(self) -> str:
+        return str(self._ek_call("repr"))
+
+    def __str__(self) -> str:
+        return str(self._ek_call("str"))
+
+    def __dir__(self) -> list[str]:
+        return list(self._ek_call("dir"))
+
+
+class WorkerModuleProxy(WorkerProxy):
+    """A module imported in a worker; re-imported transparently if the worker was replaced.
+
+    Callable attributes of the module (functions, classes) are looked up once per proxy.
+    """
+
+    __module__ = "envknit"
+    __slots__ = ("_ek_cache", "_ek_module")
+    _ek_module: str
+    _ek_cache: dict[str, WorkerProxy]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_ek_"):
+            raise AttributeError(name)
+        found = self._ek_cache.get(name)
+        if found is not None and found._ek_gen == self._ek_worker.generation:
+            return found
+        return self._ek_call("getattr", {"name": name})
+
+    def _ek_ref(self, worker: Worker) -> int:
+        if worker is self._ek_worker and self._ek_gen != worker.generation:
+            ref = worker.request_locked(
+                "import", {"module": self._ek_module}, timeout=self._ek_timeout, decode=_raw
+            )
+            self._ek_cache.clear()
+            self._ek_bind(worker, ref, self._ek_timeout)
+        return super()._ek_ref(worker)
+
+
+def _raw(ref: dict[str, Any]) -> dict[str, Any]:
+    return ref
+
+
+def _new(cls: type[WorkerProxy], worker: Worker, ref: dict[str, Any], timeout: float | None) -> Any:
+    proxy = object.__new__(cls)
+    proxy._ek_bind(worker, ref, timeout)
+    return proxy
+
+
+def _send_ref(value: Any, worker: Worker) -> dict[str, int]:
+    if isinstance(value, WorkerProxy):
+        return {"$r": value._ek_ref(worker)}
+    raise TypeError(
+        f"cannot send a {type(value).__module__}.{type(value).__qualname__} to a worker: "
+        "only JSON values, bytes, tuples and proxies of objects in that worker can be sent"
+    )
+
+
+def import_module(worker: Worker, module: str, timeout: float | None) -> WorkerModuleProxy:
+    """Import ``module`` in ``worker`` and return its proxy."""
+    ref = worker.request("import", {"module": module}, timeout=timeout, decode=_raw)
+    proxy: WorkerModuleProxy = _new(WorkerModuleProxy, worker, ref, timeout)
+    object.__setattr__(proxy, "_ek_module", module)
+    object.__setattr__(proxy, "_ek_cache", {})
+    return proxy
+
+
+def worker_stats(proxy: WorkerProxy) -> dict[str, Any]:
+    """``{"pid": ..., "handles": ...}`` of the worker process behind ``proxy`` (diagnostics)."""
+    worker = proxy._ek_worker
+    return dict(worker.request("stats", {}, timeout=proxy._ek_timeout))

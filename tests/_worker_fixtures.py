@@ -1,0 +1,134 @@
+"""A fixture package for worker tests: it prints, fails, crashes, sleeps and returns C objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from envknit.lock import LockedPackage
+
+from ._builders import make_store_entry, package_files, write_lock
+
+__all__ = ["DEMO_SOURCE", "make_demo"]
+
+DEMO_SOURCE = '''
+import array
+import builtins
+import os
+import signal
+import sys
+import time
+
+print("demo imported: this goes to the worker's stdout", flush=True)
+
+
+class CustomError(ValueError):
+    pass
+
+
+class Box:
+    def __init__(self, value):
+        self.value = value
+        self.items = [value, value + 1, value + 2]
+
+    def get(self):
+        return self.value
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __repr__(self):
+        return f"Box({self.value})"
+
+
+def echo(value):
+    return value
+
+
+def noisy(value):
+    print("noise " * 1000, flush=True)
+    sys.stdout.write("\\x00\\x00\\x00\\x05{bad}")
+    sys.stdout.flush()
+    os.write(1, b"\\x00\\x00\\x00\\x02{}")
+    print("more noise", file=sys.stderr, flush=True)
+    return value
+
+
+def fail(kind, message):
+    raise getattr(builtins, kind)(message)
+
+
+def custom():
+    raise CustomError("custom failure")
+
+
+def missing_file():
+    open("/nonexistent/envknit/file")
+
+
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+def segfault():
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def sigsegv():
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def hard_exit(code):
+    os._exit(code)
+
+
+def pid():
+    return os.getpid()
+
+
+def big(size):
+    return b"x" * size
+
+
+def numbers(n):
+    return array.array("i", range(n))
+
+
+def make_box(value):
+    return Box(value)
+
+
+def unbox(box):
+    return box.get()
+
+
+def can_import(name):
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+def info():
+    flags = [sys.flags.isolated, sys.flags.no_site]
+    return {"path": sys.path, "executable": sys.executable, "flags": flags}
+'''
+
+
+def make_demo(home: Path, lock_path: Path, version: str = "1.0") -> LockedPackage:
+    """A store entry for ``demo==version`` and a lock (environment ``default``) pinning it."""
+    files = package_files("demo", version, {"core.py": DEMO_SOURCE})
+    init = f"__version__ = {version!r}\nfrom .core import *\nfrom . import core\n"
+    files["demo/__init__.py"] = init
+    pkg = make_store_entry(home, "demo", version, files)
+    write_lock(lock_path, {"default": [pkg]})
+    return pkg

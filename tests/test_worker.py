@@ -1,0 +1,339 @@
+"""envknit.worker(): real worker processes, proxies, errors, timeouts, crashes and the pool."""
+
+from __future__ import annotations
+
+import gc
+import os
+import site
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import envknit
+from envknit.errors import (
+    EntryMissingError,
+    EnvknitTimeoutError,
+    MessageTooLargeError,
+    ProtocolError,
+    VersionNotInstalledError,
+    WorkerCrashedError,
+    WorkerError,
+    WorkerRemoteError,
+)
+from envknit.worker import WorkerProxy, _pool, _protocol
+from envknit.worker._proxy import worker_stats
+
+from ._builders import make_store_entry, write_lock
+from ._worker_fixtures import make_demo
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def demo(envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``demo==1.0`` installed and locked in ``./envknit.lock.yaml`` of a fresh working dir."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    lock = project / "envknit.lock.yaml"
+    make_demo(envknit_home, lock)
+    return lock
+
+
+def test_module_proxy_reads_attributes_and_calls_functions(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        assert mod.__version__ == "1.0"
+        value = {"a": [1, 2.5, None, True], "b": "✓"}
+        assert mod.echo(value) == value
+        assert mod.echo((1, b"\x00raw", {3: "x"})) == (1, b"\x00raw", {3: "x"})
+        assert mod.pid() != os.getpid()
+
+
+def test_worker_runs_isolated_on_the_environments_path_only(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        info = mod.info()
+        assert info["flags"] == [1, 1]  # -I -S
+        host_site = set(site.getsitepackages()) | {site.getusersitepackages()}
+        assert not host_site & set(info["path"])
+        assert any(p.endswith("/site") and "/store/demo/1.0/" in p for p in info["path"])
+        # pyyaml is installed in the host's venv, not in the locked environment.
+        assert mod.can_import("yaml") is False
+        assert mod.can_import("json") is True
+
+
+def test_unplain_results_come_back_as_proxies(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        arr = mod.numbers(4)  # array.array: from a C module, not JSON
+        assert isinstance(arr, WorkerProxy)
+        assert arr.tolist() == [0, 1, 2, 3]
+        assert len(arr) == 4
+        assert arr[2] == 2
+        assert list(arr) == [0, 1, 2, 3]
+        assert repr(arr) == "array('i', [0, 1, 2, 3])"
+        assert arr.typecode == "i"
+        assert 3 in arr
+        arr[0] = 9
+        assert arr.tolist()[0] == 9
+        box = mod.make_box(5)
+        assert repr(box) == "Box(5)"
+        assert box.value == 5
+        box.value = 7
+        assert mod.unbox(box) == 7  # a proxy passed back as an argument
+        assert box.get() == 7
+        assert [x for x in box] == [5, 6, 7]
+        assert "get" in dir(box)
+
+
+def test_big_iterations_are_batched_but_complete(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        assert sum(mod.numbers(1000)) == sum(range(1000))
+
+
+def test_printing_package_does_not_corrupt_the_protocol(demo: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import envknit
+        with envknit.worker("demo", "1.0") as mod:
+            for i in range(3):
+                assert mod.noisy({"i": i}) == {"i": i}
+        print("HOST-DONE")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"noise noise" in proc.stdout  # the worker's prints reach the host's stdout
+    assert b"more noise" in proc.stderr
+    assert proc.stdout.rstrip().endswith(b"HOST-DONE")
+
+
+def test_remote_builtin_error_keeps_type_message_and_traceback(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        with pytest.raises(ValueError, match="bad value") as info:
+            mod.fail("ValueError", "bad value")
+        err = info.value
+        assert isinstance(err, WorkerRemoteError)
+        assert err.remote_type == "ValueError"
+        assert err.remote_message == "bad value"
+        assert "in fail" in err.remote_traceback
+        assert "demo/core.py" in err.remote_traceback
+        assert "_child.py" not in err.remote_traceback  # the worker's own frames are left out
+        with pytest.raises(KeyError):
+            mod.fail("KeyError", "k")
+        with pytest.raises(FileNotFoundError) as oserr:
+            mod.missing_file()
+        assert oserr.value.remote_type == "FileNotFoundError"
+        with pytest.raises(AttributeError):
+            mod.no_such_attribute  # noqa: B018 - the attribute access is the test
+        assert getattr(mod, "no_such_attribute", "default") == "default"
+
+
+def test_remote_custom_error_names_its_type_and_is_its_builtin_base(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod, pytest.raises(ValueError) as info:
+        mod.custom()
+    assert isinstance(info.value, WorkerRemoteError)
+    assert info.value.remote_type == "demo.core.CustomError"
+    assert "demo.core.CustomError: custom failure (raised in a worker process)" in str(info.value)
+
+
+def test_timeout_kills_and_replaces_the_worker_without_stale_replies(demo: Path) -> None:
+    with envknit.worker("demo", "1.0", timeout=1.0) as mod:
+        first_pid = mod.pid()
+        with pytest.raises(TimeoutError) as info:
+            mod.sleep(1.6)
+        assert isinstance(info.value, EnvknitTimeoutError)
+        assert "within 1 s" in str(info.value)
+        # The sleeping worker would answer 1.6 in a moment; the next call gets its own answer.
+        assert mod.echo("second") == "second"
+        assert mod.pid() != first_pid
+        assert mod.sleep(0.1) == 0.1
+
+
+@pytest.mark.parametrize(
+    ("func", "args", "signal", "exit_code"),
+    [
+        ("segfault", (), "SIGSEGV", None),
+        ("sigsegv", (), "SIGSEGV", None),
+        ("hard_exit", (3,), None, 3),
+    ],
+)
+def test_crash_names_signal_or_exit_code_and_next_call_respawns(
+    demo: Path, func: str, args: tuple[Any, ...], signal: str | None, exit_code: int | None
+) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        first_pid = mod.pid()
+        with pytest.raises(WorkerCrashedError) as info:
+            getattr(mod, func)(*args)
+        err = info.value
+        assert (err.signal, err.exit_code) == (signal, exit_code)
+        assert (signal or f"exited with code {exit_code}") in str(err)
+        assert f"pid {first_pid}" in str(err)
+        assert mod.echo("alive") == "alive"
+        assert mod.pid() != first_pid
+
+
+def test_host_survives_a_segfaulting_worker_in_a_fresh_process(demo: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import envknit
+        with envknit.worker("demo", "1.0") as mod:
+            try:
+                mod.segfault()
+            except envknit.WorkerCrashedError as exc:
+                assert exc.signal == "SIGSEGV", exc
+            print("RESULT", mod.echo(41) + 1)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"RESULT 42" in proc.stdout
+
+
+def test_proxies_from_a_replaced_worker_fail_clearly(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        box = mod.make_box(1)
+        with pytest.raises(WorkerCrashedError):
+            mod.hard_exit(5)
+        with pytest.raises(WorkerError, match="has since been replaced"):
+            box.get()
+        assert mod.make_box(2).get() == 2
+
+
+def test_oversized_messages_fail_before_memory_runs_out(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_pool, "MAX_MESSAGE_SIZE", 100_000)
+    with envknit.worker("demo", "1.0") as mod:
+        pid = mod.pid()
+        with pytest.raises(MessageTooLargeError) as sent:
+            mod.echo(b"x" * 200_000)
+        assert sent.value.limit == 100_000
+        assert "exceeds the limit of 100000 bytes" in str(sent.value)
+        with pytest.raises(MessageTooLargeError) as received:
+            mod.big(200_000)  # the worker measures its reply and sends an error instead
+        assert received.value.size > 200_000
+        assert mod.echo("still fine") == "still fine"
+        assert mod.pid() == pid  # neither failure cost the worker
+
+
+def test_default_limit_is_documented_64_mib() -> None:
+    assert _protocol.DEFAULT_MAX_MESSAGE_SIZE == 64 * 1024 * 1024
+    assert _pool.MAX_MESSAGE_SIZE == _protocol.DEFAULT_MAX_MESSAGE_SIZE
+
+
+def test_protocol_version_is_checked_at_start_up(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_protocol, "PROTOCOL_VERSION", 999)
+    expected = pytest.raises(ProtocolError, match="speaks protocol 1, this envknit speaks 999")
+    with expected, envknit.worker("demo", "1.0"):
+        pass
+
+
+def test_script_without_main_guard_is_not_reimported(demo: Path, tmp_path: Path) -> None:
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import envknit
+            print("TOP-LEVEL RAN")
+            with envknit.worker("demo", "1.0") as mod:
+                print("ANSWER", mod.echo(7))
+            """
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.count(b"TOP-LEVEL RAN") == 1
+    assert b"ANSWER 7" in proc.stdout
+
+
+def test_threads_calling_at_once_each_get_their_own_answer(demo: Path) -> None:
+    errors: list[BaseException] = []
+    with envknit.worker("demo", "1.0") as mod:
+
+        def run(n: int) -> None:
+            try:
+                for i in range(25):
+                    assert mod.echo([n, i]) == [n, i]
+                    assert mod.make_box(n * 100 + i).get() == n * 100 + i
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    assert not errors
+
+
+def test_collected_proxies_are_released_in_the_worker(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        make_box = mod.make_box  # the function's own handle stays (cached on the module proxy)
+        before = worker_stats(mod)["handles"]
+        boxes = [make_box(i) for i in range(20)]
+        assert worker_stats(mod)["handles"] == before + 20
+        del boxes
+        gc.collect()
+        assert worker_stats(mod)["handles"] == before
+
+
+def test_pool_reuses_the_worker_across_blocks_and_shutdown_stops_it(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        pid = mod.pid()
+    with envknit.worker("demo", "1.0") as again:
+        assert again.pid() == pid
+    envknit.shutdown_workers()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with envknit.worker("demo", "1.0") as fresh:
+        assert fresh.pid() != pid
+
+
+def test_unknown_version_names_the_locked_ones(demo: Path) -> None:
+    expected = pytest.raises(VersionNotInstalledError, match=r"demo==2\.0 is not installed.*1\.0")
+    with expected, envknit.worker("demo", "2.0"):
+        pass
+    with pytest.raises(ModuleNotFoundError), envknit.worker("nothing", "1.0"):
+        pass
+
+
+def test_locked_but_not_installed_says_run_install(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    pkg = make_store_entry(tmp_path / "elsewhere", "ghost", "1.0")  # not in ENVKNIT_HOME
+    write_lock(tmp_path / "envknit.lock.yaml", {"default": [pkg]})
+    with pytest.raises(EntryMissingError, match="run 'envknit install"), envknit.worker(
+        "ghost", "1.0"
+    ):
+        pass
+
+
+def test_configured_locks_are_searched(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = tmp_path / "somewhere" / "envknit.lock.yaml"
+    lock.parent.mkdir()
+    make_demo(envknit_home, lock, version="3.1")
+    monkeypatch.chdir(tmp_path)  # no lock in the working directory
+    monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (lock,))
+    with envknit.worker("demo", "3.1") as mod:
+        assert mod.__version__ == "3.1"
+
+
+def test_proxies_have_no_public_constructor() -> None:
+    with pytest.raises(TypeError, match=r"made by envknit\.worker"):
+        WorkerProxy()
+    assert WorkerProxy.__module__ == "envknit"

@@ -1,0 +1,153 @@
+"""The worker wire format: tagged JSON round trips, frame limits, timeouts, remote error classes."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import struct
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from envknit.errors import RemoteError, WorkerRemoteError
+from envknit.worker import _protocol as P
+from envknit.worker._errors import remote_error
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[int, int]]:
+    r, w = os.pipe()
+    yield r, w
+    for fd in (r, w):
+        with contextlib.suppress(OSError):  # already closed by the test
+            os.close(fd)
+
+
+VALUES: list[Any] = [
+    None, True, False, 0, -(2**70), 1.5, float("inf"), "", "héllo ✓\x00",
+    [], {}, [1, [2, [3]]], {"a": {"b": [None]}},
+    b"", b"\x00\xff" * 3, (), (1, "two", (3.0,)), {1: "int key", (1, 2): "tuple key"},
+    {"$r": "looks like a tag"}, {"$t": [1]}, [b"x", (b"y",)],
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=repr)
+def test_round_trip_keeps_value_and_type(value: Any) -> None:
+    back = P.decode(P.loads(P.dumps(P.encode(value))))
+    assert back == value
+    assert type(back) is type(value)
+
+
+def test_subclasses_of_plain_types_travel_as_the_plain_type() -> None:
+    class MyFloat(float):
+        pass
+
+    class MyStr(str):
+        pass
+
+    back = P.decode(P.loads(P.dumps(P.encode([MyFloat(2.5), MyStr("s")]))))
+    assert back == [2.5, "s"]
+    assert [type(v) for v in back] == [float, str]
+
+
+def test_other_types_have_no_wire_form() -> None:
+    with pytest.raises(P.NotPlain, match=r"builtins\.set"):
+        P.encode({1, 2})
+    with pytest.raises(P.NotPlain):
+        P.encode([object()])
+    assert P.encode({1}, lambda v: {"$r": 7}) == {"$r": 7}
+
+
+def test_too_deep_nesting_is_refused() -> None:
+    deep: list[Any] = []
+    for _ in range(P.MAX_DEPTH + 5):
+        deep = [deep]
+    with pytest.raises(P.NotPlain, match="deeper"):
+        P.encode(deep)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"$x": 1}', b'{"$b": "***"}', b'{"$d": [[1]]}', b'{"$d": [[[1], 2]]}', b'{"$r": 1}'],
+)
+def test_unknown_or_malformed_tags_are_wire_errors(payload: bytes) -> None:
+    with pytest.raises(P.WireError):
+        P.decode(P.loads(payload))
+
+
+def test_bad_json_is_a_wire_error() -> None:
+    with pytest.raises(P.WireError, match="not valid JSON"):
+        P.loads(b"\xff{")
+
+
+def test_frames_round_trip_through_a_pipe(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    reader = P.FrameReader(r, 1024)
+    P.write_frame(w, b"first", 1024)
+    P.write_frame(w, b"", 1024)
+    P.write_frame(w, b"x" * 1024, 1024)
+    assert reader.read() == b"first"
+    assert reader.read() == b""
+    assert reader.read() == b"x" * 1024
+
+
+def test_oversized_frame_is_refused_before_sending(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    with pytest.raises(P.FrameTooLarge) as info:
+        P.write_frame(w, b"x" * 101, 100)
+    assert (info.value.size, info.value.limit) == (101, 100)
+    os.set_blocking(r, False)
+    with pytest.raises(BlockingIOError):
+        os.read(r, 1)  # nothing was written
+
+
+def test_oversized_length_is_refused_before_reading_the_payload(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    # A header claiming ~4 GiB with no payload behind it: refused from the header alone.
+    os.write(w, struct.pack(">I", 0xFFFFFFF0))
+    with pytest.raises(P.FrameTooLarge, match="4294967280 bytes"):
+        P.FrameReader(r, P.DEFAULT_MAX_MESSAGE_SIZE).read(time.monotonic() + 5)
+
+
+def test_reader_times_out_and_reports_closed_peer(pipe: tuple[int, int]) -> None:
+    r, w = pipe
+    reader = P.FrameReader(r, 100)
+    os.write(w, struct.pack(">I", 10) + b"12345")  # half a frame
+    with pytest.raises(P.FrameTimeout):
+        reader.read(time.monotonic() + 0.2)
+    os.close(w)
+    with pytest.raises(P.PeerClosed):
+        reader.read()
+
+
+BUILTIN_EXCEPTIONS = sorted(
+    name
+    for name in dir(builtins)
+    if isinstance(getattr(builtins, name), type)
+    and issubclass(getattr(builtins, name), Exception)
+    and "Group" not in name
+)
+
+
+@pytest.mark.parametrize("name", BUILTIN_EXCEPTIONS)
+def test_remote_builtin_errors_are_also_the_builtin(name: str) -> None:
+    report = {"type": name, "message": "boom", "traceback": "TB-TEXT", "builtin": name}
+    err = remote_error(report)
+    with pytest.raises(getattr(builtins, name)) as info:
+        raise err
+    caught = info.value
+    assert isinstance(caught, WorkerRemoteError)
+    assert isinstance(caught, RemoteError)
+    assert (caught.remote_type, caught.remote_message) == (name, "boom")
+    assert f"{name}: boom (raised in a worker process)" in str(caught)
+    assert "TB-TEXT" in str(caught)
+    assert type(remote_error(report)) is type(err)  # one class per builtin, cached
+
+
+def test_unknown_builtin_names_give_the_plain_error() -> None:
+    for builtin in (None, "NoSuchError", "print", "ExceptionGroup", "SystemExit"):
+        err = remote_error({"type": "x.Y", "message": "m", "traceback": "", "builtin": builtin})
+        assert type(err) is WorkerRemoteError
