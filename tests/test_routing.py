@@ -106,24 +106,39 @@ def test_missing_version_names_installed_ones(lock: Path) -> None:
         envknit.set_default("mylib", "9")
 
 
-def test_outside_blocks_default_then_newest(lock: Path) -> None:
+def test_outside_blocks_the_default_or_the_normal_import_system(
+    lock: Path, tmp_path: Path
+) -> None:
     envknit.enable()
-    import mylib
+    with pytest.raises(ModuleNotFoundError):
+        import mylib  # noqa: F401  # nothing chosen, no copy on sys.path: as without envknit
+    host = tmp_path / "hostsite"
+    (host / "mylib").mkdir(parents=True)
+    (host / "mylib" / "__init__.py").write_text("__version__ = 'host'\n")
+    sys.path.insert(0, str(host))
+    import mylib as plain
 
-    assert mylib.__version__ == "2.0.0"  # nothing chosen: the newest installed
-    envknit.set_default("mylib", "1.0.0")
-    import mylib as chosen
-
-    assert chosen.__version__ == "1.0.0"
-    assert importlib.import_module("mylib").__version__ == "1.0.0"
-    with envknit.use("mylib", "2.0.0"):
+    assert plain.__version__ == "host"
+    assert sys.modules["mylib"] is plain
+    with envknit.use("mylib", "1.0.0"):
         import mylib as inside
 
-        assert inside.__version__ == "2.0.0"
-    envknit.set_default("mylib", None)
-    import mylib as newest
+        assert inside.__version__ == "1.0.0"
+        # sys.modules["mylib"] holds the host copy; import_module still answers per context
+        assert importlib.import_module("mylib") is inside
+    envknit.set_default("mylib", "2.0.0")
+    import mylib as chosen
 
-    assert newest.__version__ == "2.0.0"
+    assert chosen.__version__ == "2.0.0"
+    assert importlib.import_module("mylib") is chosen
+    with envknit.use("mylib", "1.0.0"):
+        import mylib as again
+
+        assert again.__version__ == "1.0.0"
+    envknit.set_default("mylib", None)
+    import mylib as back
+
+    assert back is plain
 
 
 def test_strict_mode_refuses_plain_imports_outside_blocks(lock: Path) -> None:

@@ -157,10 +157,6 @@ class Registry:
         """Installed versions of ``dist``, oldest first."""
         return sorted({v for d, v in self.packages if d == dist}, key=_sort_key)
 
-    def newest(self, dist: str) -> RoutedPackage | None:
-        versions = self.versions(dist)
-        return self.packages[(dist, versions[-1])] if versions else None
-
     def owner_pins(self, pkg: RoutedPackage, active_env: str | None) -> Mapping[str, str]:
         """The pins of the environment ``pkg`` belongs to (the active one if it is among them)."""
         envs = self.pkg_envs.get(pkg.key, ())

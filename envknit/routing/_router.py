@@ -77,15 +77,16 @@ def resolve(dist: str, globals_: Mapping[str, Any] | None) -> RoutedPackage | No
     return None
 
 
-def choose(dist: str, import_name: str, globals_: Mapping[str, Any] | None) -> RoutedPackage:
-    """Like ``resolve``, then strict mode or the newest installed version; refuses C code."""
+def choose(
+    dist: str, import_name: str, globals_: Mapping[str, Any] | None
+) -> RoutedPackage | None:
+    """Like ``resolve``; with no answer, strict mode raises and otherwise the import is left
+    to the normal import system (None). Refuses packages with compiled extensions."""
     pkg = resolve(dist, globals_)
     if pkg is None:
         if _STRICT:
             raise StrictModeError(import_name, REGISTRY.versions(dist))
-        pkg = REGISTRY.newest(dist)
-        if pkg is None:  # a name in _MANAGED always has a version; keep the error clear anyway
-            raise ModuleNotFoundError(f"No module named {import_name!r}", name=import_name)
+        return None
     if pkg.extensions:
         raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
     return pkg
@@ -118,9 +119,9 @@ def _routed_import(
 ) -> ModuleType:
     top, _, rest = name.partition(".")
     dist = _MANAGED.get(top)
-    if dist is None:
+    pkg = choose(dist, top, globals_) if dist is not None else None
+    if pkg is None:
         return _next_import(name, globals_, None, fromlist, 0)
-    pkg = choose(dist, top, globals_)
     alias_top = _PREFIX + pkg.aliases[top]
     full = alias_top + ("." + rest if rest else "")
     if fromlist:
@@ -156,8 +157,9 @@ def _gcd_import(name: str, package: str | None = None, level: int = 0) -> Module
         absname = _bootstrap._resolve_name(name, package, level) if level > 0 else name
         top, _, rest = absname.partition(".")
         dist = _MANAGED.get(top)
-        if dist is not None:
-            return load(choose(dist, top, _caller_globals()), top, rest)
+        pkg = choose(dist, top, _caller_globals()) if dist is not None else None
+        if pkg is not None:
+            return load(pkg, top, rest)
     return _orig_gcd_import(name, package, level)
 
 
@@ -203,8 +205,6 @@ class _Finder(DistributionFinder):
         if not any(d == canonical for d, _ in REGISTRY.packages):
             return ()
         pkg = resolve(canonical, _caller_globals())
-        if pkg is None and not _STRICT:
-            pkg = REGISTRY.newest(canonical)
         if pkg is None or pkg.dist_info is None:
             return ()
         return (PathDistribution(pkg.dist_info),)
