@@ -337,3 +337,22 @@ def test_proxies_have_no_public_constructor() -> None:
     with pytest.raises(TypeError, match=r"made by envknit\.worker"):
         WorkerProxy()
     assert WorkerProxy.__module__ == "envknit"
+
+
+def test_use_auto_worker_yields_a_worker_proxy_for_compiled_packages(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    files: dict[str, str | bytes] = {
+        "cext/__init__.py": "import os\n__version__ = '1.0'\ndef pid():\n    return os.getpid()\n",
+        # Never imported: it only marks the distribution as having a compiled extension.
+        "cext/_speedups.cpython-312-x86_64-linux-gnu.so": b"\x7fELF not really",
+    }
+    lock = write_lock(
+        tmp_path / "ml.lock.yaml", {"ml": [make_store_entry(envknit_home, "cext", "1.0", files)]}
+    )
+    envknit.configure_from_lock(str(lock))
+    with envknit.use("cext", "1.0", auto_worker=True) as cext:
+        assert isinstance(cext, WorkerProxy)
+        assert cext.__version__ == "1.0"
+        assert cext.pid() != os.getpid()
