@@ -1,28 +1,32 @@
-"""The ``envknit`` command line (the library never imports this package)."""
+"""The ``envknit`` command line (the library never imports this package).
+
+Start-up is kept lean: ``envknit run`` takes a fast path that imports neither argparse nor the
+YAML and packaging libraries when its cache is fresh; every other command imports its module
+only when it is chosen.
+"""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
-
-from .._version import __version__
 
 __all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="envknit",
-        description="Several versions of a package in one Python process.",
-    )
-    parser.add_argument("--version", action="version", version=f"envknit {__version__}")
-    return parser
+def build_parser() -> object:
+    """The argparse parser of every command (imported lazily: ``run`` does not need it)."""
+    from ._parser import build_parser as build
+
+    return build()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit status."""
-    parser = build_parser()
-    parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    parser.print_help()
-    return 0
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "run":
+        from ._run import run_command
+
+        return run_command(args[1:])
+    from ._parser import dispatch
+
+    return dispatch(args)

@@ -1,0 +1,45 @@
+"""``envknit install``: every locked package of the chosen environments into the store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..pythons import find_python
+from ..resolve import python_tuple
+from ..store.install import install_environment
+from ..store.layout import envknit_home
+from ..store.projects import register_project
+from ._common import load_project
+
+__all__ = ["cmd_install"]
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    project = load_project()
+    envs = project.locked_environments(args.env)
+    home = envknit_home()
+    # register first, so a gc running meanwhile already keeps what this project needs
+    register_project(project.lock_path, home)
+    tty = sys.stderr.isatty()
+
+    def progress(message: str) -> None:
+        print(f"  {message}", file=sys.stderr, flush=True)
+
+    for env in envs:
+        python_exe = find_python(env.python_version)
+        count = len(env.selected(include_dev=not args.no_dev))
+        print(f"{env.name}: {count} package(s) for Python {env.python_version} "
+              f"({python_exe})", file=sys.stderr, flush=tty)
+        result = install_environment(
+            env,
+            python_exe=python_exe,
+            python=python_tuple(env.python_version),
+            home=home,
+            include_dev=not args.no_dev,
+            jobs=max(1, args.jobs),
+            progress=progress,
+        )
+        print(f"{env.name}: {len(result.installed)} installed, {len(result.reused)} already in "
+              "the store")
+    return 0

@@ -1,0 +1,103 @@
+"""Argument parsing and dispatch of every command but the ``run`` fast path."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..errors import EnvknitError
+
+__all__ = ["build_parser", "dispatch"]
+
+# command -> (module, function); modules are imported only when their command runs
+_COMMANDS = {
+    "init": ("_project", "cmd_init"),
+    "add": ("_project", "cmd_add"),
+    "remove": ("_project", "cmd_remove"),
+    "lock": ("_project", "cmd_lock"),
+    "install": ("_install", "cmd_install"),
+    "run": ("_run", "cmd_run"),
+    "verify": ("_inspect", "cmd_verify"),
+    "doctor": ("_inspect", "cmd_doctor"),
+    "status": ("_inspect", "cmd_status"),
+    "store list": ("_store", "cmd_store_list"),
+    "store gc": ("_store", "cmd_store_gc"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="envknit",
+        description="Several versions of a package in one Python process: "
+        "environments in envknit.yaml, locked and installed into a global store with uv.",
+    )
+    parser.add_argument("--version", action="version", version=f"envknit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create envknit.yaml with a 'default' environment")
+    p.add_argument("--python", dest="python_version", help="python_version of 'default'")
+    p.add_argument("--force", action="store_true", help="overwrite an existing envknit.yaml")
+
+    p = sub.add_parser("add", help="add a requirement (PEP 508) to an environment")
+    p.add_argument("requirement")
+    p.add_argument("--env", default="default")
+    p.add_argument("--dev", action="store_true", help="add it to dev_packages")
+
+    p = sub.add_parser("remove", help="remove a package from an environment")
+    p.add_argument("name")
+    p.add_argument("--env", default="default")
+    p.add_argument("--dev", action="store_true", help="remove it from dev_packages only")
+
+    p = sub.add_parser("lock", help="resolve with uv and write envknit.lock.yaml")
+    p.add_argument("--env", help="re-lock this environment only, keep the others")
+
+    p = sub.add_parser("install", help="install the locked packages into the global store")
+    p.add_argument("--env", help="only this environment (default: all)")
+    p.add_argument("--no-dev", action="store_true", help="skip dev packages")
+    p.add_argument("--jobs", type=int, default=4, help="parallel installs (default 4)")
+
+    p = sub.add_parser("run", help="run a command with an environment on PYTHONPATH")
+    p.add_argument("--env", default="default")
+    p.add_argument("--no-dev", action="store_true")
+    p.add_argument("cmd", nargs=argparse.REMAINDER)
+
+    p = sub.add_parser("verify", help="check store entries against their manifests")
+    p.add_argument("--env", help="only this environment (default: all)")
+
+    sub.add_parser("doctor", help="check uv, interpreters, the store and the lock")
+    sub.add_parser("status", help="per environment: locked, installed, stale")
+
+    store = sub.add_parser("store", help="inspect or clean the global store")
+    store_sub = store.add_subparsers(dest="store_command", metavar="SUBCOMMAND")
+    store_sub.add_parser("list", help="entries with their sizes")
+    p = store_sub.add_parser("gc", help="remove entries no registered project needs")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
+    return parser
+
+
+def dispatch(argv: Sequence[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    command = args.command
+    if command is None:
+        parser.print_help()
+        return 2
+    if command == "store":
+        if args.store_command is None:
+            parser.parse_args(["store", "--help"])
+            return 2
+        command = f"store {args.store_command}"
+    module_name, func_name = _COMMANDS[command]
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    try:
+        status: int = getattr(module, func_name)(args)
+    except EnvknitError as exc:
+        print(f"envknit: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("envknit: interrupted", file=sys.stderr)
+        return 130
+    return status

@@ -1,0 +1,192 @@
+"""``envknit init / add / remove / lock``: editing envknit.yaml and resolving it with uv."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from .. import _uv
+from .._atomic import atomic_write_text
+from ..config import (
+    CONFIG_FILENAME,
+    Config,
+    EnvironmentConfig,
+    config_hash,
+    load_config,
+    parse_requirement,
+    requirement_name,
+)
+from ..errors import ConfigError, LockError
+from ..lock import (
+    LOCK_FILENAME,
+    DistFile,
+    Lock,
+    LockedEnvironment,
+    LockedPackage,
+    load_lock,
+    save_lock,
+)
+from ..names import normalize_name, validate_env_name
+from ..pythons import find_python
+from ._edit import edit_requirement
+
+__all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove", "lock_environment"]
+
+_TEMPLATE = """\
+# envknit.yaml: the environments of this project.
+# Each environment pins its own versions; two environments may pin different versions of
+# the same package. After editing, run 'envknit lock' and 'envknit install'.
+environments:
+  default:
+    python_version: "{python}"
+    packages: []
+    dev_packages: []
+"""
+
+
+def _running_python() -> str:
+    return "{}.{}".format(*sys.version_info[:2])
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    path = Path.cwd() / CONFIG_FILENAME
+    python = args.python_version or _running_python()
+    from ..names import validate_python_version
+
+    validate_python_version(python)
+    if path.exists() and not args.force:
+        raise ConfigError("already exists; edit it, or pass --force to overwrite", path=str(path))
+    atomic_write_text(path, _TEMPLATE.format(python=python))
+    print(f"wrote {path}")
+    return 0
+
+
+def _write_config(config: Config, text: str) -> None:
+    """Validate the new text as a config before it replaces the file (atomically)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:  # pragma: no cover - the editor checked it already
+        raise ConfigError(f"internal error: edit produced malformed YAML: {exc}") from None
+    Config.from_dict(data, config.path)
+    atomic_write_text(config.path, text)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    requirement = parse_requirement(args.requirement, "requirement")
+    env = validate_env_name(args.env)
+    config = load_config()
+    key = "dev_packages" if args.dev else "packages"
+    name = requirement_name(requirement)
+    text = config.path.read_text(encoding="utf-8")
+    result = edit_requirement(text, env, key, name, requirement)
+    _write_config(config, result.text)
+    print(f"added {requirement} to {env}.{key} in {config.path}")
+    if not result.kept_layout:
+        print("note: the file's layout was not one envknit edits line by line; it was "
+              "re-written and its comments were lost", file=sys.stderr)
+    print("next: envknit lock" + ("" if env == "default" else f" --env {env}"))
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    name = normalize_name(args.name)
+    config = load_config()
+    env = config.environment(args.env)
+    keys = ["dev_packages"] if args.dev else ["packages", "dev_packages"]
+    text = config.path.read_text(encoding="utf-8")
+    removed = []
+    kept_layout = True
+    for key in keys:
+        if any(requirement_name(r) == name for r in getattr(env, key)):
+            result = edit_requirement(text, env.name, key, name, None)
+            text = result.text
+            kept_layout &= result.kept_layout
+            removed.append(key)
+    if not removed:
+        raise ConfigError(
+            f"{name!r} is not a requirement of environment {env.name!r}", path=str(config.path)
+        )
+    _write_config(config, text)
+    print(f"removed {name} from {env.name}.{' and '.join(removed)} in {config.path}")
+    if not kept_layout:
+        print("note: the file was re-written and its comments were lost", file=sys.stderr)
+    return 0
+
+
+def lock_environment(env: EnvironmentConfig) -> LockedEnvironment:
+    """Resolve one environment with uv into its locked form (dev packages marked)."""
+    python_version = env.python_version or _running_python()
+    python = find_python(python_version)
+    resolved = _uv.compile_environment(
+        env.packages, env.dev_packages, python=python, python_version=python_version
+    )
+    children: dict[str, set[str]] = {r.name: set() for r in resolved}
+    for r in resolved:
+        for parent in r.required_by:
+            if parent in children:
+                children[parent].add(r.name)
+    # dev = not reachable from the non-dev requirements
+    main_roots = [r.name for r in resolved if "main.in" in r.direct_from]
+    reachable: set[str] = set()
+    stack = list(main_roots)
+    while stack:
+        name = stack.pop()
+        if name not in reachable:
+            reachable.add(name)
+            stack.extend(children.get(name, ()))
+    packages = tuple(
+        LockedPackage(
+            name=r.name,
+            version=r.version,
+            dev=r.name not in reachable,
+            dependencies=tuple(sorted(children[r.name])),
+            files=tuple(DistFile(name=f, sha256=h) for f, h in sorted(r.files.items())),
+        )
+        for r in resolved
+    )
+    return LockedEnvironment(
+        name=env.name,
+        python_version=python_version,
+        packages=packages,
+        requirements=(*env.packages, *env.dev_packages),
+        config_hash=config_hash(env),
+    )
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    config = load_config()
+    lock_path = config.root / LOCK_FILENAME
+    if args.env is not None:
+        targets = [config.environment(args.env)]
+        try:
+            base = load_lock(lock_path)
+        except LockError as exc:
+            if lock_path.exists():
+                raise LockError(
+                    f"{exc}\n(--env keeps the other environments of the lock, so it must be "
+                    "readable; run 'envknit lock' without --env to re-create it)"
+                ) from None
+            base = Lock()
+    else:
+        targets = list(config.environments.values())
+        base = Lock()
+    if not targets:
+        raise ConfigError("no environments defined; add one with 'envknit add REQ'",
+                          path=str(config.path))
+    locked = []
+    for env in targets:
+        print(f"resolving {env.name} ...", file=sys.stderr)
+        locked.append(lock_environment(env))
+    lock = Lock(
+        environments={**base.environments, **{e.name: e for e in locked}},
+        resolver_version=_uv.uv_version(),
+    )
+    save_lock(lock, lock_path)
+    for env_locked in locked:
+        print(f"locked {env_locked.name}: {len(env_locked.packages)} package(s) for Python "
+              f"{env_locked.python_version}")
+    print(f"wrote {lock_path}")
+    return 0

@@ -1,0 +1,208 @@
+"""``envknit run [--env NAME] [--no-dev] -- CMD...``: CMD with an environment on PYTHONPATH.
+
+This is the one command on a hot path (scripts, test runners), so it parses its own arguments
+and keeps a small JSON cache per (lock, environment) under ``$ENVKNIT_HOME/cache``: when the
+lock file and every entry are unchanged, start-up imports only ``os``, ``sys``, ``json`` and
+``zlib`` before exec'ing the command. Any doubt (changed lock, missing entry, missing
+interpreter) falls back to the full path, which reads the lock and the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["cmd_run", "run_command"]
+
+_USAGE = "usage: envknit run [--env NAME] [--no-dev] -- CMD [ARG...]"
+_CACHE_FORMAT = 1
+
+
+def _home() -> str:
+    env = os.environ.get("ENVKNIT_HOME")
+    if env:
+        return os.path.realpath(os.path.expanduser(env))
+    return os.path.join(os.path.expanduser("~"), ".envknit")
+
+
+def _find_config() -> str | None:
+    here = os.getcwd()
+    while True:
+        candidate = os.path.join(here, "envknit.yaml")
+        if os.path.isfile(candidate):
+            return candidate
+        parent = os.path.dirname(here)
+        if parent == here:
+            return None
+        here = parent
+
+
+def _signature(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
+
+
+def _parse(argv: Sequence[str]) -> tuple[str, bool, list[str]] | str:
+    env, no_dev = "default", False
+    args = list(argv)
+    while args:
+        arg = args[0]
+        if arg == "--":
+            args.pop(0)
+            break
+        if arg in ("-h", "--help"):
+            return "help"
+        if arg == "--no-dev":
+            no_dev = True
+            args.pop(0)
+        elif arg == "--env" and len(args) > 1:
+            env = args[1]
+            del args[:2]
+        elif arg.startswith("--env="):
+            env = arg.split("=", 1)[1]
+            args.pop(0)
+        elif arg.startswith("-"):
+            return f"envknit run: unknown option {arg!r}\n{_USAGE}"
+        else:
+            break
+    if not args:
+        return f"envknit run: no command given\n{_USAGE}"
+    return env, no_dev, args
+
+
+def _cache_path(home: str, lock_path: str, env: str, no_dev: bool) -> str:
+    key = zlib.crc32(f"{lock_path}\0{env}\0{no_dev}".encode())
+    return os.path.join(home, "cache", f"run-{key:08x}.json")
+
+
+def _cached_plan(cache: str, lock_path: str, env: str, no_dev: bool) -> dict[str, Any] | None:
+    try:
+        with open(cache, encoding="utf-8") as fh:
+            plan = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(plan, dict) or plan.get("format") != _CACHE_FORMAT:
+        return None
+    if plan.get("lock") != lock_path or plan.get("env") != env or plan.get("no_dev") != no_dev:
+        return None
+    if plan.get("lock_sig") != _signature(lock_path):
+        return None
+    for entry in plan.get("entries", []):
+        if not os.path.isfile(os.path.join(entry, "ENTRY.json")):
+            return None
+    if not os.access(plan.get("python", ""), os.X_OK):
+        return None
+    if not os.path.isfile(os.path.join(plan.get("shim", ""), "python")):
+        return None
+    return plan
+
+
+def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[str, Any]:
+    """The slow path: read the lock and the store (imports YAML and packaging)."""
+    from pathlib import Path
+
+    from ..lock import load_lock
+    from ..pythons import find_python
+    from ..resolve import environment_entries
+    from ..store.shims import python_shim_dir
+
+    lock_sig = _signature(lock_path)
+    env = load_lock(lock_path).environment(env_name)
+    entries = environment_entries(env, include_dev=not no_dev, home=Path(home))
+    python = find_python(env.python_version)
+    shim = python_shim_dir(Path(home), python, env.python_version)
+    return {
+        "format": _CACHE_FORMAT,
+        "lock": lock_path,
+        "lock_sig": lock_sig,
+        "env": env_name,
+        "no_dev": no_dev,
+        "python": str(python),
+        "shim": str(shim),
+        "entries": [str(e.path) for e in entries],
+        "paths": [str(e.site_dir) for e in entries],
+        "bins": [str(e.bin_dir) for e in entries if e.bin_dir.is_dir()],
+    }
+
+
+def _save_plan(cache: str, plan: dict[str, Any]) -> None:
+    from .._atomic import atomic_write_text
+
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        atomic_write_text(cache, json.dumps(plan))
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run some time
+
+
+def run_command(argv: Sequence[str]) -> int:
+    """Parse ``argv`` (what follows ``run``) and exec the command; returns only on failure."""
+    parsed = _parse(argv)
+    if parsed == "help":
+        print(_USAGE)
+        return 0
+    if isinstance(parsed, str):
+        print(parsed, file=sys.stderr)
+        return 2
+    env_name, no_dev, cmd = parsed
+    config = _find_config()
+    if config is None:
+        print("envknit: error: no envknit.yaml in this directory or any parent; "
+              "run 'envknit init'", file=sys.stderr)
+        return 1
+    lock_path = os.path.join(os.path.dirname(config), "envknit.lock.yaml")
+    home = _home()
+    cache = _cache_path(home, lock_path, env_name, no_dev)
+    plan = _cached_plan(cache, lock_path, env_name, no_dev)
+    if plan is None:
+        from ..errors import EnvknitError
+
+        try:
+            plan = _build_plan(home, lock_path, env_name, no_dev)
+        except EnvknitError as exc:
+            print(f"envknit: error: {exc}", file=sys.stderr)
+            return 1
+        _save_plan(cache, plan)
+    child_env = dict(os.environ)
+    paths = list(plan["paths"])
+    if child_env.get("PYTHONPATH"):
+        paths.append(child_env["PYTHONPATH"])
+    child_env["PYTHONPATH"] = os.pathsep.join(paths)
+    child_env["ENVKNIT_ENV"] = env_name
+    child_env["PATH"] = os.pathsep.join(
+        [plan["shim"], *plan["bins"], child_env.get("PATH", os.defpath)]
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(cmd[0], cmd, child_env)
+    except FileNotFoundError:
+        print(f"envknit: error: command not found: {cmd[0]}", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"envknit: error: permission denied: {cmd[0]}", file=sys.stderr)
+        return 126
+    except OSError as exc:
+        print(f"envknit: error: cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
+        return 126
+    return 0  # pragma: no cover - execvpe does not return
+
+
+def cmd_run(args: Any) -> int:
+    """argparse entry (``envknit run`` normally takes the fast path in ``main``)."""
+    argv: list[str] = []
+    if args.env:
+        argv += ["--env", args.env]
+    if args.no_dev:
+        argv.append("--no-dev")
+    cmd = list(args.cmd)
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    return run_command([*argv, "--", *cmd])

@@ -1,0 +1,231 @@
+"""The ``envknit.yaml`` model: environments, their requirements, and finding the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+
+from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError
+from .names import normalize_name, validate_env_name, validate_python_version
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "Config",
+    "EnvironmentConfig",
+    "config_hash",
+    "find_config",
+    "load_config",
+    "parse_requirement",
+    "requirement_name",
+]
+
+CONFIG_FILENAME = "envknit.yaml"
+
+
+def parse_requirement(value: object, where: str = "requirement") -> str:
+    """A PEP 508 requirement (string or ``{name, version, extras}``) as a checked string.
+
+    Direct references (``name @ url``) and anything with control characters are refused.
+    """
+    if isinstance(value, Mapping):
+        name = value.get("name")
+        version = value.get("version")
+        extras = value.get("extras", [])
+        if not isinstance(name, str):
+            raise ConfigError("a mapping requirement needs a 'name' string", field=where)
+        if extras is None:
+            extras = []
+        if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
+            raise ConfigError("'extras' must be a list of strings", field=where)
+        text = name + (f"[{','.join(extras)}]" if extras else "")
+        if version is not None:
+            version = str(version)
+            text += version if version[:1] in "=<>!~" else f"=={version}"
+        value = text
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"expected a requirement string or mapping, got {type(value).__name__}", field=where
+        )
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ConfigError(f"requirement {value!r} contains control characters", field=where)
+    try:
+        req = Requirement(value)
+    except InvalidRequirement as exc:
+        raise ConfigError(f"invalid requirement {value!r}: {exc}", field=where) from None
+    if req.url:
+        raise ConfigError(
+            f"requirement {value!r}: direct references (name @ url) are not supported; "
+            "point uv at a folder of wheels with UV_FIND_LINKS instead",
+            field=where,
+        )
+    try:
+        normalize_name(req.name)
+    except InvalidNameError as exc:
+        raise ConfigError(str(exc), field=where) from None
+    return str(req)
+
+
+def requirement_name(requirement: str) -> str:
+    """The canonical distribution name of a (valid) requirement string."""
+    return normalize_name(Requirement(requirement).name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EnvironmentConfig:
+    """One environment of ``envknit.yaml``."""
+
+    name: str
+    python_version: str | None = None
+    packages: tuple[str, ...] = ()
+    dev_packages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.python_version:
+            data["python_version"] = self.python_version
+        data["packages"] = list(self.packages)
+        data["dev_packages"] = list(self.dev_packages)
+        return data
+
+
+def config_hash(env: EnvironmentConfig) -> str:
+    """A hash of what resolving ``env`` depends on; the lock records it to detect staleness.
+
+    Order and spelling do not matter: requirements are normalised and sorted.
+    """
+    canonical = {
+        "python_version": env.python_version or "",
+        "packages": sorted(env.packages),
+        "dev_packages": sorted(env.dev_packages),
+    }
+    blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Config:
+    """The whole ``envknit.yaml``; ``path`` is where it was read from."""
+
+    path: Path
+    environments: Mapping[str, EnvironmentConfig] = field(default_factory=dict)
+
+    @property
+    def root(self) -> Path:
+        """The project directory (the one holding ``envknit.yaml``)."""
+        return self.path.parent
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise UnknownEnvironmentError(
+                name, sorted(self.environments), source=str(self.path)
+            ) from None
+
+    @classmethod
+    def from_dict(cls, data: object, path: Path) -> Config:
+        where = str(path)
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError("the top level must be a mapping", path=where)
+        envs_raw = data.get("environments")
+        if envs_raw is None:
+            envs_raw = {}
+        if not isinstance(envs_raw, Mapping):
+            raise ConfigError(
+                "expected a mapping of environments", path=where, field="environments"
+            )
+        envs: dict[str, EnvironmentConfig] = {}
+        for name, body in envs_raw.items():
+            field_ = f"environments.{name}"
+            try:
+                validate_env_name(name)
+            except InvalidNameError as exc:
+                raise ConfigError(str(exc), path=where, field=field_) from None
+            envs[name] = _environment(name, body, where, field_)
+        return cls(path=path, environments=envs)
+
+
+def _environment(name: str, body: object, where: str, field_: str) -> EnvironmentConfig:
+    if body is None:
+        body = {}
+    if not isinstance(body, Mapping):
+        raise ConfigError("expected a mapping", path=where, field=field_)
+    unknown = sorted(set(body) - {"python_version", "packages", "dev_packages"})
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) {', '.join(map(str, unknown))}; "
+            "allowed: python_version, packages, dev_packages",
+            path=where,
+            field=field_,
+        )
+    py = body.get("python_version")
+    if py is not None:
+        if isinstance(py, float):  # an unquoted 3.12 in YAML is a float
+            py = repr(py)
+        try:
+            py = validate_python_version(str(py))
+        except InvalidNameError as exc:
+            raise ConfigError(str(exc), path=where, field=f"{field_}.python_version") from None
+    lists: dict[str, tuple[str, ...]] = {}
+    for key in ("packages", "dev_packages"):
+        raw = body.get(key) or []
+        if not isinstance(raw, list):
+            raise ConfigError("expected a list", path=where, field=f"{field_}.{key}")
+        reqs = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            try:
+                req = parse_requirement(item, f"{field_}.{key}[{i}]")
+            except ConfigError as exc:
+                raise ConfigError(str(exc), path=where) from None
+            canonical = requirement_name(req)
+            if canonical in seen:
+                raise ConfigError(
+                    f"{canonical!r} is listed twice (items {seen[canonical]} and {i})",
+                    path=where,
+                    field=f"{field_}.{key}",
+                )
+            seen[canonical] = i
+            reqs.append(req)
+        lists[key] = tuple(reqs)
+    return EnvironmentConfig(
+        name=name, python_version=py, packages=lists["packages"], dev_packages=lists["dev_packages"]
+    )
+
+
+def find_config(start: str | os.PathLike[str] | None = None) -> Path:
+    """The nearest ``envknit.yaml`` in ``start`` (default: the cwd) or one of its parents."""
+    here = Path(start if start is not None else os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / CONFIG_FILENAME
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILENAME} in {here} or any parent directory; run 'envknit init' to create one"
+    )
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read and validate ``envknit.yaml`` (found from the cwd when ``path`` is None)."""
+    p = Path(path) if path is not None else find_config()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found; run 'envknit init'", path=str(p)) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", path=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {exc}", path=str(p)) from None
+    return Config.from_dict(data, p)

@@ -1,0 +1,94 @@
+"""File locks (fcntl) for store writers, and the temporary directories entries are built in.
+
+A writer of an entry holds ``locks/<name>-<version>-<key>.lock``. A build directory under
+``store/.tmp`` is held by an exclusive lock on the directory itself for as long as its builder
+lives; the lock dies with the process (even under SIGKILL), which is how a cleaner tells a
+stale directory from a live one. ``locks/tmp.lock`` closes the window between creating a build
+directory and locking it: builders hold it shared for that moment, cleaners exclusively.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["build_dir", "clean_stale_builds", "entry_lock", "locks_root", "tmp_root"]
+
+
+def locks_root(home: Path) -> Path:
+    return home / "locks"
+
+
+def tmp_root(home: Path) -> Path:
+    return home / "store" / ".tmp"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, mode)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def entry_lock(
+    home: Path, name: str, version: str, key: str
+) -> contextlib.AbstractContextManager[None]:
+    """Serialise writers (install, gc) of one entry; names are already validated."""
+    return _flock(locks_root(home) / f"{name}-{version}-{key}.lock", fcntl.LOCK_EX)
+
+
+@contextlib.contextmanager
+def build_dir(home: Path) -> Iterator[Path]:
+    """A fresh directory under ``store/.tmp``, locked while in use and removed afterwards.
+
+    If the caller renamed it into place, there is nothing left to remove.
+    """
+    root = tmp_root(home)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / uuid.uuid4().hex
+    with _flock(locks_root(home) / "tmp.lock", fcntl.LOCK_SH):
+        path.mkdir()
+        fd = os.open(path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield path
+    finally:
+        os.close(fd)
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def clean_stale_builds(home: Path) -> list[Path]:
+    """Remove build directories whose builder is gone (killed installs); return them."""
+    root = tmp_root(home)
+    if not root.is_dir():
+        return []
+    removed = []
+    with _flock(locks_root(home) / "tmp.lock", fcntl.LOCK_EX):
+        for child in sorted(root.iterdir()):
+            try:
+                fd = os.open(child, os.O_RDONLY)
+            except OSError:
+                continue  # vanished meanwhile, or not something we can open: leave it
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue  # a live builder holds it
+            try:
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+                removed.append(child)
+            finally:
+                os.close(fd)
+    return removed

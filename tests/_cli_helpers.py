@@ -1,0 +1,68 @@
+"""Helpers for the CLI tests: a folder of fixture wheels and running the real ``envknit``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests._builders import build_wheel, package_files
+
+__all__ = ["ENVKNIT", "build_fixture_wheels", "cli", "uv_env"]
+
+ENVKNIT = Path(sys.executable).parent / "envknit"
+PY = "{}.{}".format(*sys.version_info[:2])
+
+_TOOL_MAIN = "import sys\n\ndef main():\n    print('tool', sys.version_info[:2], sys.argv[1:])\n"
+
+
+def build_fixture_wheels(dest: Path) -> Path:
+    """alpha 1.0 -> beta==1.0, alpha 2.0 -> beta>=2, beta 1.0/2.0, tool 1.0 (console script)."""
+    build_wheel(dest, "beta", "1.0", package_files("beta", "1.0"))
+    build_wheel(dest, "beta", "2.0", package_files("beta", "2.0"))
+    build_wheel(dest, "alpha", "1.0", package_files("alpha", "1.0"), requires=["beta==1.0"])
+    build_wheel(dest, "alpha", "2.0", package_files("alpha", "2.0"), requires=["beta>=2"])
+    tool = {
+        **package_files("tool", "1.0", {"cli.py": _TOOL_MAIN}),
+        "tool-1.0.dist-info/entry_points.txt": "[console_scripts]\ntool = tool.cli:main\n",
+    }
+    build_wheel(dest, "tool", "1.0", tool)
+    build_wheel(dest, "gamma", "1.0", package_files("gamma", "1.0"))
+    return dest
+
+
+def uv_env(wheels: Path, cache: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for the real CLI: our ENVKNIT_HOME, uv pointed at ``wheels`` only."""
+    env = dict(os.environ)
+    env.update(
+        UV_FIND_LINKS=str(wheels),
+        UV_NO_INDEX="1",
+        UV_CACHE_DIR=str(cache),
+        UV_OFFLINE="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.pop("VIRTUAL_ENV", None)
+    env.update(extra or {})
+    return env
+
+
+def cli(
+    *args: str,
+    cwd: Path,
+    env: Mapping[str, str],
+    expect: int | None = 0,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``envknit ARGS`` in ``cwd``; assert the exit status when ``expect`` is not None."""
+    proc = subprocess.run(
+        [str(ENVKNIT), *args], cwd=cwd, env=dict(env), capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+    if expect is not None:
+        assert proc.returncode == expect, (
+            f"envknit {' '.join(args)} -> {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc

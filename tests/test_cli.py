@@ -1,0 +1,152 @@
+"""``envknit init / add / remove / lock`` end to end, through the real ``envknit`` executable."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from envknit.lock import load_lock
+from tests._cli_helpers import ENVKNIT, PY, build_fixture_wheels, cli, uv_env
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_fixture_wheels(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture
+def env(wheels: Path, uv_cache: Path, envknit_home: Path) -> dict[str, str]:
+    return uv_env(wheels, uv_cache, {"ENVKNIT_HOME": str(envknit_home)})
+
+
+@pytest.fixture
+def project(tmp_path: Path, env: dict[str, str]) -> Path:
+    root = tmp_path / "proj"
+    root.mkdir()
+    cli("init", cwd=root, env=env)
+    cli("add", "alpha==1.0", cwd=root, env=env)
+    cli("add", "alpha==2.0", "--env", "new", cwd=root, env=env)
+    cli("add", "tool", "--env", "new", "--dev", cwd=root, env=env)
+    return root
+
+
+def test_executable_exists() -> None:
+    assert ENVKNIT.is_file(), "the envknit console script is installed next to the interpreter"
+
+
+def test_init_writes_default_environment(tmp_path: Path, env: dict[str, str]) -> None:
+    out = cli("init", cwd=tmp_path, env=env)
+    assert "envknit.yaml" in out.stdout
+    data = yaml.safe_load((tmp_path / "envknit.yaml").read_text())
+    assert data == {
+        "environments": {"default": {"python_version": PY, "packages": [], "dev_packages": []}}
+    }
+    again = cli("init", cwd=tmp_path, env=env, expect=1)
+    assert "already exists" in again.stderr
+
+
+def test_add_remove_keep_comments(project: Path, env: dict[str, str]) -> None:
+    path = project / "envknit.yaml"
+    path.write_text(path.read_text().replace("  new:\n", "  # the new stack\n  new:\n"))
+    cli("add", "gamma>=1", cwd=project, env=env)
+    cli("remove", "tool", "--env", "new", cwd=project, env=env)
+    text = path.read_text()
+    assert "# the new stack" in text and text.startswith("# envknit.yaml")
+    envs = yaml.safe_load(text)["environments"]
+    assert list(envs) == ["default", "new"]
+    assert envs["default"]["packages"] == ["alpha==1.0", "gamma>=1"]
+    assert envs["new"]["dev_packages"] == []
+    missing = cli("remove", "gamma", "--env", "new", cwd=project, env=env, expect=1)
+    assert "'gamma' is not a requirement of environment 'new'" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["add", "../../etc"],
+        ["add", "/abs"],
+        ["add", "a;rm -rf ~"],
+        ["add", "a\nb"],
+        ["add", "alpha", "--env", "../x"],
+        ["remove", "../../etc"],
+        ["remove", "alpha", "--env", "nope"],
+        ["lock", "--env", "nope"],
+    ],
+)
+def test_hostile_input_changes_nothing(
+    project: Path, env: dict[str, str], args: list[str]
+) -> None:
+    before = (project / "envknit.yaml").read_bytes()
+    proc = cli(*args, cwd=project, env=env, expect=1)
+    assert proc.stderr.startswith("envknit: error: ")
+    assert proc.stderr.count("envknit: error") == 1
+    assert (project / "envknit.yaml").read_bytes() == before
+    assert not (project / "envknit.lock.yaml").exists()
+    assert sorted(p.name for p in project.iterdir()) == ["envknit.yaml"]
+
+
+def test_malformed_yaml_is_named(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "envknit.yaml").write_text("environments: [1, 2\n")
+    proc = cli("lock", cwd=tmp_path, env=env, expect=1)
+    assert "envknit.yaml" in proc.stderr and "malformed YAML" in proc.stderr
+
+
+def test_lock_two_environments(project: Path, env: dict[str, str], envknit_home: Path) -> None:
+    cli("lock", cwd=project, env=env)
+    text = (project / "envknit.lock.yaml").read_text()
+    lock = load_lock(project / "envknit.lock.yaml")
+    assert lock.resolver_version and lock.resolver_version[0].isdigit()
+    default, new = lock.environment("default"), lock.environment("new")
+    assert {p.name: p.version for p in default.packages} == {"alpha": "1.0", "beta": "1.0"}
+    assert {p.name: (p.version, p.dev) for p in new.packages} == {
+        "alpha": ("2.0", False), "beta": ("2.0", False), "tool": ("1.0", True)
+    }
+    alpha = default.package("alpha")
+    assert alpha is not None and alpha.dependencies == ("beta",)
+    assert [f.name for f in alpha.files] == ["alpha-1.0-py3-none-any.whl"]
+    assert default.python_version == PY
+    # machine-independent: no absolute paths, no user or home names
+    for needle in (str(project), str(envknit_home), env["UV_FIND_LINKS"], os.sep + "tmp"):
+        assert needle not in text
+    # deterministic
+    cli("lock", cwd=project, env=env)
+    assert (project / "envknit.lock.yaml").read_text() == text
+
+
+def test_lock_one_environment_keeps_the_others(project: Path, env: dict[str, str]) -> None:
+    cli("lock", cwd=project, env=env)
+    before = load_lock(project / "envknit.lock.yaml")
+    cli("add", "gamma", "--env", "new", cwd=project, env=env)
+    cli("add", "gamma", cwd=project, env=env)  # default changes too, but is not re-locked
+    cli("lock", "--env", "new", cwd=project, env=env)
+    after = load_lock(project / "envknit.lock.yaml")
+    assert after.environment("default") == before.environment("default")
+    new = after.environment("new")
+    assert new.package("gamma") is not None
+
+
+def test_lock_refuses_unknown_schema_major(project: Path, env: dict[str, str]) -> None:
+    cli("lock", cwd=project, env=env)
+    path = project / "envknit.lock.yaml"
+    path.write_text(path.read_text().replace("schema_version: '1.0'", "schema_version: '2.0'"))
+    before = path.read_bytes()
+    proc = cli("lock", "--env", "new", cwd=project, env=env, expect=1)
+    assert "schema_version '2.0' is not supported" in proc.stderr
+    assert path.read_bytes() == before
+
+
+def test_lock_unresolvable_is_clear(project: Path, env: dict[str, str]) -> None:
+    cli("add", "alpha==9.9", cwd=project, env=env)
+    proc = cli("lock", cwd=project, env=env, expect=1)
+    assert "resolving for Python" in proc.stderr and "alpha" in proc.stderr
+    assert not (project / "envknit.lock.yaml").exists()
