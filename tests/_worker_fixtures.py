@@ -120,15 +120,18 @@ def can_import(name):
 
 def info():
     flags = [sys.flags.isolated, sys.flags.no_site]
-    return {"path": sys.path, "executable": sys.executable, "flags": flags}
+    version = list(sys.version_info[:2])
+    return {"path": sys.path, "executable": sys.executable, "flags": flags, "version": version}
 '''
 
 
-def make_demo(home: Path, lock_path: Path, version: str = "1.0") -> LockedPackage:
+def make_demo(
+    home: Path, lock_path: Path, version: str = "1.0", python_version: str | None = None
+) -> LockedPackage:
     """A store entry for ``demo==version`` and a lock (environment ``default``) pinning it."""
     files = package_files("demo", version, {"core.py": DEMO_SOURCE})
     init = f"__version__ = {version!r}\nfrom .core import *\nfrom . import core\n"
     files["demo/__init__.py"] = init
     pkg = make_store_entry(home, "demo", version, files)
-    write_lock(lock_path, {"default": [pkg]})
+    write_lock(lock_path, {"default": [pkg]}, python_version=python_version)
     return pkg

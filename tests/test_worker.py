@@ -356,3 +356,32 @@ def test_use_auto_worker_yields_a_worker_proxy_for_compiled_packages(
         assert isinstance(cext, WorkerProxy)
         assert cext.__version__ == "1.0"
         assert cext.pid() != os.getpid()
+
+
+def _other_python() -> str | None:
+    """A CPython 3.10-3.13 on this machine other than the running one, as "3.N"."""
+    from envknit.errors import InterpreterNotFoundError
+    from envknit.pythons import find_python
+
+    for minor in (12, 13, 11, 10):
+        if (3, minor) == sys.version_info[:2]:
+            continue
+        try:
+            find_python(f"3.{minor}")
+        except InterpreterNotFoundError:
+            continue
+        return f"3.{minor}"
+    return None
+
+
+def test_worker_runs_the_python_the_environment_targets(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = _other_python()
+    if target is None:
+        pytest.skip("only one CPython version on this machine")
+    monkeypatch.chdir(tmp_path)
+    make_demo(envknit_home, tmp_path / "envknit.lock.yaml", python_version=target)
+    with envknit.worker("demo", "1.0") as mod:
+        assert mod.info()["version"] == [int(p) for p in target.split(".")]
+        assert mod.echo((1, b"2")) == (1, b"2")

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Worker benchmarks: proxy round trip vs a raw framed-JSON echo and multiprocessing; spawn time.
+
+    python bench/bench_worker.py            # or: python bench/run.py --only bench_worker
+
+Every figure is the median of many timed repetitions, printed with its ratio to a baseline
+measured in the same run:
+
+* a proxy call with a small JSON argument (``mod.echo({...})``) against the floor: a child that
+  echoes length-prefixed JSON over the same kind of pipes (``os.pipe`` + ``pass_fds``), and
+  against ``multiprocessing`` (spawn) ``Pipe`` + pickle;
+* spawn to first result (a fresh ``envknit.worker()`` block answering its first call) against
+  ``python -c pass``.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CALLS = 3000
+SPAWNS = 15
+ARG = {"op": "add", "values": [1, 2, 3], "tag": "small"}
+
+RAW_ECHO = r"""
+import json, os, struct, sys
+r, w = int(sys.argv[1]), int(sys.argv[2])
+H = struct.Struct(">I")
+buf = b""
+while True:
+    while len(buf) < 4:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            sys.exit(0)
+        buf += chunk
+    (n,) = H.unpack_from(buf)
+    while len(buf) < 4 + n:
+        buf += os.read(r, 65536)
+    payload, buf = buf[4:4 + n], buf[4 + n:]
+    out = json.dumps({"ok": json.loads(payload)}).encode()
+    os.write(w, H.pack(len(out)) + out)
+"""
+
+
+def per_call_us(func: Callable[[], Any], n: int) -> float:
+    """Median microseconds of ``n`` timed calls of ``func`` (after a short warm-up)."""
+    for _ in range(min(100, n)):
+        func()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(n):
+        t0 = clock()
+        func()
+        samples.append(clock() - t0)
+    return statistics.median(samples) / 1000
+
+
+def raw_echo_us() -> float:
+    host_r, child_w = os.pipe()
+    child_r, host_w = os.pipe()
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", RAW_ECHO, str(child_r), str(child_w)],
+        pass_fds=(child_r, child_w),
+    )
+    os.close(child_r)
+    os.close(child_w)
+    header = struct.Struct(">I")
+
+    def call() -> Any:
+        data = json.dumps(ARG).encode()
+        os.write(host_w, header.pack(len(data)) + data)
+        buf = os.read(host_r, 65536)
+        while len(buf) < 4 or len(buf) < 4 + header.unpack_from(buf)[0]:
+            buf += os.read(host_r, 65536)
+        return json.loads(buf[4:])["ok"]
+
+    try:
+        assert call() == ARG
+        return per_call_us(call, CALLS)
+    finally:
+        os.close(host_w)
+        proc.wait()
+        os.close(host_r)
+
+
+def _mp_echo(conn: Connection) -> None:
+    while True:
+        try:
+            conn.send(conn.recv())
+        except EOFError:
+            return
+
+
+def mp_pipe_us() -> float:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_mp_echo, args=(child,))
+    proc.start()
+    child.close()
+
+    def call() -> Any:
+        parent.send(ARG)
+        return parent.recv()
+
+    try:
+        assert call() == ARG
+        return per_call_us(call, CALLS)
+    finally:
+        parent.close()
+        proc.join(10)
+
+
+def python_pass_ms() -> float:
+    samples = []
+    for _ in range(SPAWNS):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1000
+
+
+def main() -> int:
+    from envknit.worker import shutdown_workers, worker
+    from tests._builders import make_store_entry, package_files, write_lock
+
+    with tempfile.TemporaryDirectory() as tmp:
+        home = Path(tmp) / "home"
+        os.environ["ENVKNIT_HOME"] = str(home)
+        os.chdir(tmp)
+        files = package_files("benchpkg", "1.0", {"core.py": "def echo(x):\n    return x\n"})
+        files["benchpkg/__init__.py"] = "__version__ = '1.0'\nfrom .core import echo\n"
+        write_lock(
+            Path(tmp) / "envknit.lock.yaml",
+            {"default": [make_store_entry(home, "benchpkg", "1.0", files)]},
+        )
+
+        with worker("benchpkg", "1.0") as mod:
+            assert mod.echo(ARG) == ARG
+            proxy = per_call_us(lambda: mod.echo(ARG), CALLS)
+        raw = raw_echo_us()
+        mp = mp_pipe_us()
+
+        spawn_samples = []
+        for _ in range(SPAWNS):
+            shutdown_workers()
+            t0 = time.perf_counter()
+            with worker("benchpkg", "1.0") as mod:
+                mod.echo(1)
+            spawn_samples.append(time.perf_counter() - t0)
+        shutdown_workers()
+        spawn = statistics.median(spawn_samples) * 1000
+        bare = python_pass_ms()
+
+    print(f"Python {sys.version.split()[0]}; {CALLS} calls / {SPAWNS} spawns per figure, medians")
+    print(f"proxy call mod.echo(small dict)      {proxy:8.1f} us")
+    print(f"  raw framed JSON echo (floor)       {raw:8.1f} us   proxy/raw = {proxy / raw:.2f}x")
+    print(f"  multiprocessing Pipe + pickle      {mp:8.1f} us   proxy/mp  = {proxy / mp:.2f}x")
+    print(f"spawn to first result                {spawn:8.1f} ms")
+    print(f"  python -c pass                     {bare:8.1f} ms   spawn/pass = {spawn / bare:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
