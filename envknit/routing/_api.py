@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any
@@ -43,6 +44,9 @@ def configured_locks() -> tuple[Path, ...]:
 
 def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     """The installed package ``name==version`` and the import name to return for it."""
+    hit = REGISTRY.lookups.get((name, version))
+    if hit is not None:
+        return hit
     wanted = normalize_version(version)
     if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
         REGISTRY.configure(LOCK_FILENAME, None)  # convenience: the project's lock, if any
@@ -51,7 +55,9 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     pkg = REGISTRY.packages.get((dist, wanted)) if dist is not None else None
     if pkg is None:
         raise VersionNotInstalledError(name, wanted, REGISTRY.versions(dist) if dist else ())
-    return pkg, (name if name in pkg.import_names else pkg.main_import)
+    hit = (pkg, name if name in pkg.import_names else pkg.main_import)
+    REGISTRY.lookups[(name, version)] = hit
+    return hit
 
 
 def _check_env(env: str) -> None:
@@ -83,12 +89,17 @@ class _Use:
             _router.enable()
         outer = ACTIVE.get()
         env = self._env or outer.env
-        pins = dict(outer.pins)
-        if self._env is not None:
-            pins.update(REGISTRY.envs.get(self._env, {}))
-        if pkg is not None:
-            pins.update(REGISTRY.closure(pkg, env))
-        token = ACTIVE.set(Active(pins=MappingProxyType(pins), env=env))
+        pins: Mapping[str, str]
+        if pkg is not None and not outer.pins and self._env is None:
+            pins = REGISTRY.closure(pkg, env)  # already immutable: the common case, no copy
+        else:
+            merged = dict(outer.pins)
+            if self._env is not None:
+                merged.update(REGISTRY.envs.get(self._env, {}))
+            if pkg is not None:
+                merged.update(REGISTRY.closure(pkg, env))
+            pins = MappingProxyType(merged)
+        token = ACTIVE.set(Active(pins, env))
         worker_cm: Any = None
         try:
             if pkg is None:

@@ -144,6 +144,8 @@ class Registry:
         self.locks: tuple[Path, ...] = ()
         self.defaults: Mapping[str, str] = {}
         self._closures: dict[tuple[str, str, str | None], Mapping[str, str]] = {}
+        #: (name as asked, version as asked) -> (package, import name); makes use() cheap.
+        self.lookups: dict[tuple[str, str], tuple[RoutedPackage, str]] = {}
 
     # -- reading -------------------------------------------------------------------------
     def dist_for(self, name: str) -> str | None:
@@ -248,6 +250,7 @@ class Registry:
             self.import_to_dist = import_to_dist
             self.by_alias = by_alias
             self._closures = {}
+            self.lookups = {}
             if path not in self.locks:
                 self.locks = (*self.locks, path)
         return len(found)

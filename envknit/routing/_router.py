@@ -11,7 +11,6 @@ caller's globals and the active context and returns the alias module of the righ
 from __future__ import annotations
 
 import builtins
-import importlib
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -95,7 +94,11 @@ def choose(
 def load(pkg: RoutedPackage, import_name: str, rest: str = "") -> ModuleType:
     """Import ``import_name[.rest]`` of ``pkg`` under its alias and return the leaf module."""
     full = _PREFIX + pkg.aliases[import_name] + ("." + rest if rest else "")
-    module: ModuleType = _orig_gcd_import(full)
+    module = sys.modules.get(full)
+    # Fast path for a loaded module; one still initialising (another thread is importing it)
+    # goes through the import system, which waits on the module lock.
+    if module is None or getattr(getattr(module, "__spec__", None), "_initializing", False):
+        module = _orig_gcd_import(full)
     return module
 
 
@@ -247,7 +250,6 @@ def enable(strict: bool = False) -> None:
                 _bootstrap._gcd_import = _gcd_import
             _ENABLED = True
         _MANAGED = REGISTRY.import_to_dist
-    importlib.invalidate_caches()
 
 
 def disable() -> None:
