@@ -168,6 +168,7 @@ def test_crash_names_signal_or_exit_code_and_next_call_respawns(
 ) -> None:
     with envknit.worker("demo", "1.0") as mod:
         first_pid = mod.pid()
+        echo = mod.echo  # a function kept across the crash is looked up again afterwards
         with pytest.raises(WorkerCrashedError) as info:
             getattr(mod, func)(*args)
         err = info.value
@@ -175,6 +176,7 @@ def test_crash_names_signal_or_exit_code_and_next_call_respawns(
         assert (signal or f"exited with code {exit_code}") in str(err)
         assert f"pid {first_pid}" in str(err)
         assert mod.echo("alive") == "alive"
+        assert echo("again") == "again"
         assert mod.pid() != first_pid
 
 
@@ -385,3 +387,29 @@ def test_worker_runs_the_python_the_environment_targets(
     with envknit.worker("demo", "1.0") as mod:
         assert mod.info()["version"] == [int(p) for p in target.split(".")]
         assert mod.echo((1, b"2")) == (1, b"2")
+
+
+def test_arithmetic_and_ordering_operators_run_in_the_worker(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        arr = mod.numbers(3)  # array('i', [0, 1, 2])
+        assert (arr + arr).tolist() == [0, 1, 2, 0, 1, 2]
+        assert (arr * 2).tolist() == [0, 1, 2, 0, 1, 2]
+        box = mod.make_box(4)
+        with pytest.raises(TypeError):
+            box + 1  # Box has no __add__: the remote TypeError, still a TypeError
+        assert arr < mod.numbers(4)
+        assert (arr == arr) is True  # identity on the host; proxies stay hashable
+        assert len({arr, arr}) == 1
+
+
+def test_module_proxy_kept_across_shutdown_respawns_and_is_stopped_again(demo: Path) -> None:
+    with envknit.worker("demo", "1.0") as mod:
+        first = mod.pid()
+    envknit.shutdown_workers()
+    second = mod.pid()  # the module is imported again in a new process
+    assert second != first
+    assert [w.pid for w in _pool.live_workers()] == [second]
+    envknit.shutdown_workers()
+    assert _pool.live_workers() == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(second, 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import operator
 import os
 import signal
 import site
@@ -44,6 +45,10 @@ __all__ = ["Server", "main"]
 
 _THIS_FILE = os.path.abspath(__file__)
 _NEXT_BATCH = 64
+_OPERATORS = frozenset({
+    "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
+    "and_", "or_", "xor", "neg", "pos", "abs", "invert", "lt", "le", "gt", "ge",
+})
 
 
 def _type_name(tp: type) -> str:
@@ -115,6 +120,7 @@ class Server:
             "eval_json": self.op_eval_json,
             "call_target": self.op_call_target,
             "stats": lambda m: {"handles": len(self.handles), "pid": os.getpid()},
+            "operator": self.op_operator,
         }
 
     # -- values ------------------------------------------------------------------------------
@@ -178,6 +184,12 @@ class Server:
             except StopIteration:
                 return {"items": items, "done": True}
         return {"items": items, "done": False}
+
+    def op_operator(self, msg: dict[str, Any]) -> Any:
+        name = msg["name"]
+        if name not in _OPERATORS:
+            raise ValueError(f"operator {name!r} is not forwarded to workers")
+        return self.result(getattr(operator, name)(*self.arg(msg["args"])))
 
     def op_eval_json(self, msg: dict[str, Any]) -> Any:
         namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}

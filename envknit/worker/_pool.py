@@ -103,6 +103,8 @@ class Worker:
         self.generation += 1
         self.pid = proc.pid
         self._released.clear()
+        with _pool_lock:
+            _live.add(self)
         hello = {"protocol": P.PROTOCOL_VERSION, "limit": self.limit, "path": list(self.spec.paths)}
         try:
             P.write_frame(self._wfd, P.dumps(hello), self.limit)
@@ -126,6 +128,8 @@ class Worker:
     def _stop(self, *, graceful: bool = False) -> tuple[str, int | None, str | None]:
         """End the process (kill unless ``graceful``), close the pipes, say how it ended."""
         proc, self._proc = self._proc, None
+        with _pool_lock:
+            _live.discard(self)
         if self._wfd >= 0:
             os.close(self._wfd)
             self._wfd = -1
@@ -262,6 +266,9 @@ class Worker:
 
 
 _pool: dict[tuple[str, tuple[str, ...]], Worker] = {}
+# Every worker with a process, pooled or not: a proxy kept across shutdown_workers() respawns
+# its (no longer pooled) worker, which must still be stopped at exit.
+_live: set[Worker] = set()
 _pool_lock = threading.Lock()
 _atexit_registered = False
 
@@ -282,7 +289,7 @@ def get_worker(spec: WorkerSpec) -> Worker:
 def shutdown_workers() -> None:
     """Stop every pooled worker process. Proxies from them stop working; new calls respawn."""
     with _pool_lock:
-        workers = list(_pool.values())
+        workers = list(set(_pool.values()) | _live)
         _pool.clear()
     for w in workers:
         # Closing every pipe first lets all workers exit in parallel before we wait on each.
@@ -300,6 +307,29 @@ def shutdown_workers() -> None:
 
 
 def live_workers() -> Sequence[Worker]:
-    """The pooled workers (for tests and diagnostics)."""
+    """The workers that have a process (for tests and diagnostics)."""
     with _pool_lock:
-        return list(_pool.values())
+        return list(_live)
+
+
+_not_ours: list[subprocess.Popen[bytes]] = []
+
+
+def _forget_after_fork() -> None:
+    # A forked child shares the parent's pipes: it must neither use nor stop the parent's
+    # workers. Close its copies of the descriptors and start with an empty pool.
+    global _pool_lock
+    _pool_lock = threading.Lock()
+    for w in set(_pool.values()) | _live:
+        w.lock = threading.Lock()
+        if w._proc is not None:
+            _not_ours.append(w._proc)  # not our child: never wait on it, never drop it
+        for fd in (w._wfd, w._reader.fd if w._reader is not None else -1):
+            if fd >= 0:
+                os.close(fd)
+        w._wfd, w._reader, w._proc = -1, None, None
+    _pool.clear()
+    _live.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

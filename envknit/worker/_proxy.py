@@ -10,7 +10,9 @@ from ..errors import WorkerError
 from . import _protocol as P
 from ._pool import Worker
 
-__all__ = ["WorkerModuleProxy", "WorkerProxy", "import_module", "worker_stats"]
+__all__ = [
+    "WorkerAttrProxy", "WorkerModuleProxy", "WorkerProxy", "import_module", "worker_stats",
+]
 
 _ITER_BATCH = 64
 
@@ -63,7 +65,7 @@ class WorkerProxy:
         """Run ``op`` on this object; ``values`` are arguments that may hold proxies."""
         worker = self._ek_worker
         timeout = self._ek_timeout
-        cached: list[tuple[WorkerProxy, dict[str, Any]]] = []
+        module = self if op == "getattr" and isinstance(self, WorkerModuleProxy) else None
 
         def encode(w: Worker) -> dict[str, Any]:
             out = {"ref": self._ek_ref(w)}
@@ -72,16 +74,16 @@ class WorkerProxy:
             return out
 
         def decode(ref: dict[str, Any]) -> WorkerProxy:
+            if module is not None and ref.get("cache") and fields:
+                attr: WorkerAttrProxy = _new(WorkerAttrProxy, worker, ref, timeout)
+                object.__setattr__(attr, "_ek_owner", module)
+                object.__setattr__(attr, "_ek_name", str(fields["name"]))
+                module._ek_cache[str(fields["name"])] = attr
+                return attr
             proxy: WorkerProxy = _new(WorkerProxy, worker, ref, timeout)
-            cached.append((proxy, ref))
             return proxy
 
-        result = worker.request(op, fields or {}, timeout=timeout, encode=encode, decode=decode)
-        if op == "getattr" and isinstance(self, WorkerModuleProxy) and fields:
-            for proxy, ref in cached:
-                if ref.get("cache") and proxy is result:
-                    self._ek_cache[str(fields["name"])] = proxy
-        return result
+        return worker.request(op, fields or {}, timeout=timeout, encode=encode, decode=decode)
 
     # -- the object protocol ------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -130,10 +132,37 @@ class WorkerProxy:
         return list(self._ek_call("dir"))
 
 
+_BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift",
+           "rshift", "and", "or", "xor")
+_UNARY = ("neg", "pos", "abs", "invert")
+_COMPARE = ("lt", "le", "gt", "ge")  # == and != stay identity: proxies remain hashable
+
+
+def _forward(name: str, *, reflected: bool = False, unary: bool = False) -> Any:
+    remote = name + "_" if name in ("and", "or") else name
+
+    def method(self: WorkerProxy, *other: Any) -> Any:
+        args = [self] if unary else [other[0], self] if reflected else [self, other[0]]
+        return self._ek_call("operator", {"name": remote}, args=args)
+
+    method.__name__ = f"__{'r' if reflected else ''}{name}__"
+    return method
+
+
+for _name in _BINARY:
+    setattr(WorkerProxy, f"__{_name}__", _forward(_name))
+    setattr(WorkerProxy, f"__r{_name}__", _forward(_name, reflected=True))
+for _name in _COMPARE:
+    setattr(WorkerProxy, f"__{_name}__", _forward(_name))
+for _name in _UNARY:
+    setattr(WorkerProxy, f"__{_name}__", _forward(_name, unary=True))
+
+
 class WorkerModuleProxy(WorkerProxy):
     """A module imported in a worker; re-imported transparently if the worker was replaced.
 
-    Callable attributes of the module (functions, classes) are looked up once per proxy.
+    Callable attributes of the module (functions, classes) are looked up once per proxy, and
+    again only after the worker was replaced.
     """
 
     __module__ = "envknit"
@@ -145,7 +174,7 @@ class WorkerModuleProxy(WorkerProxy):
         if name.startswith("_ek_"):
             raise AttributeError(name)
         found = self._ek_cache.get(name)
-        if found is not None and found._ek_gen == self._ek_worker.generation:
+        if found is not None:
             return found
         return self._ek_call("getattr", {"name": name})
 
@@ -154,7 +183,25 @@ class WorkerModuleProxy(WorkerProxy):
             ref = worker.request_locked(
                 "import", {"module": self._ek_module}, timeout=self._ek_timeout, decode=_raw
             )
-            self._ek_cache.clear()
+            self._ek_bind(worker, ref, self._ek_timeout)
+        return super()._ek_ref(worker)
+
+
+class WorkerAttrProxy(WorkerProxy):
+    """A callable found on a module proxy; looked up again if the worker was replaced."""
+
+    __module__ = "envknit"
+    __slots__ = ("_ek_name", "_ek_owner")
+    _ek_owner: WorkerModuleProxy
+    _ek_name: str
+
+    def _ek_ref(self, worker: Worker) -> int:
+        if worker is self._ek_worker and self._ek_gen != worker.generation:
+            owner = self._ek_owner._ek_ref(worker)
+            ref = worker.request_locked(
+                "getattr", {"ref": owner, "name": self._ek_name}, timeout=self._ek_timeout,
+                decode=_raw,
+            )
             self._ek_bind(worker, ref, self._ek_timeout)
         return super()._ek_ref(worker)
 
