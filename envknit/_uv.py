@@ -189,18 +189,19 @@ def compile_environment(
         files = _parse_pylock((folder / "pylock.toml").read_text(encoding="utf-8"))
     result = []
     for name, (version, hashes, parents, inputs) in sorted(pins.items()):
-        by_hash = {sha: fname for fname, sha in files.get(name, {}).items()}
-        missing = [h for h in hashes if h not in by_hash]
-        if missing or not hashes:
+        # pylock.toml lists the files usable for this target (the sdist and the wheels that
+        # fit); requirements.txt lists the hashes of every file. Lock the usable ones.
+        usable = {f: h for f, h in files.get(name, {}).items() if h in set(hashes)}
+        if not usable:
             raise ResolverError(
-                f"uv gave no file name for {len(missing) or 'any'} hash(es) of "
-                f"{name}=={version}; cannot write a complete lock"
+                f"uv gave no usable file (with a name and a hash) for {name}=={version}; "
+                "cannot write a complete lock"
             )
         result.append(
             ResolvedPackage(
                 name=name,
                 version=version,
-                files={by_hash[h]: h for h in hashes},
+                files=usable,
                 required_by=frozenset(parents),
                 direct_from=frozenset(inputs),
             )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests._builders import build_wheel, package_files
 
-__all__ = ["ENVKNIT", "build_fixture_wheels", "cli", "uv_env"]
+__all__ = ["ENVKNIT", "PY", "build_fixture_wheels", "cli", "make_project", "uv_env"]
 
 ENVKNIT = Path(sys.executable).parent / "envknit"
 PY = "{}.{}".format(*sys.version_info[:2])
@@ -66,3 +66,13 @@ def cli(
             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
     return proc
+
+
+def make_project(root: Path, env: Mapping[str, str]) -> Path:
+    """A project: default = alpha==1.0 (beta 1.0); new = alpha==2.0 (beta 2.0) + dev tool."""
+    root.mkdir(parents=True, exist_ok=True)
+    cli("init", cwd=root, env=env)
+    cli("add", "alpha==1.0", cwd=root, env=env)
+    cli("add", "alpha==2.0", "--env", "new", cwd=root, env=env)
+    cli("add", "tool", "--env", "new", "--dev", cwd=root, env=env)
+    return root

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from envknit.lock import load_lock
-from tests._cli_helpers import ENVKNIT, PY, build_fixture_wheels, cli, uv_env
+from tests._cli_helpers import ENVKNIT, PY, build_fixture_wheels, cli, make_project, uv_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,13 +31,7 @@ def env(wheels: Path, uv_cache: Path, envknit_home: Path) -> dict[str, str]:
 
 @pytest.fixture
 def project(tmp_path: Path, env: dict[str, str]) -> Path:
-    root = tmp_path / "proj"
-    root.mkdir()
-    cli("init", cwd=root, env=env)
-    cli("add", "alpha==1.0", cwd=root, env=env)
-    cli("add", "alpha==2.0", "--env", "new", cwd=root, env=env)
-    cli("add", "tool", "--env", "new", "--dev", cwd=root, env=env)
-    return root
+    return make_project(tmp_path / "proj", env)
 
 
 def test_executable_exists() -> None:

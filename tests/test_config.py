@@ -46,7 +46,7 @@ def test_load_sample(tmp_path: Path) -> None:
     assert default.python_version == "3.12"
     assert default.packages == ("requests==2.28.2", "attrs")
     assert config.environment("new").packages == ("requests[socks]==2.31.0",)
-    with pytest.raises(UnknownEnvironmentError, match="'nope'.*'default', 'new'"):
+    with pytest.raises(UnknownEnvironmentError, match=r"'nope'.*'default', 'new'"):
         config.environment("nope")
 
 

@@ -1,0 +1,131 @@
+"""``envknit verify / doctor / status``: is what the lock needs in the store, intact and fresh."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .. import _uv
+from ..config import config_hash
+from ..errors import EnvknitError
+from ..lock import Lock
+from ..pythons import find_python
+from ..resolve import python_tuple
+from ..store.layout import envknit_home, find_entry
+from ..store.maintenance import verify_environment
+from ._common import Project, load_project
+
+__all__ = ["cmd_doctor", "cmd_status", "cmd_verify"]
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    project = load_project()
+    home = envknit_home()
+    bad = 0
+    damaged: set[str] = set()
+    for env in project.locked_environments(args.env):
+        entries, problems = verify_environment(env, home)
+        for problem in problems:
+            print(f"{env.name}: {problem}")
+        damaged |= {str(e.path) for e in entries
+                    if any(p.path.startswith(str(e.path) + os.sep) for p in problems)}
+        bad += len(problems)
+        state = "OK" if not problems else f"{len(problems)} problem(s)"
+        print(f"{env.name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "
+              f"{state}", file=sys.stderr)
+    if damaged:
+        print("envknit: to repair, remove the damaged entries and reinstall: rm -rf "
+              + " ".join(sorted(damaged)) + " && envknit install", file=sys.stderr)
+    elif bad:
+        print("envknit: run 'envknit install' to install what is missing", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _stale_reasons(project: Project, lock: Lock) -> dict[str, str]:
+    reasons: dict[str, str] = {}
+    for name, env_cfg in project.config.environments.items():
+        locked = lock.environments.get(name)
+        if locked is None:
+            reasons[name] = "not in the lock"
+        elif locked.config_hash != config_hash(env_cfg):
+            reasons[name] = "envknit.yaml changed since it was locked"
+    for name in lock.environments:
+        if name not in project.config.environments:
+            reasons[name] = "in the lock but no longer in envknit.yaml"
+    return reasons
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    problems = 0
+
+    def check(ok: bool, message: str, hint: str = "") -> None:
+        nonlocal problems
+        problems += not ok
+        print(f"[{'ok' if ok else 'FAIL'}] {message}" + (f"\n       -> {hint}" if hint and not ok
+                                                           else ""))
+
+    try:
+        check(True, f"uv {_uv.uv_version()} at {_uv.uv_bin()}")
+    except EnvknitError as exc:
+        check(False, f"uv: {exc}", "reinstall envknit (it depends on the 'uv' package)")
+    home = envknit_home()
+    writable = os.access(home if home.exists() else home.parent, os.W_OK)
+    check(writable, f"store at {home}", "make ENVKNIT_HOME writable or point it elsewhere")
+    try:
+        project = load_project()
+    except EnvknitError as exc:
+        check(False, f"envknit.yaml: {exc}", "fix envknit.yaml or run 'envknit init'")
+        return 1
+    check(True, f"envknit.yaml at {project.config.path}")
+    for name, env_cfg in sorted(project.config.environments.items()):
+        version = env_cfg.python_version or "{}.{}".format(*sys.version_info[:2])
+        try:
+            check(True, f"{name}: Python {version} at {find_python(version)}")
+        except EnvknitError as exc:
+            check(False, f"{name}: {exc}", f"install Python {version} (pyenv, uv python install)")
+    try:
+        lock = project.lock()
+    except EnvknitError as exc:
+        check(False, f"lock: {exc}", "run 'envknit lock'")
+        return 1
+    check(True, f"lock at {project.lock_path} (uv {lock.resolver_version or 'unknown'})")
+    for name, reason in sorted(_stale_reasons(project, lock).items()):
+        check(False, f"{name}: lock is stale: {reason}", "run 'envknit lock'")
+    for name, env in sorted(lock.environments.items()):
+        python = python_tuple(env.python_version)
+        missing = [p for p in env.selected() if
+                   find_entry(p.name, p.version, p.hashes, python, home) is None]
+        check(not missing, f"{name}: {len(env.packages) - len(missing)}/{len(env.packages)} "
+              "locked packages in the store",
+              f"run 'envknit install --env {name}'")
+    print("doctor: all good" if not problems else f"doctor: {problems} problem(s)")
+    return 1 if problems else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    project = load_project()
+    home = envknit_home()
+    # a missing lock is a state to show; a broken one is an error (raised)
+    lock = project.lock() if project.lock_path.exists() else None
+    stale = _stale_reasons(project, lock) if lock is not None else {}
+    names = sorted(set(project.config.environments) | set(lock.environments if lock else ()))
+    for name in names:
+        env = lock.environments.get(name) if lock is not None else None
+        if env is None:
+            print(f"{name}: not locked (run 'envknit lock')")
+            continue
+        python = python_tuple(env.python_version)
+        rows = []
+        installed = 0
+        for pkg in env.selected():
+            here = find_entry(pkg.name, pkg.version, pkg.hashes, python, home) is not None
+            installed += here
+            mark = "installed" if here else "MISSING"
+            rows.append(f"  {pkg.name} {pkg.version}{' (dev)' if pkg.dev else ''}: {mark}")
+        fresh = f"STALE: {stale[name]} (run 'envknit lock')" if name in stale else "up to date"
+        print(f"{name}: Python {env.python_version}, {len(env.packages)} locked, "
+              f"{installed}/{len(env.packages)} installed, lock {fresh}")
+        for row in rows:
+            print(row)
+    return 0

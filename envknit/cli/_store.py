@@ -1,0 +1,52 @@
+"""``envknit store list / gc``: what the global store holds, and removing what nobody needs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..store.layout import envknit_home, iter_entries
+from ..store.maintenance import collect_garbage, entry_size
+
+__all__ = ["cmd_store_gc", "cmd_store_list", "human_size"]
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover - the loop always returns
+
+
+def cmd_store_list(args: argparse.Namespace) -> int:
+    home = envknit_home()
+    total = count = 0
+    for entry in iter_entries(home):
+        size = entry_size(entry)
+        total += size
+        count += 1
+        tags = ",".join(entry.tags) or "-"
+        print(f"{entry.name} {entry.version}  {entry.path.name}  {human_size(size):>10}  {tags}")
+    print(f"{count} entr{'y' if count == 1 else 'ies'}, {human_size(total)} in {home / 'store'}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_store_gc(args: argparse.Namespace) -> int:
+    home = envknit_home()
+    result = collect_garbage(home, dry_run=args.dry_run)
+    if result.refused:
+        for reason in result.refused:
+            print(f"envknit: {reason}", file=sys.stderr)
+        print("envknit: error: gc removed nothing: it cannot tell what those projects need. "
+              "Restore their locks, or delete the registrations under "
+              f"{home / 'projects'} of projects that are gone.", file=sys.stderr)
+        return 1
+    verb = "would remove" if args.dry_run else "removed"
+    for entry in result.removed:
+        print(f"{verb} {entry.name} {entry.version} ({entry.path.name})")
+    print(f"{verb} {len(result.removed)} entr{'y' if len(result.removed) == 1 else 'ies'} "
+          f"({human_size(result.freed)}), kept {result.kept}")
+    return 0

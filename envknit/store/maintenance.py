@@ -1,0 +1,152 @@
+"""Checking and cleaning the store: per-file verification, sizes, and garbage collection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import EnvknitError
+from ..lock import LockedEnvironment, load_lock
+from ..resolve import python_tuple
+from ._locking import build_dir, clean_stale_builds, entry_lock
+from .install import manifest
+from .layout import KEY_LENGTH, Entry, find_entry, iter_entries
+from .projects import registered_projects
+
+__all__ = [
+    "GcResult",
+    "Problem",
+    "collect_garbage",
+    "entry_size",
+    "verify_entry",
+    "verify_environment",
+]
+
+ProblemKind = Literal["tampered", "missing", "added", "not installed"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Problem:
+    """One finding of ``verify``: what is wrong, with which package, and where."""
+
+    kind: ProblemKind
+    package: str
+    path: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.package}: {self.path}"
+
+
+def verify_entry(entry: Entry) -> list[Problem]:
+    """Compare an entry's files with its manifest (``__pycache__`` folders are ignored)."""
+    label = f"{entry.name} {entry.version}"
+    actual = manifest(entry.path)
+    problems = []
+    for rel, sha in sorted(entry.files.items()):
+        if rel not in actual:
+            problems.append(Problem(kind="missing", package=label, path=str(entry.path / rel)))
+        elif actual[rel] != sha:
+            problems.append(Problem(kind="tampered", package=label, path=str(entry.path / rel)))
+    for rel in sorted(set(actual) - set(entry.files)):
+        problems.append(Problem(kind="added", package=label, path=str(entry.path / rel)))
+    return problems
+
+
+def verify_environment(
+    env: LockedEnvironment, home: Path
+) -> tuple[list[Entry], list[Problem]]:
+    """Verify every entry ``env`` needs; a package without an entry is a problem too."""
+    python = python_tuple(env.python_version)
+    checked, problems = [], []
+    for pkg in env.selected(include_dev=True):
+        entry = find_entry(pkg.name, pkg.version, pkg.hashes, python, home)
+        if entry is None:
+            problems.append(Problem(kind="not installed", package=f"{pkg.name} {pkg.version}",
+                                    path=f"run 'envknit install --env {env.name}'"))
+            continue
+        checked.append(entry)
+        problems += verify_entry(entry)
+    return checked, problems
+
+
+def entry_size(entry: Entry) -> int:
+    """Bytes used by the files of an entry."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(entry.path):
+        for fname in files:
+            try:
+                total += os.lstat(os.path.join(dirpath, fname)).st_size
+            except OSError:
+                continue  # removed meanwhile
+    return total
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GcResult:
+    """What gc removed (or would remove), what it kept, and why it refused, if it did."""
+
+    removed: tuple[Entry, ...] = ()
+    kept: int = 0
+    freed: int = 0
+    refused: tuple[str, ...] = ()
+
+
+def _needed(home: Path) -> tuple[set[tuple[str, str, str]], list[str]]:
+    needed: set[tuple[str, str, str]] = set()
+    problems = []
+    for reg in registered_projects(home):
+        if reg.lock is None:
+            problems.append(f"{reg.record}: unreadable project registration")
+            continue
+        if not reg.lock.is_file():
+            problems.append(f"{reg.lock}: the lock of a registered project is missing")
+            continue
+        try:
+            lock = load_lock(reg.lock)
+        except EnvknitError as exc:
+            problems.append(f"{reg.lock}: unreadable lock ({exc})")
+            continue
+        for env in lock.environments.values():
+            for pkg in env.packages:
+                for sha in pkg.hashes:
+                    needed.add((pkg.name, pkg.version, sha))
+    return needed, problems
+
+
+def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
+    """Remove entries that no registered project's lock needs.
+
+    If any registered project's lock is missing or unreadable, nothing is removed: gc cannot
+    tell what that project needs.
+    """
+    needed, problems = _needed(home)
+    if problems:
+        return GcResult(refused=tuple(problems))
+    removed, kept, freed = [], 0, 0
+    for entry in list(iter_entries(home)):
+        if (entry.name, entry.version, entry.sha256) in needed:
+            kept += 1
+            continue
+        size = entry_size(entry)
+        if not dry_run:
+            with entry_lock(home, entry.name, entry.version, entry.sha256[:KEY_LENGTH]):
+                if not entry.path.is_dir():
+                    continue
+                # rename first so the entry disappears at once, then delete at leisure
+                with build_dir(home) as trash:
+                    os.rename(entry.path, trash / "old")
+                    shutil.rmtree(trash / "old", ignore_errors=True)
+            for parent in (entry.path.parent, entry.path.parent.parent):
+                try:
+                    parent.rmdir()  # only succeeds when empty
+                except OSError:
+                    break
+        removed.append(entry)
+        freed += size
+    if not dry_run:
+        clean_stale_builds(home)
+    return GcResult(removed=tuple(removed), kept=kept, freed=freed)
+
