@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # for tests._builders (fixture store entries)
 
 SAMPLES = 21
+COLD_SAMPLES = 41
 PKG = "benchpkg"
 N_MODULES = 30
 STDLIB_CANDIDATES = [
@@ -123,13 +124,18 @@ def run_child(mode: str, *args: str) -> float:
 
 
 def paired(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[float, float]:
-    """Medians of ``SAMPLES`` fresh-process runs of two child modes, interleaved."""
+    """Medians of ``COLD_SAMPLES`` fresh-process runs of two child modes, interleaved (which
+    one goes first alternates, so neither profits from the other warming the OS caches)."""
     run_child(*a)  # warm-up: writes the bytecode caches both modes read
     run_child(*b)
     xs, ys = [], []
-    for _ in range(SAMPLES):
-        xs.append(run_child(*a))
-        ys.append(run_child(*b))
+    for i in range(COLD_SAMPLES):
+        if i % 2:
+            ys.append(run_child(*b))
+            xs.append(run_child(*a))
+        else:
+            xs.append(run_child(*a))
+            ys.append(run_child(*b))
     return statistics.median(xs), statistics.median(ys)
 
 
@@ -193,7 +199,10 @@ def main() -> int:
         return 0
     import envknit
 
-    print(f"Python {sys.version.split()[0]}, {SAMPLES} samples per figure (medians)")
+    print(
+        f"Python {sys.version.split()[0]}, medians of {COLD_SAMPLES} fresh processes (1, 2) "
+        f"and {SAMPLES} samples (3, 4)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         lock, site = build(Path(tmp))
         plain, routed = paired(("cold-plain", str(site)), ("cold-routed", str(lock)))

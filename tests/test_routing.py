@@ -316,3 +316,48 @@ def test_packages_missing_from_the_store_are_skipped(
     assert envknit.configure_from_lock(path) == 3
     with pytest.raises(envknit.VersionNotInstalledError, match=r"installed versions: 1\.0\.0 \("):
         envknit.use("mylib", "2.0.0")
+
+
+def test_owner_in_several_environments_prefers_the_active_one(
+    envknit_home: Path, tmp_path: Path
+) -> None:
+    path = make_mylib_lock(envknit_home, tmp_path)
+    from envknit.lock import load_lock
+
+    lock_data = load_lock(path)
+    old, new = lock_data.environment("old"), lock_data.environment("new")
+    mixed = [old.package("mylib"), new.package("helper")]
+    assert None not in mixed
+    write_lock(path, {"old": old.packages, "new": new.packages, "mixed": mixed})  # type: ignore[dict-item]
+    envknit.configure_from_lock(path)
+    one = envknit.import_version("mylib", "1.0.0")
+    with envknit.use(env="mixed"):
+        assert one.helper_lazy()[0] == "2.0.0"
+    with envknit.use(env="old"):
+        assert one.helper_lazy()[0] == "1.0.0"
+    # no env active: the first environment configured (a lock's are read in name order)
+    assert one.helper_lazy()[0] == "2.0.0"
+
+
+def test_an_exception_in_a_block_restores_the_outer_context(lock: Path) -> None:
+    with envknit.use("mylib", "1.0.0"):
+        with pytest.raises(RuntimeError), envknit.use("mylib", "2.0.0"):
+            raise RuntimeError("boom")
+        import mylib
+
+        assert mylib.__version__ == "1.0.0"
+
+
+def test_auto_worker_for_a_pure_package_returns_the_module(lock: Path) -> None:
+    with envknit.use("mylib", "1.0.0", auto_worker=True) as module:
+        assert module.__version__ == "1.0.0"
+        assert _in_entry(module, "mylib", "1.0.0")
+
+
+def test_star_import_and_reload_of_a_routed_module(lock: Path) -> None:
+    with envknit.use("mylib", "2.0.0") as two:
+        namespace: dict[str, Any] = {}
+        exec("from mylib import *", namespace)
+        assert namespace["HELPER_AT_IMPORT"] == "2.0.0"
+        assert importlib.reload(two) is two
+        assert two.__version__ == "2.0.0"
