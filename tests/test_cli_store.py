@@ -1,0 +1,148 @@
+"""``envknit verify / doctor / status / store list / store gc`` end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from envknit.store.layout import iter_entries
+from tests._cli_helpers import build_fixture_wheels, cli, make_project, uv_env
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_fixture_wheels(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+@pytest.fixture
+def env(wheels: Path, uv_cache: Path, envknit_home: Path) -> dict[str, str]:
+    return uv_env(wheels, uv_cache, {"ENVKNIT_HOME": str(envknit_home)})
+
+
+@pytest.fixture
+def installed(tmp_path: Path, env: dict[str, str]) -> Path:
+    root = make_project(tmp_path / "proj", env)
+    cli("lock", cwd=root, env=env)
+    cli("install", cwd=root, env=env)
+    return root
+
+
+def entry_of(home: Path, name: str, version: str) -> Path:
+    return next(e.path for e in iter_entries(home) if (e.name, e.version) == (name, version))
+
+
+def test_verify_names_each_damaged_file(
+    installed: Path, env: dict[str, str], envknit_home: Path
+) -> None:
+    cli("verify", cwd=installed, env=env)
+    beta = entry_of(envknit_home, "beta", "1.0")
+    tool = entry_of(envknit_home, "tool", "1.0")
+    (beta / "site" / "beta" / "__init__.py").write_text("__version__ = 'evil'\n")
+    (beta / "site" / "beta" / "extra.py").write_text("")
+    (tool / "site" / "tool" / "cli.py").unlink()
+    (tool / "site" / "tool" / "__pycache__").mkdir()  # byte-code caches are not damage
+    (tool / "site" / "tool" / "__pycache__" / "x.pyc").write_bytes(b"")
+    proc = cli("verify", cwd=installed, env=env, expect=1)
+    lines = proc.stdout.splitlines()
+    assert f"default: tampered: beta 1.0: {beta}/site/beta/__init__.py" in lines
+    assert f"default: added: beta 1.0: {beta}/site/beta/extra.py" in lines
+    assert f"new: missing: tool 1.0: {tool}/site/tool/cli.py" in lines
+    assert len(lines) == 3
+    assert "rm -rf" in proc.stderr and str(beta) in proc.stderr
+    only_default = cli("verify", "--env", "default", cwd=installed, env=env, expect=1)
+    assert "tool" not in only_default.stdout
+    # the repair the message suggests works
+    shutil.rmtree(beta)
+    shutil.rmtree(tool)
+    missing = cli("verify", cwd=installed, env=env, expect=1)
+    assert "not installed: beta 1.0" in missing.stdout
+    cli("install", cwd=installed, env=env)
+    cli("verify", cwd=installed, env=env)
+
+
+def test_doctor_and_status(installed: Path, env: dict[str, str], envknit_home: Path) -> None:
+    doctor = cli("doctor", cwd=installed, env=env)
+    assert "doctor: all good" in doctor.stdout and "[ok] uv " in doctor.stdout
+    status = cli("status", cwd=installed, env=env).stdout
+    assert "default: Python" in status and "2/2 installed, lock up to date" in status
+    assert "  tool 1.0 (dev): installed" in status
+    cli("add", "gamma", cwd=installed, env=env)
+    shutil.rmtree(entry_of(envknit_home, "alpha", "2.0"))
+    doctor = cli("doctor", cwd=installed, env=env, expect=1)
+    assert "[FAIL] default: lock is stale: envknit.yaml changed" in doctor.stdout
+    assert "run 'envknit lock'" in doctor.stdout
+    assert "[FAIL] new: 2/3 locked packages in the store" in doctor.stdout
+    status = cli("status", cwd=installed, env=env).stdout
+    assert "STALE: envknit.yaml changed since it was locked" in status
+    assert "  alpha 2.0: MISSING" in status
+    cli("lock", "--env", "default", cwd=installed, env=env)
+    assert "lock up to date" in cli("status", cwd=installed, env=env).stdout
+
+
+def test_doctor_without_lock_or_python(tmp_path: Path, env: dict[str, str]) -> None:
+    cli("init", "--python", "3.99", cwd=tmp_path, env=env)
+    doctor = cli("doctor", cwd=tmp_path, env=env, expect=1)
+    assert "[FAIL] default: no Python 3.99 interpreter found" in doctor.stdout
+    assert "[FAIL] lock:" in doctor.stdout and "envknit lock" in doctor.stdout
+    lock = cli("lock", cwd=tmp_path, env=env, expect=1)
+    assert "no Python 3.99 interpreter found" in lock.stderr
+
+
+def test_store_list_and_gc(
+    tmp_path: Path, installed: Path, env: dict[str, str], envknit_home: Path
+) -> None:
+    listing = cli("store", "list", cwd=installed, env=env)
+    assert len(listing.stdout.splitlines()) == 5 and "KiB" in listing.stdout
+    assert "5 entries" in listing.stderr
+    # a second project needs alpha 1.0 / beta 1.0 too
+    other = tmp_path / "other"
+    other.mkdir()
+    cli("init", cwd=other, env=env)
+    cli("add", "alpha==1.0", cwd=other, env=env)
+    cli("lock", cwd=other, env=env)
+    cli("install", cwd=other, env=env)
+    assert "0 installed, 2 already in the store" in cli("install", cwd=other, env=env).stdout
+    # the first project drops its 'new' environment: alpha 2.0, beta 2.0, tool 1.0 unneeded
+    text = (installed / "envknit.yaml").read_text()
+    (installed / "envknit.yaml").write_text(text[: text.index("  new:")])
+    cli("lock", cwd=installed, env=env)
+    dry = cli("store", "gc", "--dry-run", cwd=installed, env=env)
+    assert "would remove 3 entries" in dry.stdout
+    assert len(list(iter_entries(envknit_home))) == 5
+    gc = cli("store", "gc", cwd=installed, env=env)
+    assert "removed 3 entries" in gc.stdout and "kept 2" in gc.stdout
+    assert sorted(f"{e.name} {e.version}" for e in iter_entries(envknit_home)) == [
+        "alpha 1.0", "beta 1.0"
+    ]
+    assert not (envknit_home / "store" / "tool").exists()
+    cli("run", "--", "python", "-c", "import alpha", cwd=other, env=env)
+
+
+@pytest.mark.parametrize("damage", ["delete", "garble"])
+def test_gc_never_deletes_on_missing_or_unreadable_lock(
+    tmp_path: Path, installed: Path, env: dict[str, str], envknit_home: Path, damage: str
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    cli("init", cwd=other, env=env)
+    cli("add", "gamma", cwd=other, env=env)
+    cli("lock", cwd=other, env=env)
+    cli("install", cwd=other, env=env)
+    lock = installed / "envknit.lock.yaml"
+    if damage == "delete":
+        lock.unlink()
+    else:
+        lock.write_text("schema_version: [\n")
+    before = sorted(e.path for e in iter_entries(envknit_home))
+    proc = cli("store", "gc", cwd=other, env=env, expect=1)
+    assert str(lock) in proc.stderr and "gc removed nothing" in proc.stderr
+    assert sorted(e.path for e in iter_entries(envknit_home)) == before
