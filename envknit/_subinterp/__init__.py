@@ -7,10 +7,10 @@ import os
 import re
 import sys
 import threading
-from concurrent.futures import Future, TimeoutError as FutureTimeoutError
+from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import (
     CExtIncompatibleError,
@@ -20,6 +20,9 @@ from ..errors import (
     UnsupportedPlatformError,
 )
 from ..names import validate_env_name
+
+if TYPE_CHECKING:
+    from ._thread import Job
 
 __all__ = ["SubInterpreterEnv", "_reset_for_tests"]
 
@@ -48,7 +51,7 @@ class _Interp:
         from ._thread import InterpreterThread
 
         self.configured: tuple[str, str, tuple[str, ...]] | None = None
-        self.stuck: Future[dict[str, Any]] | None = None
+        self.stuck: Job | None = None
         self.thread = InterpreterThread(
             get_adapter(),
             {"stdlib": _safety.stdlib_dirs(), "refused": sorted(_refused)},
@@ -56,7 +59,7 @@ class _Interp:
         )
 
     def busy(self) -> bool:
-        return self.stuck is not None and not self.stuck.done()
+        return self.stuck is not None and not self.stuck.done
 
 
 def _new_interp(name: str) -> _Interp:
@@ -216,23 +219,24 @@ class SubInterpreterEnv:
         _close_interp(interp)
 
     # -- requests ---------------------------------------------------------------------------
-    def _send(self, payload: dict[str, Any], timeout: float | None) -> Future[dict[str, Any]]:
+    def _request(self, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        from ._thread import NotStarted, StillRunning
+
         interp = self._ensure()
         with _lock:
             refused = sorted(_refused)
-        return interp.thread.request({**payload, "timeout": timeout, "refused": refused})
-
-    def _wait(self, future: Future[dict[str, Any]], timeout: float | None) -> dict[str, Any]:
+        wait = None if timeout is None else timeout + HOST_GRACE_SECONDS
         try:
-            answer = future.result(None if timeout is None else timeout + HOST_GRACE_SECONDS)
-        except FutureTimeoutError:
-            if future.cancel():
-                raise EnvknitTimeoutError(
-                    f"the call did not start within {timeout:g} s: SubInterpreterEnv "
-                    f"{self._name!r} is still busy with an earlier call that timed out"
-                ) from None
-            if self._interp is not None:
-                self._interp.stuck = future
+            answer = interp.thread.request(
+                {**payload, "timeout": timeout, "refused": refused}, wait
+            )
+        except NotStarted:
+            raise EnvknitTimeoutError(
+                f"the call did not start within {timeout:g} s: SubInterpreterEnv "
+                f"{self._name!r} is still busy with an earlier call that timed out"
+            ) from None
+        except StillRunning as running:
+            interp.stuck = running.job
             raise EnvknitTimeoutError(
                 f"the call did not finish within {timeout:g} s and is still running inside "
                 f"a C function in SubInterpreterEnv {self._name!r}; the interpreter stays busy "
@@ -256,7 +260,7 @@ class SubInterpreterEnv:
         """
         limit = self._timeout_of(timeout)
         payload = {"kind": "eval", "code": code, "inputs": inputs}
-        answer = self._wait(self._send(payload, limit), limit)
+        answer = self._request(payload, limit)
         if answer["ok"]:
             return answer["result"]
         return self._failed(answer, limit, fallback=("eval", code, inputs))
@@ -265,7 +269,10 @@ class SubInterpreterEnv:
         """Like eval_json, without waiting: a Future of the result."""
         limit = self._timeout_of(timeout)
         payload = {"kind": "eval", "code": code, "inputs": inputs}
-        inner = self._send(payload, limit)
+        interp = self._ensure()
+        with _lock:
+            refused = sorted(_refused)
+        inner = interp.thread.request_async({**payload, "timeout": limit, "refused": refused})
         outer: Future[Any] = Future()
 
         def settle(done: Future[dict[str, Any]]) -> None:
@@ -292,7 +299,7 @@ class SubInterpreterEnv:
     def run_string(self, code: str, *, timeout: float | None = None) -> None:
         """Run ``code`` for its effects in the interpreter's persistent ``__main__``."""
         limit = self._timeout_of(timeout)
-        answer = self._wait(self._send({"kind": "exec_main", "code": code}, limit), limit)
+        answer = self._request({"kind": "exec_main", "code": code}, limit)
         if not answer["ok"]:
             self._failed(answer, limit, fallback=None)
 
@@ -300,7 +307,7 @@ class SubInterpreterEnv:
         """Call ``"package.module:function"`` inside with JSON args; return its JSON result."""
         limit = self._timeout_of(None)
         payload = {"kind": "call", "target": target, "args": list(args), "kwargs": kwargs}
-        answer = self._wait(self._send(payload, limit), limit)
+        answer = self._request(payload, limit)
         if answer["ok"]:
             return answer["result"]
         return self._failed(answer, limit, fallback=("call", target, list(args), kwargs))
@@ -309,7 +316,7 @@ class SubInterpreterEnv:
         """True if ``name`` imports inside; False (or CExtIncompatibleError) for a C extension
         that cannot load in a sub-interpreter; ImportError if it is simply missing."""
         limit = self._timeout_of(None)
-        answer = self._wait(self._send({"kind": "import", "name": name}, limit), limit)
+        answer = self._request({"kind": "import", "name": name}, limit)
         if answer["ok"]:
             return True
         remote = _remote_error(answer)
@@ -338,7 +345,7 @@ class SubInterpreterEnv:
         interp = self._ensure()
         if interp.configured != key:
             limit = self._timeout_of(None)
-            answer = self._wait(self._send({"kind": "configure", "paths": paths}, limit), limit)
+            answer = self._request({"kind": "configure", "paths": paths}, limit)
             if not answer["ok"]:
                 self._failed(answer, limit, fallback=None)
             interp.configured = key

@@ -7,14 +7,20 @@ strings; code and values are never spliced into source text.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import json
-import linecache
 import os
 import sys
-import threading
-import traceback
-from typing import Any
+
+# typing costs milliseconds to import in a fresh interpreter; mypy still sees it.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+# traceback, linecache and threading are imported only when needed: each costs several
+# milliseconds in a fresh interpreter, and creating an interpreter should cost what CPython's
+# own create() costs.
 
 __all__ = ["bootstrap", "handle"]
 
@@ -52,7 +58,13 @@ def handle(request_json: str) -> str:
         value = _dispatch(request)
         answer = {"ok": True, "result": value, "refused": list(_newly_refused),
                   "id": request.get("id")}
-        text = json.dumps(answer)
+        try:
+            text = json.dumps(answer)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"the result must be a JSON value (dict, list, str, int, float, bool, None), "
+                f"got {type(value).__name__}: {exc}"
+            ) from None
     except BaseException as exc:  # noqa: BLE001 - everything, SystemExit included, is reported
         text = json.dumps(_describe(exc, request))
     return text
@@ -86,25 +98,30 @@ def _is_own(filename: str) -> bool:
     return os.path.normcase(os.path.abspath(filename)) == _OWN_FILE
 
 
+_sources: dict[str, str] = {}
+_compiled: dict[tuple[str, str], Any] = {}
+_COMPILED_MAX = 256
+
+
 def _compile(code: str, filename: str) -> Any:
-    # Register the source so tracebacks show the failing lines of the caller's code.
-    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    return compile(code, filename, "exec")
+    # Kept so that a traceback can show the failing lines of the caller's code.
+    _sources[filename] = code
+    # The same snippet is often sent again and again; compiling is most of a tiny call's cost.
+    key = (code, filename)
+    compiled = _compiled.get(key)
+    if compiled is None:
+        compiled = compile(code, filename, "exec")
+        if len(_compiled) >= _COMPILED_MAX:
+            _compiled.clear()
+        _compiled[key] = compiled
+    return compiled
 
 
 def _run_eval(code: str, inputs: dict[str, Any]) -> Any:
     namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}
     namespace.update(inputs)
     exec(_compile(code, "<envknit eval_json>"), namespace)
-    result = namespace.get("result")
-    try:
-        json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"'result' must be a JSON value (dict, list, str, int, float, bool, None), "
-            f"got {type(result).__name__}: {exc}"
-        ) from None
-    return result
+    return namespace.get("result")
 
 
 def _run_call(target: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
@@ -128,6 +145,11 @@ def _describe(exc: BaseException, request: dict[str, Any]) -> dict[str, Any]:
     while frames is not None and _is_own(frames.tb_frame.f_code.co_filename):
         frames = frames.tb_next
     exc.__traceback__ = frames
+    import linecache
+    import traceback
+
+    for filename, code in _sources.items():
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
     try:
         tb = "".join(traceback.format_exception(exc))
     except Exception:  # noqa: BLE001 - a broken __str__ must not hide the original failure
@@ -157,6 +179,8 @@ def _set_path(env_dirs: list[str]) -> None:
     # site ran in this interpreter and may have added .pth finders (editable installs,
     # _distutils_hack); only the import system's own finders stay.
     sys.meta_path[:] = [f for f in sys.meta_path if _is_core_finder(f)]
+    # Clearing the cache is enough for new path entries to be searched afresh;
+    # importlib.invalidate_caches() would import importlib.metadata (milliseconds) for nothing.
     sys.path_importer_cache.clear()
     allowed = [os.path.normcase(d) for d in _stdlib_dirs]
     for name, module in list(sys.modules.items()):
@@ -170,7 +194,6 @@ def _set_path(env_dirs: list[str]) -> None:
             path.startswith(d + os.sep) for d in allowed
         ):
             del sys.modules[name]
-    importlib.invalidate_caches()
 
 
 def _is_core_finder(finder: object) -> bool:
@@ -213,7 +236,9 @@ class _Guard:
     _EVENTS_NAMES = ("JUMP", "LINE", "PY_START", "PY_RESUME")
 
     def __init__(self, seconds: float) -> None:
-        self._ident = threading.get_ident()
+        import threading
+
+        self._ident = _thread.get_ident()
         self._lock = threading.Lock()
         self._tool: int | None = None
         self._stopped = False
@@ -243,7 +268,7 @@ class _Guard:
             monitoring.set_events(self._tool, events)
 
     def _callback(self, code: Any, *args: Any) -> Any:
-        if self._stopped or threading.get_ident() != self._ident:
+        if self._stopped or _thread.get_ident() != self._ident:
             return None
         if _is_own(code.co_filename):
             return None

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import _thread
+import functools
 import itertools
 import json
+import marshal
 import os
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..errors import InterpreterClosedError, SubInterpreterError
 from ._adapter import Adapter, RunFailure
 
-__all__ = ["InterpreterThread"]
+__all__ = ["InterpreterThread", "Job", "NotStarted", "StillRunning"]
 
 T = TypeVar("T")
 
@@ -22,20 +25,72 @@ CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py
 
 # Fixed scripts: every variable part arrives as shared data bound in __main__.
 _BOOT_SCRIPT = """\
-import importlib.util as _envknit_u, sys as _envknit_s
-_envknit_spec = _envknit_u.spec_from_file_location("_envknit_child", __envknit_child_path__)
-_envknit_m = _envknit_u.module_from_spec(_envknit_spec)
+import marshal as _envknit_ma, sys as _envknit_s
+_envknit_m = type(_envknit_s)("_envknit_child")
+_envknit_m.__file__ = __envknit_child_path__
 _envknit_s.modules["_envknit_child"] = _envknit_m
-_envknit_spec.loader.exec_module(_envknit_m)
+exec(_envknit_ma.loads(__envknit_child_code__), _envknit_m.__dict__)
 _envknit_m.bootstrap(__envknit_boot__)
-del _envknit_u, _envknit_s, _envknit_spec, _envknit_m, __envknit_child_path__, __envknit_boot__
+del _envknit_ma, _envknit_s, _envknit_m, __envknit_child_path__, __envknit_child_code__
+del __envknit_boot__
 """
 _REQUEST_HEAD = (
     "_envknit_out = __import__('sys').modules['_envknit_child'].handle(__envknit_req__)\n"
 )
 _REQUEST_TAIL = "del _envknit_out, __envknit_req__, __envknit_q__\n"
 
-_Job = tuple["Future[Any]", Callable[[], Any]]
+
+
+@functools.cache
+def child_code() -> bytes:
+    """``_child.py`` compiled once by the host, marshalled for every new interpreter.
+
+    The child module is loaded from this file's directory as data, never through the host's
+    sys.path, and without compiling or reading it again per interpreter (milliseconds each).
+    """
+    with open(CHILD_PATH, encoding="utf-8") as source:
+        return marshal.dumps(compile(source.read(), CHILD_PATH, "exec"))
+
+
+class Job:
+    """One unit of work for the interpreter's thread, answered through a Future or a queue.
+
+    ``claim`` decides who owns a job that has not started: the thread (it runs it) or a caller
+    that gave up waiting (it is then skipped). A plain lock is the cheapest way to settle that.
+    """
+
+    __slots__ = ("claim", "done", "func", "future", "reply")
+
+    def __init__(self, func: Callable[[], Any], future: Future[Any] | None) -> None:
+        self.func = func
+        self.future = future
+        self.reply: queue.SimpleQueue[tuple[bool, Any]] | None = (
+            None if future is not None else queue.SimpleQueue()
+        )
+        self.claim = _thread.allocate_lock()
+        self.done = False
+
+    def deliver(self, ok: bool, value: Any) -> None:
+        self.done = True
+        if self.future is not None:
+            if ok:
+                self.future.set_result(value)
+            else:
+                self.future.set_exception(value)
+        elif self.reply is not None:
+            self.reply.put((ok, value))
+
+
+class NotStarted(Exception):
+    """The caller's wait ended before the thread started the job (the job will not run)."""
+
+
+class StillRunning(Exception):
+    """The caller's wait ended while the job was running; ``job.done`` tells when it ends."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__("still running")
+        self.job = job
 
 
 class InterpreterThread:
@@ -48,7 +103,7 @@ class InterpreterThread:
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
         self._adapter = adapter
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._ids = itertools.count(1)
         self._interp: object = None
         self._queue: object = None
@@ -74,7 +129,11 @@ class InterpreterThread:
             failure = adapter.run(
                 self._interp,
                 _BOOT_SCRIPT,
-                {"__envknit_child_path__": CHILD_PATH, "__envknit_boot__": json.dumps(boot_config)},
+                {
+                    "__envknit_child_path__": CHILD_PATH,
+                    "__envknit_child_code__": child_code(),
+                    "__envknit_boot__": json.dumps(boot_config),
+                },
             )
             if failure is not None:
                 raise _as_error(failure)
@@ -87,13 +146,14 @@ class InterpreterThread:
             job = self._jobs.get()
             if job is None:
                 break
-            future, func = job
-            if not future.set_running_or_notify_cancel():
+            if not job.claim.acquire(blocking=False):
                 continue  # the caller gave up (timeout) before the job started
             try:
-                future.set_result(func())
+                value = job.func()
             except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
-                future.set_exception(exc)
+                job.deliver(False, exc)
+            else:
+                job.deliver(True, value)
         self._teardown()
 
     def _teardown(self) -> None:
@@ -123,23 +183,49 @@ class InterpreterThread:
                 return answer
 
     # -- any thread ------------------------------------------------------------------------
-    def submit(self, func: Callable[[], T]) -> Future[T]:
-        """Run ``func`` on this interpreter's thread; its result arrives in the Future."""
-        future: Future[T] = Future()
+    def _post(self, job: Job) -> None:
         with self._submit_lock:  # nothing may be queued behind the stop sentinel
             if self._stopping:
                 raise InterpreterClosedError("the sub-interpreter is closed")
-            self._jobs.put((future, func))
+            self._jobs.put(job)
+
+    def submit(self, func: Callable[[], T]) -> Future[T]:
+        """Run ``func`` on this interpreter's thread; its result arrives in the Future."""
+        future: Future[T] = Future()
+        self._post(Job(func, future))
         return future
 
-    def request(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
-        """Send one request to the child module; the Future gives its decoded answer.
+    def call(self, func: Callable[[], T], timeout: float | None = None) -> T:
+        """Run ``func`` on this interpreter's thread and wait for its result.
 
-        The payload is encoded here, in the caller's thread, so a value that is not JSON
-        raises ``TypeError`` in the caller.
+        Raises NotStarted or StillRunning when ``timeout`` (seconds) passes first.
         """
+        job = Job(func, None)
+        self._post(job)
+        assert job.reply is not None
+        try:
+            ok, value = job.reply.get(timeout=timeout)
+        except queue.Empty:
+            if job.claim.acquire(blocking=False):
+                raise NotStarted() from None
+            raise StillRunning(job) from None
+        if ok:
+            return cast(T, value)
+        raise value
+
+    def _encode(self, payload: dict[str, Any]) -> tuple[str, int]:
+        # Encoded in the caller's thread, so a value that is not JSON raises TypeError there.
         call_id = next(self._ids)
-        text = json.dumps({**payload, "id": call_id})
+        return json.dumps({**payload, "id": call_id}), call_id
+
+    def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        """Send one request to the child module and wait for its decoded answer."""
+        text, call_id = self._encode(payload)
+        return self.call(lambda: self._request(text, call_id), timeout)
+
+    def request_async(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
+        """Like request(), without waiting: a Future of the decoded answer."""
+        text, call_id = self._encode(payload)
         return self.submit(lambda: self._request(text, call_id))
 
     def close(self, timeout: float | None = None) -> bool:

@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Gen 2 benchmarks: SubInterpreterEnv call cost, enter/leave cost and parallel speed-up.
+
+Run: python bench/bench_subinterp.py [--quick]   (CPython 3.12+, envknit installed)
+Every figure is a median of repeated runs, with its ratio to a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import envknit
+from envknit._subinterp import _safety
+from envknit._subinterp._adapter import get_adapter
+
+SNIPPET = "result = x + 1"
+CPU_JOB = "total = 0\nfor i in range(n):\n    total += i % 7\nresult = total"
+
+# A warm subprocess answering one JSON line per request: the round trip a worker design pays.
+SUBPROCESS_LOOP = r"""
+import json, sys
+for line in sys.stdin:
+    req = json.loads(line)
+    ns = dict(req["inputs"])
+    exec(req["code"], ns)
+    sys.stdout.write(json.dumps({"ok": True, "result": ns.get("result")}) + "\n")
+    sys.stdout.flush()
+"""
+
+
+def median_us(func: Callable[[], object], repeat: int, number: int) -> float:
+    """Median over ``repeat`` rounds of the mean time of ``number`` calls, in microseconds."""
+    func()  # warm
+    rounds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            func()
+        rounds.append((time.perf_counter() - start) / number * 1e6)
+    return statistics.median(rounds)
+
+
+def median_ms(func: Callable[[], object], repeat: int) -> float:
+    func()
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        samples.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(samples)
+
+
+def row(label: str, value: float, unit: str, base: float | None = None, note: str = "") -> None:
+    ratio = f"{value / base:6.2f}x" if base else "   base"
+    print(f"  {label:<52} {value:9.1f} {unit:<3} {ratio}  {note}")
+
+
+def bench_calls(repeat: int, number: int) -> None:
+    print("\n[1] one tiny call on a warm interpreter (`result = x + 1`)")
+    adapter = get_adapter()
+    _safety.prepare_host()
+    # The raw floor runs on this thread: create, exec + queue round trip, destroy.
+    interp = adapter.create()
+    queue = adapter.create_queue()
+    token = adapter.queue_token(queue)
+    raw_script = SNIPPET + "\n_envknit_out = str(result)\n" + adapter.send_snippet
+
+    def raw_exec() -> None:
+        adapter.run(interp, SNIPPET, {"x": 1})
+
+    def raw_queue() -> str | None:
+        adapter.run(interp, raw_script, {"x": 1, "__envknit_q__": token})
+        return adapter.queue_get(queue)
+
+    tmpdir = tempfile.mkdtemp(prefix="envknit-bench-")
+    result_file = os.path.join(tmpdir, "result.json")
+    file_script = SNIPPET + "\nwith open(path, 'w') as f:\n    f.write(str(result))\n"
+
+    def raw_tempfile() -> str:
+        adapter.run(interp, file_script, {"x": 1, "path": result_file})
+        with open(result_file) as f:
+            return f.read()
+
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-c", SUBPROCESS_LOOP],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    request = json.dumps({"code": SNIPPET, "inputs": {"x": 1}}) + "\n"
+
+    def subprocess_round_trip() -> object:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(request)
+        proc.stdin.flush()
+        return json.loads(proc.stdout.readline())["result"]
+
+    with envknit.SubInterpreterEnv("bench") as env:
+
+        def eval_json() -> object:
+            return env.eval_json(SNIPPET, x=1)
+
+        assert eval_json() == 2 and raw_queue() == "2" and subprocess_round_trip() == 2
+        # Interleave the measurements so that machine noise hits all of them alike.
+        samples: dict[str, list[float]] = {}
+        cases = {
+            "raw exec only": raw_exec,
+            "raw exec + queue (the floor)": raw_queue,
+            "SubInterpreterEnv.eval_json": eval_json,
+            "raw exec + temp file (naive)": raw_tempfile,
+            "warm subprocess, JSON lines": subprocess_round_trip,
+        }
+        for _ in range(repeat):
+            for name, func in cases.items():
+                samples.setdefault(name, []).append(median_us(func, 1, number))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    proc.stdin.close()
+    proc.wait()
+    adapter.destroy_queue(queue)
+    adapter.destroy(interp)
+    os.unlink(result_file)
+    os.rmdir(tmpdir)
+    floor = med["raw exec + queue (the floor)"]
+    ours = med["SubInterpreterEnv.eval_json"]
+    row("raw exec only", med["raw exec only"], "us", floor)
+    row("raw exec + queue (the floor)", floor, "us")
+    row("SubInterpreterEnv.eval_json", ours, "us", floor, "goal <= 1.5x the floor")
+    row("raw exec + temp file (naive)", med["raw exec + temp file (naive)"], "us", floor)
+    row("warm subprocess, JSON lines", med["warm subprocess, JSON lines"], "us", floor)
+    print(f"  -> eval_json is {med['raw exec + temp file (naive)'] / ours:.2f}x faster than the "
+          f"temp file (goal >= 2x) and {med['warm subprocess, JSON lines'] / ours:.2f}x faster "
+          f"than the warm subprocess (goal > 1x)")
+
+
+def bench_lifecycle(repeat: int) -> None:
+    print("\n[2] entering and leaving an interpreter")
+    adapter = get_adapter()
+
+    def raw_create_destroy() -> None:
+        adapter.destroy(adapter.create())
+
+    def raw_on_thread() -> None:
+        # what SubInterpreterEnv must do at least: its own OS thread creates and destroys
+        t = threading.Thread(target=raw_create_destroy)
+        t.start()
+        t.join()
+
+    def enter_leave() -> None:
+        with envknit.SubInterpreterEnv("bench"):
+            pass
+
+    def enter_call_leave() -> None:
+        with envknit.SubInterpreterEnv("bench") as env:
+            env.eval_json(SNIPPET, x=1)
+
+    def pooled_enter_call_leave() -> None:
+        with envknit.SubInterpreterEnv("bench", reuse=True) as env:
+            env.eval_json(SNIPPET, x=1)
+
+    cases = {
+        "raw create + destroy": raw_create_destroy,
+        "raw create + destroy on a new thread": raw_on_thread,
+        "with SubInterpreterEnv(): pass": enter_leave,
+        "with SubInterpreterEnv(): one eval_json": enter_call_leave,
+        "same, reuse=True (warm pool)": pooled_enter_call_leave,
+    }
+    samples: dict[str, list[float]] = {}
+    for func in cases.values():
+        func()
+    for _ in range(repeat):
+        for name, func in cases.items():
+            samples.setdefault(name, []).append(median_ms(func, 1))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    base = med["raw create + destroy"]
+    row("raw create + destroy", base, "ms")
+    row("raw create + destroy on a new thread", med["raw create + destroy on a new thread"],
+        "ms", base)
+    row("with SubInterpreterEnv(): pass", med["with SubInterpreterEnv(): pass"], "ms", base,
+        "goal <= 1.1x")
+    row("with SubInterpreterEnv(): one eval_json",
+        med["with SubInterpreterEnv(): one eval_json"], "ms", base)
+    row("same, reuse=True (warm pool)", med["same, reuse=True (warm pool)"], "ms", base)
+    cold = med["with SubInterpreterEnv(): one eval_json"]
+    warm = med["same, reuse=True (warm pool)"]
+    print(f"  -> the pool saves {cold - warm:.1f} ms per re-entry ({cold / warm:.0f}x faster)")
+    print(f"  -> one-time host preparation in this process: "
+          f"{_safety.preparation_seconds() * 1e3:.1f} ms")
+
+
+def bench_parallel(repeat: int, n: int) -> None:
+    print(f"\n[3] two CPU-bound jobs (a {n:,}-step Python loop each)")
+
+    compiled = compile(CPU_JOB, "<cpu job>", "exec")
+
+    def py_job() -> None:
+        # the very same module-level code the interpreters run, in this interpreter
+        exec(compiled, {"n": n})
+
+    with envknit.SubInterpreterEnv("left") as a, envknit.SubInterpreterEnv("right") as b:
+        a.eval_json("result = 1")
+        b.eval_json("result = 1")
+
+        def serial() -> None:
+            a.eval_json(CPU_JOB, n=n)
+            b.eval_json(CPU_JOB, n=n)
+
+        def parallel() -> None:
+            fa, fb = a.submit(CPU_JOB, n=n), b.submit(CPU_JOB, n=n)
+            fa.result()
+            fb.result()
+
+        def threads_one_interpreter() -> None:
+            threads = [threading.Thread(target=py_job) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
+        samples: dict[str, list[float]] = {}
+        cases = {"serial": serial, "parallel": parallel, "threads": threads_one_interpreter}
+        for _ in range(repeat):
+            for name, func in cases.items():
+                samples.setdefault(name, []).append(median_ms(func, 1))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    row("two envs, one after the other", med["serial"], "ms")
+    row("two envs on two threads (submit)", med["parallel"], "ms", med["serial"])
+    row("two threads in one interpreter (shared GIL)", med["threads"], "ms", med["serial"])
+    print(f"  -> speed-up of two envs on two threads: {med['serial'] / med['parallel']:.2f}x "
+          f"(goal >= 1.7x on 2 cores); threads in one interpreter: "
+          f"{med['serial'] / med['threads']:.2f}x; os.cpu_count()={os.cpu_count()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    if sys.version_info < (3, 12):
+        print("bench_subinterp needs CPython 3.12+", file=sys.stderr)
+        return 0
+    print(f"Python {sys.version.split()[0]} ({sys.implementation.name}), "
+          f"adapter {type(get_adapter()).__name__}")
+    quick = args.quick
+    bench_calls(repeat=5 if quick else 15, number=200 if quick else 500)
+    bench_lifecycle(repeat=5 if quick else 21)
+    bench_parallel(repeat=3 if quick else 7, n=2_000_000 if quick else 4_000_000)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
