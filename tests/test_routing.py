@@ -210,25 +210,53 @@ def test_distribution_name_differs_from_import_name(
     assert sys.modules.get("yaml") is host_yaml
 
 
-def test_compiled_package_raises_or_hands_over_to_a_worker(
-    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    files: dict[str, str | bytes] = {
-        "fast/__init__.py": "__version__ = '1.0'\n",
-        "fast/_speedups.cpython-312-x86_64-linux-gnu.so": b"not really an ELF file",
-    }
-    # a pure tag so that the entry matches every Python here; detection reads RECORD only
-    pkg = make_store_entry(envknit_home, "fast", "1.0", files)
-    envknit.configure_from_lock(write_lock(tmp_path / "envknit.lock.yaml", {"e": [pkg]}))
+def _compiled_lock(home: Path, tmp_path: Path) -> Path:
+    """fast 1.0/2.0 have a (fake, never loaded) extension; app 1.0/2.0 depend on them."""
+    envs = {}
+    for version in ("1.0", "2.0"):
+        files: dict[str, str | bytes] = {
+            "fast/__init__.py": f"__version__ = {version!r}\n",
+            "fast/_speedups.cpython-312-x86_64-linux-gnu.so": b"not really an ELF file",
+        }
+        # a pure tag so that the entry matches every Python here; detection reads RECORD only
+        fast = make_store_entry(home, "fast", version, files)
+        app_src = "def fast_version():\n    import fast\n    return fast.__version__\n"
+        app = make_store_entry(
+            home, "app", version, {"app/__init__.py": app_src}, dependencies=["fast"]
+        )
+        envs[f"e{version[0]}"] = [fast, app]
+    return write_lock(tmp_path / "envknit.lock.yaml", envs)
+
+
+def test_compiled_package_raises_cextension_error(envknit_home: Path, tmp_path: Path) -> None:
+    envknit.configure_from_lock(_compiled_lock(envknit_home, tmp_path))
     with pytest.raises(envknit.CExtensionError) as info:
         envknit.use("fast", "1.0").__enter__()
     message = str(info.value)
+    assert "fast==1.0 has compiled extensions" in message
     assert "_speedups.cpython-312-x86_64-linux-gnu.so" in message
     assert "auto_worker=True" in message and "envknit.worker('fast', '1.0')" in message
     assert isinstance(info.value, ImportError)
     with pytest.raises(envknit.CExtensionError):
-        envknit.import_version("fast", "1.0")
+        envknit.import_version("fast", "2.0")
 
+
+def test_compiled_dependency_loads_in_one_version_only(
+    envknit_home: Path, tmp_path: Path
+) -> None:
+    envknit.configure_from_lock(_compiled_lock(envknit_home, tmp_path))
+    one = envknit.import_version("app", "1.0")
+    two = envknit.import_version("app", "2.0")
+    assert one.fast_version() == "1.0"  # the first version of a compiled package may load
+    with pytest.raises(envknit.CExtensionError, match=r"fast==2\.0 has compiled extensions"):
+        two.fast_version()
+    assert one.fast_version() == "1.0"
+
+
+def test_use_auto_worker_hands_compiled_packages_to_worker(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    envknit.configure_from_lock(_compiled_lock(envknit_home, tmp_path))
     calls: list[object] = []
 
     class FakeWorker:
@@ -243,11 +271,10 @@ def test_compiled_package_raises_or_hands_over_to_a_worker(
             calls.append("exit")
 
     monkeypatch.setattr(sys.modules["envknit.worker"], "worker", FakeWorker)
-    with envknit.use("fast", "1.0", auto_worker=True) as proxy:
+    with envknit.use("fast", "2.0", auto_worker=True) as proxy:
         assert proxy == "proxy"
-        with pytest.raises(envknit.CExtensionError):
-            import fast  # noqa: F401
-    assert calls == [("fast", "1.0"), "enter", "exit"]
+        assert importlib.metadata.version("fast") == "2.0"
+    assert calls == [("fast", "2.0"), "enter", "exit"]
 
 
 def test_unmanaged_imports_behave_as_without_envknit(lock: Path, tmp_path: Path) -> None:

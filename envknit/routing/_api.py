@@ -102,8 +102,8 @@ class _Use:
         token = ACTIVE.set(Active(pins, env))
         worker_cm: Any = None
         try:
-            if pkg is None:
-                result: Any = None
+            if pkg is None or not self._import_name:
+                result: Any = None  # an environment, or a distribution without modules
             elif pkg.extensions:
                 from ..worker import worker  # lazily: workers start processes
 
@@ -179,6 +179,10 @@ def import_version(name: str, version: str) -> ModuleType:
     pkg, import_name = _lookup(name, version)
     if pkg.extensions:
         raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
+    if not import_name:
+        raise ModuleNotFoundError(
+            f"{pkg.dist}=={pkg.version} installs no importable module", name=name
+        )
     if not _router.is_enabled():
         _router.enable()
     return _router.load(pkg, import_name)

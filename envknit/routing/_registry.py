@@ -46,12 +46,12 @@ class RoutedPackage:
     @property
     def main_import(self) -> str:
         """The import name ``use()`` returns: the one spelled like the distribution, else the
-        first public one (PyYAML -> ``yaml``)."""
+        first public one (PyYAML -> ``yaml``); "" for a distribution with no module."""
         guess = self.dist.replace("-", "_")
         if guess in self.import_names:
             return guess
         public = [n for n in self.import_names if not n.startswith("_")]
-        return (public or list(self.import_names))[0]
+        return (public or [*self.import_names, ""])[0]
 
 
 def _canonical(name: str) -> str:

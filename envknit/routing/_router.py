@@ -25,7 +25,8 @@ from ._context import ACTIVE
 from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
 
 __all__ = [
-    "choose", "disable", "enable", "is_enabled", "load", "park_clear", "refresh", "resolve",
+    "choose", "claim_compiled", "disable", "enable", "is_enabled", "load", "park_clear",
+    "refresh", "resolve",
 ]
 
 _PREFIX = ALIAS_ROOT + "."
@@ -42,6 +43,8 @@ _next_import: Callable[..., ModuleType] = builtins.__import__
 _orig_gcd_import: Callable[..., ModuleType] = _bootstrap._gcd_import
 #: alias modules taken out of sys.modules by disable(), put back by enable().
 _PARKED: dict[str, ModuleType] = {}
+#: distribution -> the one version with compiled extensions loaded by routed imports.
+_COMPILED: dict[str, str] = {}
 
 
 # -- which version -------------------------------------------------------------------------
@@ -80,15 +83,32 @@ def choose(
     dist: str, import_name: str, globals_: Mapping[str, Any] | None
 ) -> RoutedPackage | None:
     """Like ``resolve``; with no answer, strict mode raises and otherwise the import is left
-    to the normal import system (None). Refuses packages with compiled extensions."""
+    to the normal import system (None). A package with compiled extensions is loaded by
+    routed imports at most in one version per process (see ``claim_compiled``)."""
     pkg = resolve(dist, globals_)
     if pkg is None:
         if _STRICT:
             raise StrictModeError(import_name, REGISTRY.versions(dist))
         return None
     if pkg.extensions:
-        raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
+        claim_compiled(pkg)
     return pkg
+
+
+def claim_compiled(pkg: RoutedPackage) -> None:
+    """Allow ``pkg`` (which has compiled extensions) in-process if it is the first version of
+    its distribution to be; a second version raises ``CExtensionError``.
+
+    Extension modules share process-wide C state and cannot be unloaded, so two versions of
+    one cannot live side by side; one version, imported as a dependency of a routed pure
+    package (``requests`` -> ``charset-normalizer``), is fine.
+    """
+    loaded = _COMPILED.get(pkg.dist)
+    if loaded is None:
+        with _LOCK:
+            loaded = _COMPILED.setdefault(pkg.dist, pkg.version)
+    if loaded != pkg.version:
+        raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
 
 
 def load(pkg: RoutedPackage, import_name: str, rest: str = "") -> ModuleType:
@@ -275,6 +295,7 @@ def disable() -> None:
 
 
 def park_clear() -> None:
-    """Forget parked alias modules (tests)."""
+    """Forget parked alias modules and loaded compiled versions (tests)."""
     with _LOCK:
         _PARKED.clear()
+        _COMPILED.clear()
