@@ -122,3 +122,19 @@ def test_context_thread_executor_and_wrap_carry_the_snapshot(lock: Path) -> None
     assert outside.result(10) == "2.0.0"  # no block: the default
     assert results["context"] == "1.0.0"
     assert results["plain"] == "2.0.0"  # a plain Thread starts with an empty context
+
+
+def test_context_thread_subclass_overriding_run(lock: Path) -> None:
+    seen: list[str] = []
+
+    class Worker(envknit.ContextThread):
+        def run(self) -> None:
+            import mylib
+
+            seen.append(mylib.__version__)
+
+    with envknit.use("mylib", "1.0.0"):
+        thread = Worker()
+    thread.start()
+    thread.join(10)
+    assert seen == ["1.0.0"]

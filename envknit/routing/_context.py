@@ -50,16 +50,23 @@ def context_wrap(func: Callable[P, R]) -> Callable[P, R]:
 
 
 class ContextThread(threading.Thread):
-    """A ``threading.Thread`` that runs with the active versions of the moment it was created."""
+    """A ``threading.Thread`` that runs with the active versions of the moment it was created.
+
+    Works for subclasses that override ``run()`` too: the bound ``run`` is wrapped per
+    instance, so whatever ``run`` the thread calls executes inside the snapshot.
+    """
 
     __module__ = "envknit"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._envknit_context = contextvars.copy_context()
+        snapshot = contextvars.copy_context()
+        bound = self.run
 
-    def run(self) -> None:
-        self._envknit_context.run(super().run)
+        def run() -> None:
+            snapshot.run(bound)
+
+        object.__setattr__(self, "run", run)
 
 
 class ContextExecutor(ThreadPoolExecutor):
