@@ -24,6 +24,7 @@ ALIAS_ROOT = "_envknit_v"
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z]")
+_MODULE_NAME = re.compile(r"[0-9A-Za-z_]+")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,6 +38,9 @@ class RoutedPackage:
     import_names: tuple[str, ...]
     extensions: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    #: ``_envknit_v.<namespace>`` is a namespace package whose ``__path__`` is ``site_dir``.
+    namespace: str = ""
+    #: import name -> its private name below the alias root (``mylib__1_0_0.mylib``).
     aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -77,23 +81,34 @@ def _record_paths(dist_info: Path | None) -> list[str]:
     return [line.split(",", 1)[0] for line in text.splitlines() if line.strip()]
 
 
+def _importable(site: Path, name: str) -> bool:
+    if (site / name).is_dir() or (site / f"{name}.py").is_file():
+        return True
+    return any(
+        (site / f"{name}{suffix}").is_file() or any(site.glob(f"{name}.*{suffix}"))
+        for suffix in _EXTENSION_SUFFIXES
+    )
+
+
 def read_import_names(site: Path, dist_info: Path | None, record: Iterable[str]) -> tuple[str, ...]:
-    """Top-level import names: ``top_level.txt`` if present, else the top entries of RECORD."""
+    """Top-level import names: those of ``top_level.txt`` (setuptools) and the top entries of
+    RECORD (every installer), kept if they exist in ``site``.
+
+    Names need not be identifiers: mypyc's shared module (``81d243bd...__mypyc``) is imported
+    by C code under a name that starts with a digit.
+    """
     names: list[str] = []
     if dist_info is not None and (dist_info / "top_level.txt").is_file():
         lines = (dist_info / "top_level.txt").read_text(encoding="utf-8").splitlines()
         names = [n.strip().replace("/", ".").split(".")[0] for n in lines if n.strip()]
-    else:
-        for path in record:
-            first = path.split("/", 1)[0]
-            if first.endswith((".dist-info", ".data")) or first in ("..", "__pycache__"):
-                continue
-            names.append(first.split(".", 1)[0] if "/" not in path else first)
-    found = []
-    for name in dict.fromkeys(names):
-        if name.isidentifier() and ((site / name).is_dir() or (site / f"{name}.py").is_file()):
-            found.append(name)
-    return tuple(found)
+    for path in record:
+        first = path.split("/", 1)[0]
+        if first.endswith((".dist-info", ".data")) or first in ("..", "__pycache__", ""):
+            continue
+        names.append(first.split(".", 1)[0] if "/" not in path else first)
+    return tuple(
+        n for n in dict.fromkeys(names) if _MODULE_NAME.fullmatch(n) and _importable(site, n)
+    )
 
 
 def read_package(
@@ -104,7 +119,7 @@ def read_package(
     record = _record_paths(dist_info)
     names = read_import_names(site, dist_info, record)
     extensions = tuple(p for p in record if p.endswith(_EXTENSION_SUFFIXES))
-    tag = _NOT_IDENT.sub("_", version)
+    namespace = f"{dist.replace('-', '_')}__{_NOT_IDENT.sub('_', version)}"
     return RoutedPackage(
         dist=dist,
         version=version,
@@ -113,7 +128,8 @@ def read_package(
         import_names=names,
         extensions=extensions,
         dependencies=tuple(dependencies),
-        aliases=MappingProxyType({n: f"{n}__{tag}" for n in names}),
+        namespace=namespace,
+        aliases=MappingProxyType({n: f"{namespace}.{n}" for n in names}),
     )
 
 
@@ -138,7 +154,7 @@ class Registry:
     def clear(self) -> None:
         self.packages: Mapping[tuple[str, str], RoutedPackage] = {}
         self.import_to_dist: Mapping[str, str] = {}
-        self.by_alias: Mapping[str, tuple[RoutedPackage, str]] = {}
+        self.by_namespace: Mapping[str, RoutedPackage] = {}
         self.envs: Mapping[str, Mapping[str, str]] = {}
         self.pkg_envs: Mapping[tuple[str, str], tuple[str, ...]] = {}
         self.locks: tuple[Path, ...] = ()
@@ -239,16 +255,16 @@ class Registry:
                 for dist, version in env_map.items():
                     pkg_envs[(dist, version)] = (*pkg_envs.get((dist, version), ()), env_name)
             import_to_dist = dict(self.import_to_dist)
-            by_alias = dict(self.by_alias)
+            by_namespace = dict(self.by_namespace)
             for routed in found.values():
                 for name in routed.import_names:
                     import_to_dist[name] = routed.dist
-                    by_alias[routed.aliases[name]] = (routed, name)
+                by_namespace[routed.namespace] = routed
             self.packages = packages
             self.envs = envs
             self.pkg_envs = pkg_envs
             self.import_to_dist = import_to_dist
-            self.by_alias = by_alias
+            self.by_namespace = by_namespace
             self._closures = {}
             self.lookups = {}
             if path not in self.locks:

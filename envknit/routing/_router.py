@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.machinery import ModuleSpec
 from importlib.metadata import Distribution, DistributionFinder, PathDistribution
-from importlib.util import spec_from_file_location
 from types import FrameType, ModuleType
 from typing import Any
 
@@ -55,8 +54,7 @@ def _owner(globals_: Mapping[str, Any] | None) -> RoutedPackage | None:
     name = globals_.get("__name__")
     if type(name) is not str or not name.startswith(_PREFIX):
         return None
-    hit = REGISTRY.by_alias.get(name[len(_PREFIX) :].partition(".")[0])
-    return hit[0] if hit is not None else None
+    return REGISTRY.by_namespace.get(name[len(_PREFIX) :].partition(".")[0])
 
 
 def resolve(dist: str, globals_: Mapping[str, Any] | None) -> RoutedPackage | None:
@@ -200,23 +198,16 @@ class _Finder(DistributionFinder):
             return spec
         head, dot, _ = fullname[len(_PREFIX) :].partition(".")
         if dot or not fullname.startswith(_PREFIX):
-            return None  # submodules are found through their package's __path__
-        hit = REGISTRY.by_alias.get(head)
-        if hit is None:
+            return None  # deeper names are found through their parent's __path__
+        pkg = REGISTRY.by_namespace.get(head)
+        if pkg is None:
             return None
-        pkg, top = hit
-        pkg_dir = pkg.site_dir / top
-        if pkg_dir.is_dir():
-            init = pkg_dir / "__init__.py"
-            if init.is_file():
-                return spec_from_file_location(
-                    fullname, init, submodule_search_locations=[str(pkg_dir)]
-                )
-            spec = ModuleSpec(fullname, None, is_package=True)  # a namespace package
-            spec.submodule_search_locations = [str(pkg_dir)]
-            return spec
-        single = pkg.site_dir / f"{top}.py"
-        return spec_from_file_location(fullname, single) if single.is_file() else None
+        # One namespace package per (distribution, version) whose __path__ is the entry's
+        # site dir: the normal path finder then finds its modules (packages, single files,
+        # extension modules, whose PyInit_<name> needs the last name component unchanged).
+        spec = ModuleSpec(fullname, None, is_package=True)
+        spec.submodule_search_locations = [str(pkg.site_dir)]
+        return spec
 
     def find_distributions(
         self, context: DistributionFinder.Context = DistributionFinder.Context()  # noqa: B008
