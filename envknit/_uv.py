@@ -210,20 +210,25 @@ def compile_environment(
 
 
 def install_pinned(
-    name: str, version: str, sha256: str, *, python: Path, target: Path
+    pins: Sequence[tuple[str, str, str]], *, python: Path, target: Path
 ) -> None:
-    """Install the one file of ``name==version`` whose hash is ``sha256`` into ``target``.
+    """Install exactly the files ``(name, version, sha256)`` into ``target`` in one uv run.
 
-    ``--no-deps`` and ``--require-hashes``: uv refuses any other file and any dependency.
+    ``--no-deps`` and ``--require-hashes``: uv refuses any other file and any dependency. uv
+    installs the files in parallel.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     reqs = target.parent / f"{target.name}.requirements.txt"
-    reqs.write_text(f"{name}=={version} --hash=sha256:{sha256}\n", encoding="utf-8")
+    reqs.write_text(
+        "".join(f"{name}=={version} --hash=sha256:{sha}\n" for name, version, sha in pins),
+        encoding="utf-8",
+    )
+    what = "installing " + ", ".join(f"{name}=={version}" for name, version, _ in pins)
     try:
         _run(
             ["pip", "install", "--no-deps", "--require-hashes", "--quiet",
              "--python", str(python), "--target", str(target), "-r", str(reqs)],
-            f"installing {name}=={version}",
+            what,
         )
     finally:
         reqs.unlink(missing_ok=True)

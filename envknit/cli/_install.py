@@ -37,7 +37,6 @@ def cmd_install(args: argparse.Namespace) -> int:
             python=python_tuple(env.python_version),
             home=home,
             include_dev=not args.no_dev,
-            jobs=max(1, args.jobs),
             progress=progress,
         )
         print(f"{env.name}: {len(result.installed)} installed, {len(result.reused)} already in "

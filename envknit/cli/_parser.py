@@ -57,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("install", help="install the locked packages into the global store")
     p.add_argument("--env", help="only this environment (default: all)")
     p.add_argument("--no-dev", action="store_true", help="skip dev packages")
-    p.add_argument("--jobs", type=int, default=4, help="parallel installs (default 4)")
 
     p = sub.add_parser("run", help="run a command with an environment on PYTHONPATH")
     p.add_argument("--env", default="default")

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.tags import compatible_tags, cpython_tags
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from .. import _uv
 from ..errors import StoreError
@@ -20,7 +21,7 @@ from ..lock import DistFile, LockedEnvironment, LockedPackage
 from ._locking import build_dir, clean_stale_builds, entry_lock
 from .layout import ENTRY_FILE, ENTRY_FORMAT, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry
 
-__all__ = ["InstallResult", "choose_file", "install_environment", "install_package", "manifest"]
+__all__ = ["InstallResult", "choose_file", "install_environment", "manifest"]
 
 _ENV_SHEBANG = "#!/usr/bin/env python\n"
 
@@ -107,14 +108,38 @@ def _fix_script(path: Path) -> None:
         path.write_bytes(_ENV_SHEBANG.encode() + rest)
 
 
+def _split_out(target: Path, dist_info: Path, dest: Path) -> None:
+    """Move the files that ``dist_info``'s RECORD lists from uv's ``target`` into ``dest``."""
+    site = dest / "site"
+    with open(dist_info / "RECORD", encoding="utf-8", newline="") as fh:
+        rows = [row for row in csv.reader(fh) if row]
+    for row in rows:
+        rel = os.path.normpath(row[0])
+        if rel.startswith("..") or os.path.isabs(rel):
+            raise StoreError(
+                f"{dist_info.name}/RECORD lists {row[0]!r}, outside the install target; "
+                "envknit only installs files that stay inside a store entry"
+            )
+        src = target / rel
+        if not src.is_file() and not src.is_symlink():
+            continue
+        dst = dest / rel if rel.split(os.sep, 1)[0] == "bin" else site / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(src, dst)
+    leftovers = site / dist_info.name  # files uv wrote but did not record (kept with the dist)
+    for src in sorted(dist_info.rglob("*")):
+        if src.is_file():
+            dst = leftovers / src.relative_to(dist_info)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(src, dst)
+
+
 def _finish_build(tmp: Path, pkg: LockedPackage, dist: DistFile, python: tuple[int, int]) -> None:
-    """Turn uv's ``--target`` output into the entry layout, then write ENTRY.json (last)."""
+    """Fix console scripts and RECORD for the entry layout, then write ENTRY.json (last)."""
     site = tmp / "site"
-    (site / ".lock").unlink(missing_ok=True)
-    scripts = site / "bin"
+    scripts = tmp / "bin"
     if scripts.is_dir():
-        os.rename(scripts, tmp / "bin")
-        for script in (tmp / "bin").iterdir():
+        for script in scripts.iterdir():
             if script.is_file():
                 _fix_script(script)
         for record in site.glob("*.dist-info/RECORD"):
@@ -145,31 +170,54 @@ def _finish_build(tmp: Path, pkg: LockedPackage, dist: DistFile, python: tuple[i
         os.fsync(fh.fileno())
 
 
-def install_package(
-    pkg: LockedPackage, *, python_exe: Path, python: tuple[int, int], home: Path
-) -> tuple[Entry, bool]:
-    """Make sure the entry of ``pkg`` for ``python`` exists; return it and whether it was built."""
-    dist = choose_file(pkg, python)
-    final = entry_dir(pkg.name, pkg.version, dist.sha256, home)
-    with entry_lock(home, pkg.name, pkg.version, dist.sha256[:KEY_LENGTH]):
-        existing = read_entry(final)
-        if existing is not None and existing.sha256 == dist.sha256:
-            return existing, False
-        with build_dir(home) as tmp:
-            _uv.install_pinned(pkg.name, pkg.version, dist.sha256, python=python_exe,
-                               target=tmp / "site")
-            _finish_build(tmp, pkg, dist, python)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():
-                # an unreadable or mismatched entry: move it aside (atomically) and drop it
-                with build_dir(home) as trash:
-                    os.rename(final, trash / "old")
-                    shutil.rmtree(trash / "old", ignore_errors=True)
-            os.rename(tmp, final)
-        entry = read_entry(final)
-    if entry is None:
-        raise StoreError(f"the entry of {pkg.name}=={pkg.version} at {final} is unreadable")
-    return entry, True
+def _move_into_place(staging: Path, final: Path, home: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        # an unreadable or damaged-beyond-use entry: move it aside (atomically), then drop it
+        with build_dir(home) as trash:
+            os.rename(final, trash / "old")
+            shutil.rmtree(trash / "old", ignore_errors=True)
+    os.rename(staging, final)
+
+
+def _dist_infos(target: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for info in target.glob("*.dist-info"):
+        dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0]
+        found[str(canonicalize_name(dist))] = info
+    return found
+
+
+def _build(
+    todo: list[tuple[LockedPackage, DistFile]],
+    *,
+    python_exe: Path,
+    python: tuple[int, int],
+    home: Path,
+    say: Callable[[str], None],
+) -> list[Entry]:
+    """One uv run installs every file of ``todo``; each is then split out into its entry."""
+    built = []
+    with build_dir(home) as tmp:
+        target = tmp / "target"
+        _uv.install_pinned([(p.name, p.version, d.sha256) for p, d in todo],
+                           python=python_exe, target=target)
+        infos = _dist_infos(target)
+        for done, (pkg, dist) in enumerate(todo, 1):
+            info = infos.get(pkg.name)
+            if info is None:
+                raise StoreError(f"uv installed no {pkg.name}=={pkg.version} (from {dist.name})")
+            staging = tmp / "entries" / pkg.name
+            _split_out(target, info, staging)
+            _finish_build(staging, pkg, dist, python)
+            final = entry_dir(pkg.name, pkg.version, dist.sha256, home)
+            _move_into_place(staging, final, home)
+            entry = read_entry(final)
+            if entry is None:
+                raise StoreError(f"the new entry of {pkg.name}=={pkg.version} is unreadable")
+            built.append(entry)
+            say(f"[{done}/{len(todo)}] installed {pkg.name} {pkg.version}")
+    return built
 
 
 def install_environment(
@@ -179,52 +227,39 @@ def install_environment(
     python: tuple[int, int],
     home: Path,
     include_dev: bool = True,
-    jobs: int = 4,
     progress: Callable[[str], None] | None = None,
 ) -> InstallResult:
-    """Install every package of ``env`` missing from the store, ``jobs`` at a time."""
+    """Install every package of ``env`` missing from the store; reuse the complete ones.
+
+    Writers of the same entry are serialised by its file lock (taken in a fixed order, so two
+    installs cannot deadlock); whoever gets a lock second finds the entry complete.
+    """
     clean_stale_builds(home)
     say = progress or (lambda _msg: None)
-    todo: list[LockedPackage] = []
+    todo: list[tuple[LockedPackage, DistFile]] = []
     reused: list[Entry] = []
     for pkg in env.selected(include_dev=include_dev):
         found = find_entry(pkg.name, pkg.version, pkg.hashes, python, home)
         if found is None:
-            todo.append(pkg)
+            todo.append((pkg, choose_file(pkg, python)))
         else:
             reused.append(found)
     installed: list[Entry] = []
     if todo:
-        total = len(todo)
-
-        def one(pkg: LockedPackage) -> tuple[Entry, bool]:
-            return install_package(pkg, python_exe=python_exe, python=python, home=home)
-
-        errors: list[BaseException] = []
-        with ThreadPoolExecutor(max_workers=max(1, min(jobs, total))) as pool:
-            futures = {pool.submit(one, pkg): pkg for pkg in todo}
-            for done, fut in enumerate(as_completed(futures), 1):
-                pkg = futures[fut]
-                exc = fut.exception()
-                if exc is not None:
-                    errors.append(exc)
-                    say(f"[{done}/{total}] FAILED {pkg.name} {pkg.version}")
-                    continue
-                entry, built = fut.result()
-                (installed if built else reused).append(entry)
-                verb = "installed" if built else "found"
-                say(f"[{done}/{total}] {verb} {entry.name} {entry.version}")
-        if errors:
-            # the other packages are complete entries already; report the first failure
-            raise errors[0]
-    return InstallResult(installed=tuple(installed), reused=tuple(_unique(reused)))
-
-
-def _unique(entries: Iterable[Entry]) -> list[Entry]:
-    seen: set[Path] = set()
-    out = []
-    for e in entries:
-        if e.path not in seen:
-            seen.add(e.path)
-            out.append(e)
-    return out
+        with contextlib.ExitStack() as stack:
+            for pkg, dist in sorted(todo, key=lambda t: (t[0].name, t[0].version, t[1].sha256)):
+                stack.enter_context(
+                    entry_lock(home, pkg.name, pkg.version, dist.sha256[:KEY_LENGTH])
+                )
+            still = []
+            for pkg, dist in todo:
+                done = read_entry(entry_dir(pkg.name, pkg.version, dist.sha256, home))
+                if done is not None and done.sha256 == dist.sha256:
+                    reused.append(done)  # another install finished it while we waited
+                else:
+                    still.append((pkg, dist))
+            if still:
+                say(f"installing {len(still)} package(s) with uv")
+                installed = _build(still, python_exe=python_exe, python=python, home=home,
+                                   say=say)
+    return InstallResult(installed=tuple(installed), reused=tuple(reused))
