@@ -388,3 +388,33 @@ def test_star_import_and_reload_of_a_routed_module(lock: Path) -> None:
         assert namespace["HELPER_AT_IMPORT"] == "2.0.0"
         assert importlib.reload(two) is two
         assert two.__version__ == "2.0.0"
+
+
+def _c_import(name: str, fromlist: tuple[str, ...] = ()) -> Any:
+    """Import like C code does (Cython 3, mypyc): PyImport_ImportModuleLevelObject directly,
+    which never calls builtins.__import__."""
+    import ctypes
+
+    func = ctypes.pythonapi.PyImport_ImportModuleLevelObject
+    func.restype = ctypes.py_object
+    func.argtypes = [ctypes.py_object] * 4 + [ctypes.c_int]
+    return func(name, {}, {}, fromlist, 0)
+
+
+def test_imports_from_c_code(envknit_home: Path, tmp_path: Path, lock: Path) -> None:
+    (tmp_path / "c").mkdir()
+    envknit.configure_from_lock(_compiled_lock(envknit_home, tmp_path / "c"))
+    envknit.import_version("app", "1.0").fast_version()  # fast 1.0 is now the compiled one
+    before = set(sys.modules)
+    with envknit.use("mylib", "1.0.0"):
+        # a pure package is never put under its plain name: C code gets the normal system
+        with pytest.raises(ModuleNotFoundError):
+            _c_import("mylib")
+        # a compiled package exists in one version per process: C code gets that one
+        fast = _c_import("fast")
+        assert fast is sys.modules["_envknit_v.fast__1_0.fast"]
+        assert fast.__version__ == "1.0"
+    assert sys.modules["fast"].__version__ == "1.0"
+    envknit.disable()
+    assert "fast" not in sys.modules
+    assert not {m for m in set(sys.modules) - before if m.startswith("_envknit_v")}

@@ -14,6 +14,7 @@ import builtins
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from importlib.abc import Loader
 from importlib.machinery import ModuleSpec
 from importlib.metadata import Distribution, DistributionFinder, PathDistribution
 from types import FrameType, ModuleType
@@ -44,6 +45,8 @@ _orig_gcd_import: Callable[..., ModuleType] = _bootstrap._gcd_import
 _PARKED: dict[str, ModuleType] = {}
 #: distribution -> the one version with compiled extensions loaded by routed imports.
 _COMPILED: dict[str, str] = {}
+#: plain names put in sys.modules for compiled packages imported from C (see _PlainLoader).
+_PLAIN: set[str] = set()
 
 
 # -- which version -------------------------------------------------------------------------
@@ -140,7 +143,15 @@ def _routed_import(
 ) -> ModuleType:
     top, _, rest = name.partition(".")
     dist = _MANAGED.get(top)
-    pkg = choose(dist, top, globals_) if dist is not None else None
+    if dist is None:
+        return _next_import(name, globals_, None, fromlist, 0)
+    caller = globals_.get("__name__") if globals_ else None
+    if not isinstance(caller, str) or caller.startswith("importlib"):
+        # C code (an extension module's init, PyImport_ImportModule) imports with the globals
+        # of the innermost Python frame, which is importlib loading that extension: the code
+        # that really imports is the first frame outside importlib.
+        globals_ = _caller_globals()
+    pkg = choose(dist, top, globals_)
     if pkg is None:
         return _next_import(name, globals_, None, fromlist, 0)
     alias_top = _PREFIX + pkg.aliases[top]
@@ -184,6 +195,44 @@ def _gcd_import(name: str, package: str | None = None, level: int = 0) -> Module
     return _orig_gcd_import(name, package, level)
 
 
+class _PlainLoader(Loader):
+    """Loads a plain name (``charset_normalizer.md``) as the already-routed module."""
+
+    def __init__(self, pkg: RoutedPackage, top: str, rest: str) -> None:
+        self._target = (pkg, top, rest)
+
+    def exec_module(self, module: ModuleType) -> None:
+        real = load(*self._target)
+        # The import system returns what sys.modules holds under the name after exec_module
+        # (documented: a module may replace itself), so the throwaway module is never used.
+        sys.modules[module.__name__] = real
+        _PLAIN.add(module.__name__)
+
+
+def _compiled_plain_spec(fullname: str) -> ModuleSpec | None:
+    """A spec for a plain managed name reaching the meta path, if it has compiled extensions.
+
+    That happens only when C code imports with ``PyImport_ImportModuleLevelObject`` (Cython 3,
+    mypyc), which bypasses ``builtins.__import__``. A package with compiled extensions exists
+    in at most one version per process, so its plain name may point at that version without
+    leaking a version across contexts; pure packages are left to the normal import system.
+    """
+    top, _, rest = fullname.partition(".")
+    dist = _MANAGED.get(top)
+    if dist is None:
+        return None
+    version = _COMPILED.get(dist)
+    pkg = (
+        REGISTRY.packages.get((dist, version))
+        if version is not None
+        else resolve(dist, _caller_globals())
+    )
+    if pkg is None or not pkg.extensions:
+        return None
+    claim_compiled(pkg)
+    return ModuleSpec(fullname, _PlainLoader(pkg, top, rest))
+
+
 class _Finder(DistributionFinder):
     """Finds the alias modules, and answers ``importlib.metadata`` for managed names."""
 
@@ -191,7 +240,7 @@ class _Finder(DistributionFinder):
         self, fullname: str, path: Any = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         if not fullname.startswith(ALIAS_ROOT):
-            return None
+            return _compiled_plain_spec(fullname) if _MANAGED else None
         if fullname == ALIAS_ROOT:
             spec = ModuleSpec(ALIAS_ROOT, None, is_package=True)
             spec.submodule_search_locations = []
@@ -251,6 +300,8 @@ def enable(strict: bool = False) -> None:
             if _FINDER not in sys.meta_path:
                 sys.meta_path.insert(0, _FINDER)
             for key, module in _PARKED.items():
+                if not key.startswith(ALIAS_ROOT):
+                    _PLAIN.add(key)
                 sys.modules.setdefault(key, module)
             _PARKED.clear()
             if builtins.__import__ is not _import:
@@ -281,8 +332,9 @@ def disable() -> None:
         while _FINDER in sys.meta_path:
             sys.meta_path.remove(_FINDER)
         for key in list(sys.modules):
-            if key == ALIAS_ROOT or key.startswith(_PREFIX):
+            if key == ALIAS_ROOT or key.startswith(_PREFIX) or key in _PLAIN:
                 _PARKED[key] = sys.modules.pop(key)
+        _PLAIN.clear()
 
 
 def park_clear() -> None:
@@ -290,3 +342,4 @@ def park_clear() -> None:
     with _LOCK:
         _PARKED.clear()
         _COMPILED.clear()
+        _PLAIN.clear()
