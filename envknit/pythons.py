@@ -40,9 +40,12 @@ def candidate_pythons(version: str) -> Iterator[Path]:
     major_minor = ".".join(version.split(".")[:2])
     if ".".join(map(str, sys.version_info[:2])) == major_minor:
         yield Path(sys.executable)
+    shims = _pyenv_root() / "shims"
     for exe in (f"python{major_minor}", "python3", "python"):
         found = shutil.which(exe)
-        if found:
+        # pyenv's shims are shell scripts that take ~0.1 s to start; the versions folder
+        # below reaches the same interpreters directly
+        if found and Path(found).parent != shims:
             yield Path(found)
     roots = [_pyenv_root() / "versions", *_uv_python_dirs()]
     for root in roots:
@@ -84,7 +87,12 @@ def find_python(version: str | None = None) -> Path:
     wanted = tuple(int(p) for p in version.split("."))
     searched: list[str] = []
     for path in candidate_pythons(version):
-        found = interpreter_version(str(path))
+        if str(path) == sys.executable:  # no need to start the running interpreter again
+            found: tuple[int, int, int] | None = (
+                sys.version_info.major, sys.version_info.minor, sys.version_info.micro
+            )
+        else:
+            found = interpreter_version(str(path))
         searched.append(str(path))
         if found is not None and found[: len(wanted)] == wanted:
             return path

@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from packaging.tags import compatible_tags, cpython_tags
@@ -34,6 +35,7 @@ class InstallResult:
     reused: tuple[Entry, ...]
 
 
+@lru_cache(maxsize=8)
 def _ranked_tags(python: tuple[int, int]) -> dict[str, int]:
     ordered = [*cpython_tags(python_version=python), *compatible_tags(python_version=python)]
     ranks: dict[str, int] = {}
@@ -113,6 +115,7 @@ def _split_out(target: Path, dist_info: Path, dest: Path) -> None:
     site = dest / "site"
     with open(dist_info / "RECORD", encoding="utf-8", newline="") as fh:
         rows = [row for row in csv.reader(fh) if row]
+    made: set[Path] = set()
     for row in rows:
         rel = os.path.normpath(row[0])
         if rel.startswith("..") or os.path.isabs(rel):
@@ -124,7 +127,9 @@ def _split_out(target: Path, dist_info: Path, dest: Path) -> None:
         if not src.is_file() and not src.is_symlink():
             continue
         dst = dest / rel if rel.split(os.sep, 1)[0] == "bin" else site / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        if dst.parent not in made:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            made.add(dst.parent)
         os.rename(src, dst)
     leftovers = site / dist_info.name  # files uv wrote but did not record (kept with the dist)
     for src in sorted(dist_info.rglob("*")):
@@ -164,10 +169,10 @@ def _finish_build(tmp: Path, pkg: LockedPackage, dist: DistFile, python: tuple[i
         "python": f"{python[0]}.{python[1]}",
         "files": manifest(tmp),
     }
+    # no fsync: the rename below guards against a killed process; surviving power loss would
+    # need every file synced, which costs more than reinstalling after `envknit verify`
     with open(tmp / ENTRY_FILE, "w", encoding="utf-8") as fh:
         json.dump(meta, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _move_into_place(staging: Path, final: Path, home: Path) -> None:
