@@ -104,6 +104,8 @@ def test_missing_version_names_installed_ones(lock: Path) -> None:
         envknit.import_version("nothere", "1.0")
     with pytest.raises(envknit.VersionNotInstalledError):
         envknit.set_default("mylib", "9")
+    with envknit.use("mylib", "2.0") as equal:  # equal under PEP 440 to 2.0.0
+        assert equal.__version__ == "2.0.0"
 
 
 def test_outside_blocks_the_default_or_the_normal_import_system(

@@ -9,6 +9,8 @@ from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
 from typing import Any
 
+from packaging.version import Version
+
 from ..errors import CExtensionError, UnknownEnvironmentError, VersionNotInstalledError
 from ..lock import LOCK_FILENAME
 from ..names import normalize_version
@@ -53,6 +55,10 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
         _router.refresh()
     dist = REGISTRY.dist_for(name)
     pkg = REGISTRY.packages.get((dist, wanted)) if dist is not None else None
+    if pkg is None and dist is not None:
+        # "1.0" asks for what is installed as "1.0.0": equal under PEP 440
+        same = [v for v in REGISTRY.versions(dist) if Version(v) == Version(wanted)]
+        pkg = REGISTRY.packages.get((dist, same[0])) if same else None
     if pkg is None:
         raise VersionNotInstalledError(name, wanted, REGISTRY.versions(dist) if dist else ())
     hit = (pkg, name if name in pkg.import_names else pkg.main_import)
