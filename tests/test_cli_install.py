@@ -283,3 +283,25 @@ def test_requests_two_versions_from_pypi(tmp_path: Path, envknit_home: Path) -> 
     assert old[0] == "2.28.2" and old[1].startswith("1.26.")
     assert new[0] == "2.31.0"
     cli("verify", cwd=root, env=env)
+
+
+def test_install_no_dev_and_one_environment(
+    locked: Path, env: dict[str, str], envknit_home: Path
+) -> None:
+    cli("install", "--env", "new", "--no-dev", cwd=locked, env=env)
+    assert sorted(entries(envknit_home)) == ["alpha==2.0", "beta==2.0"]
+    proc = cli("run", "--env", "new", "--", "tool", cwd=locked, env=env, expect=1)
+    assert "tool==1.0 (environment 'new') is locked but not installed" in proc.stderr
+    out = cli("run", "--env", "new", "--no-dev", "--", "python", "-c",
+              "import alpha; print(alpha.__version__)", cwd=locked, env=env)
+    assert out.stdout.strip() == "2.0"
+
+
+def test_unknown_lock_major_is_refused_everywhere(locked: Path, env: dict[str, str]) -> None:
+    path = locked / "envknit.lock.yaml"
+    path.write_text(path.read_text().replace("schema_version: '1.0'", "schema_version: '7.1'"))
+    for args in (["install"], ["run", "--", "true"], ["verify"], ["status"]):
+        proc = cli(*args, cwd=locked, env=env, expect=1)
+        assert "schema_version '7.1' is not supported" in proc.stderr, args
+    doctor = cli("doctor", cwd=locked, env=env, expect=1)
+    assert "schema_version '7.1' is not supported" in doctor.stdout
