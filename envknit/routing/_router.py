@@ -1,9 +1,11 @@
 """The import router: a ``builtins.__import__`` wrapper, an import_module hook, a finder.
 
-Versioned modules live in ``sys.modules`` only under private alias names
-(``_envknit_v.mylib__1_0_0``), one per (import name, version), never under their plain names.
+Each routed (distribution, version) is a private namespace package,
+``_envknit_v.mylib__1_0_0``, over its store entry's site dir; its modules live in
+``sys.modules`` only under names below it (``_envknit_v.mylib__1_0_0.mylib``), never under
+their plain names (except compiled packages imported from C, see ``_compiled_plain_spec``).
 An ``import mylib`` statement is answered by the ``__import__`` wrapper, which looks at the
-caller's globals and the active context and returns the alias module of the right version;
+caller's globals and the active context and returns the module of the right version;
 ``importlib.import_module`` is answered the same way by a hook on ``importlib._bootstrap``;
 ``importlib.metadata`` by the finder's ``find_distributions``. Nothing is swapped per context.
 """
@@ -145,13 +147,14 @@ def _routed_import(
     dist = _MANAGED.get(top)
     if dist is None:
         return _next_import(name, globals_, None, fromlist, 0)
+    importer = globals_
     caller = globals_.get("__name__") if globals_ else None
     if not isinstance(caller, str) or caller.startswith("importlib"):
         # C code (an extension module's init, PyImport_ImportModule) imports with the globals
         # of the innermost Python frame, which is importlib loading that extension: the code
         # that really imports is the first frame outside importlib.
-        globals_ = _caller_globals()
-    pkg = choose(dist, top, globals_)
+        importer = _caller_globals()
+    pkg = choose(dist, top, importer)
     if pkg is None:
         return _next_import(name, globals_, None, fromlist, 0)
     alias_top = _PREFIX + pkg.aliases[top]
