@@ -138,3 +138,22 @@ def test_context_thread_subclass_overriding_run(lock: Path) -> None:
     thread.start()
     thread.join(10)
     assert seen == ["1.0.0"]
+
+
+def test_one_use_object_shared_by_tasks(lock: Path) -> None:
+    shared = envknit.use("mylib", "1.0.0")
+
+    async def task() -> str:
+        with shared as module:
+            await asyncio.sleep(0)
+            import mylib
+
+            assert mylib is module
+        return str(module.__version__)
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(task() for _ in range(10)))
+
+    assert asyncio.run(main()) == ["1.0.0"] * 10
+    with shared, shared as inner:  # nested entries of one object
+        assert inner.__version__ == "1.0.0"

@@ -74,9 +74,10 @@ def _check_env(env: str) -> None:
 
 
 class _Use:
-    """What ``use()`` returns: enter it with ``with`` (once per ``with``; not thread-shared)."""
+    """What ``use()`` returns: a context manager. One object may be entered from several
+    threads or tasks at once: each exit finds the entry made in its own context."""
 
-    __slots__ = ("_auto_worker", "_env", "_import_name", "_pkg", "_stack")
+    __slots__ = ("_auto_worker", "_entries", "_env", "_import_name", "_pkg")
 
     def __init__(
         self, pkg: RoutedPackage | None, import_name: str, env: str | None, auto_worker: bool
@@ -85,7 +86,7 @@ class _Use:
         self._import_name = import_name
         self._env = env
         self._auto_worker = auto_worker
-        self._stack: list[tuple[contextvars.Token[Active], Any]] = []
+        self._entries: list[tuple[Active, contextvars.Token[Active], Any]] = []
 
     def __enter__(self) -> Any:
         pkg = self._pkg
@@ -105,7 +106,8 @@ class _Use:
             if pkg is not None:
                 merged.update(REGISTRY.closure(pkg, env))
             pins = MappingProxyType(merged)
-        token = ACTIVE.set(Active(pins, env))
+        active = Active(pins, env)  # a new object per entry: __exit__ finds it by identity
+        token = ACTIVE.set(active)
         worker_cm: Any = None
         try:
             if pkg is None or not self._import_name:
@@ -120,7 +122,7 @@ class _Use:
         except BaseException:
             ACTIVE.reset(token)
             raise
-        self._stack.append((token, worker_cm))
+        self._entries.append((active, token, worker_cm))
         return result
 
     def __exit__(
@@ -129,7 +131,12 @@ class _Use:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        token, worker_cm = self._stack.pop()
+        current = ACTIVE.get()
+        entry = next((e for e in reversed(self._entries) if e[0] is current), None)
+        if entry is None:
+            raise RuntimeError("envknit.use(): __exit__ without a matching __enter__")
+        self._entries.remove(entry)
+        _, token, worker_cm = entry
         try:
             if worker_cm is not None:
                 return bool(worker_cm.__exit__(exc_type, exc, tb))
