@@ -104,6 +104,10 @@ def test_missing_version_names_installed_ones(lock: Path) -> None:
         envknit.import_version("nothere", "1.0")
     with pytest.raises(envknit.VersionNotInstalledError):
         envknit.set_default("mylib", "9")
+    with pytest.raises(envknit.VersionNotInstalledError, match="installed versions: none"):
+        envknit.use("../mylib", "1.0.0")
+    with pytest.raises(envknit.InvalidNameError, match="not a PEP 440 version"):
+        envknit.use("mylib", "1.0/../../x")
     with envknit.use("mylib", "2.0") as equal:  # equal under PEP 440 to 2.0.0
         assert equal.__version__ == "2.0.0"
 
