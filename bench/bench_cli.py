@@ -29,6 +29,13 @@ from tests._builders import build_wheel, package_files  # noqa: E402
 
 ENVKNIT = Path(sys.executable).parent / "envknit"
 PY = "{}.{}".format(*sys.version_info[:2])
+# The CLI by itself: the envknit package's __init__ (the library's public API, which imports
+# the other parts of envknit) replaced by an empty package, then the same main().
+STUB = (
+    "import sys, types; m = types.ModuleType('envknit'); "
+    f"m.__path__ = [{str(HERE.parent / 'envknit')!r}]; sys.modules['envknit'] = m; "
+    "from envknit.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def uv_bin() -> str:
@@ -122,9 +129,11 @@ def main() -> int:
             run([uv, "pip", "install", "-q", "--no-deps", "--require-hashes", "--python",
                  str(venv / "bin" / "python"), "-r", str(pins)], tmp, e)
 
-        def ek_install(home: Path, cache: Path, where: Path = project) -> None:
+        def ek_install(
+            home: Path, cache: Path, where: Path = project, cmd: list[str] | None = None
+        ) -> None:
             e = {**base_env, "ENVKNIT_HOME": str(home), "UV_CACHE_DIR": str(cache)}
-            run([str(ENVKNIT), "install"], where, e)
+            run([*(cmd or [str(ENVKNIT)]), "install"], where, e)
 
         # 1. cold: empty store / empty venv, empty uv cache for both
         ours, base = [], []
@@ -132,6 +141,11 @@ def main() -> int:
             ours.append(timed(lambda i=i: ek_install(tmp / f"cold-home{i}", tmp / f"ek-c{i}")))
             base.append(timed(lambda i=i: uv_install(i, tmp / f"uv-c{i}")))
         report("cold install", ours, base, 1.3)
+        stubbed = []
+        for i in range(args.repeat):
+            stubbed.append(timed(lambda i=i: ek_install(
+                tmp / f"cold-stub{i}", tmp / f"ek-s{i}", cmd=[sys.executable, "-c", STUB])))
+        report("  same, without importing envknit/__init__", stubbed, base, 1.3)
 
         # 2. warm: a second project whose packages are all in the store, vs a warm uv cache
         home, cache = tmp / "cold-home0", tmp / "ek-c0"
@@ -148,10 +162,12 @@ def main() -> int:
             base_bytes.append(tree_bytes(tmp / f"venv{100 + i}"))
             base_unshared.append(tree_bytes(tmp / f"venv{100 + i}", unshared_only=True))
         report("warm second project", ours, base, 1.0)
-        print(f"bytes added on disk: envknit store {statistics.median(ours_bytes):.0f} B "
-              f"(the project registration), uv venv {statistics.median(base_bytes):.0f} B "
-              f"apparent, {statistics.median(base_unshared):.0f} B not hard-linked to the uv "
-              "cache (goal: the store adds no package bytes)", flush=True)
+        added = statistics.median(ours_bytes)
+        print(f"bytes added on disk (median): envknit home {added:.0f} B "
+              f"(max {max(ours_bytes)} B: the project registration), "
+              f"uv venv {statistics.median(base_bytes):.0f} B apparent, "
+              f"{statistics.median(base_unshared):.0f} B not hard-linked to the uv cache "
+              "(goal: the store adds no package bytes)", flush=True)
 
         # 3. envknit run -- python -c pass  vs  python -c pass
         e = {**base_env, "ENVKNIT_HOME": str(home), "UV_CACHE_DIR": str(cache)}
@@ -162,16 +178,9 @@ def main() -> int:
                                           project, e)))
             base.append(timed(lambda: run([sys.executable, "-c", "pass"], project, e)))
         report("envknit run -- python -c pass", ours, base, 2.5)
-        # what the CLI costs by itself: the same run, with the envknit package's __init__
-        # (the library's public API, other parts of envknit) stubbed out
-        stub = (
-            "import sys, types; m = types.ModuleType('envknit'); "
-            f"m.__path__ = [{str(HERE.parent / 'envknit')!r}]; sys.modules['envknit'] = m; "
-            "from envknit.cli import main; sys.exit(main(sys.argv[1:]))"
-        )
         ours = []
         for _ in range(args.run_repeat):
-            ours.append(timed(lambda: run([sys.executable, "-c", stub, "run", "--", "python",
+            ours.append(timed(lambda: run([sys.executable, "-c", STUB, "run", "--", "python",
                                            "-c", "pass"], project, e)))
         report("  same, without importing envknit/__init__", ours, base, 2.5)
     return 0

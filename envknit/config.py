@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError
 from .names import normalize_name, validate_env_name, validate_python_version
@@ -54,6 +53,9 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
         raise ConfigError(
             f"expected a requirement string or mapping, got {type(value).__name__}", field=where
         )
+    # imported here: commands that only read the lock should not pay for the parser
+    from packaging.requirements import InvalidRequirement, Requirement
+
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ConfigError(f"requirement {value!r} contains control characters", field=where)
     try:
@@ -75,6 +77,8 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
 
 def requirement_name(requirement: str) -> str:
     """The canonical distribution name of a (valid) requirement string."""
+    from packaging.requirements import Requirement
+
     return normalize_name(Requirement(requirement).name)
 
 

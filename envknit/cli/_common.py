@@ -2,20 +2,37 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..config import Config, load_config
 from ..errors import LockError
 from ..lock import LOCK_FILENAME, Lock, LockedEnvironment, load_lock
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 __all__ = ["Project", "load_project"]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class Project:
-    config: Config
-    lock_path: Path
+    """The project around the cwd: ``envknit.yaml`` (read on first use) and its lock."""
+
+    __slots__ = ("_config", "config_path", "lock_path")
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.lock_path = config_path.parent / LOCK_FILENAME
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        # imported here: install/run/verify need only the lock, and the requirement parser
+        # is a noticeable part of the CLI's start-up
+        if self._config is None:
+            from ..config import load_config
+
+            self._config = load_config(self.config_path)
+        return self._config
 
     def lock(self) -> Lock:
         if not self.lock_path.exists():
@@ -32,5 +49,7 @@ class Project:
 
 
 def load_project() -> Project:
-    config = load_config()
-    return Project(config=config, lock_path=config.root / LOCK_FILENAME)
+    """The project whose ``envknit.yaml`` is in the cwd or the nearest parent."""
+    from ..config import find_config
+
+    return Project(find_config())

@@ -74,6 +74,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     check(writable, f"store at {home}", "make ENVKNIT_HOME writable or point it elsewhere")
     try:
         project = load_project()
+        project.config  # noqa: B018 - read and validate it now, to report it here
     except EnvknitError as exc:
         check(False, f"envknit.yaml: {exc}", "fix envknit.yaml or run 'envknit init'")
         return 1
