@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import importlib
 import importlib.metadata
+import importlib.resources
 import sys
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,8 @@ def test_import_module_and_metadata_agree_with_the_block(lock: Path) -> None:
             assert [m.WHO for m in found] == [f"sub {version}", f"rel {version}"]
             assert importlib.metadata.version("mylib") == version
             assert importlib.metadata.version("helper") == version
+            text = importlib.resources.files("mylib").joinpath("sub.py").read_text()
+            assert text == f"WHO = 'sub {version}'\n"
     assert "mylib" not in sys.modules  # never under its plain name
 
 
