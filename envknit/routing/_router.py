@@ -158,12 +158,11 @@ def _routed_import(
     if pkg is None:
         return _next_import(name, globals_, None, fromlist, 0)
     alias_top = _PREFIX + pkg.aliases[top]
-    full = alias_top + ("." + rest if rest else "")
     if fromlist:
         # The plain import machinery returns the leaf and handles ``from x import submodule``.
-        return _next_import(full, None, None, fromlist, 0)
-    _orig_gcd_import(full)
-    return sys.modules[alias_top]
+        return _next_import(alias_top + ("." + rest if rest else ""), None, None, fromlist, 0)
+    leaf = load(pkg, top, rest)
+    return sys.modules[alias_top] if rest else leaf
 
 
 def _import(
