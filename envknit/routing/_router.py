@@ -18,13 +18,15 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.abc import Loader
 from importlib.machinery import ModuleSpec
-from importlib.metadata import Distribution, DistributionFinder, PathDistribution
 from types import FrameType, ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CExtensionError, StrictModeError
 from ._context import ACTIVE
 from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution, DistributionFinder
 
 __all__ = [
     "choose", "claim_compiled", "disable", "enable", "is_enabled", "load", "park_clear",
@@ -235,8 +237,12 @@ def _compiled_plain_spec(fullname: str) -> ModuleSpec | None:
     return ModuleSpec(fullname, _PlainLoader(pkg, top, rest))
 
 
-class _Finder(DistributionFinder):
-    """Finds the alias modules, and answers ``importlib.metadata`` for managed names."""
+class _Finder:
+    """Finds the alias modules, and answers ``importlib.metadata`` for managed names.
+
+    A meta path finder and a ``DistributionFinder`` by protocol (importlib only looks for the
+    methods), so that importing envknit does not import ``importlib.metadata``.
+    """
 
     def find_spec(
         self, fullname: str, path: Any = None, target: ModuleType | None = None
@@ -261,9 +267,9 @@ class _Finder(DistributionFinder):
         return spec
 
     def find_distributions(
-        self, context: DistributionFinder.Context = DistributionFinder.Context()  # noqa: B008
+        self, context: DistributionFinder.Context | None = None
     ) -> Iterable[Distribution]:
-        name = context.name
+        name = context.name if context is not None else None
         if not name or not _ENABLED:
             return ()
         canonical = name.replace("_", "-").replace(".", "-").lower()
@@ -272,6 +278,8 @@ class _Finder(DistributionFinder):
         pkg = resolve(canonical, _caller_globals())
         if pkg is None or pkg.dist_info is None:
             return ()
+        from importlib.metadata import PathDistribution  # loaded: it is the one asking
+
         return (PathDistribution(pkg.dist_info),)
 
     def invalidate_caches(self) -> None:
