@@ -25,6 +25,14 @@ from envknit._subinterp._adapter import get_adapter
 SNIPPET = "result = x + 1"
 CPU_JOB = "total = 0\nfor i in range(n):\n    total += i % 7\nresult = total"
 
+PREPARE_COST = (
+    "import time\n"
+    "from envknit._subinterp import _safety\n"
+    "start = time.perf_counter()\n"
+    "_safety.prepare_host()\n"
+    "print((time.perf_counter() - start) * 1e3)\n"
+)
+
 # A warm subprocess answering one JSON line per request: the round trip a worker design pays.
 SUBPROCESS_LOOP = r"""
 import json, sys
@@ -35,6 +43,10 @@ for line in sys.stdin:
     sys.stdout.write(json.dumps({"ok": True, "result": ns.get("result")}) + "\n")
     sys.stdout.flush()
 """
+
+
+def _nothing() -> None:
+    return None
 
 
 def median_us(func: Callable[[], object], repeat: int, number: int) -> float:
@@ -108,6 +120,11 @@ def bench_calls(repeat: int, number: int) -> None:
         def eval_json() -> object:
             return env.eval_json(SNIPPET, x=1)
 
+        thread = env._ensure().thread
+
+        def hand_off() -> None:
+            thread.call(_nothing)
+
         assert eval_json() == 2 and raw_queue() == "2" and subprocess_round_trip() == 2
         # Interleave the measurements so that machine noise hits all of them alike.
         samples: dict[str, list[float]] = {}
@@ -115,6 +132,7 @@ def bench_calls(repeat: int, number: int) -> None:
             "raw exec only": raw_exec,
             "raw exec + queue (the floor)": raw_queue,
             "SubInterpreterEnv.eval_json": eval_json,
+            "hand-off to the interpreter's thread": hand_off,
             "raw exec + temp file (naive)": raw_tempfile,
             "warm subprocess, JSON lines": subprocess_round_trip,
         }
@@ -133,6 +151,8 @@ def bench_calls(repeat: int, number: int) -> None:
     row("raw exec only", med["raw exec only"], "us", floor)
     row("raw exec + queue (the floor)", floor, "us")
     row("SubInterpreterEnv.eval_json", ours, "us", floor, "goal <= 1.5x the floor")
+    row("  of which: hand-off to the interpreter's thread",
+        med["hand-off to the interpreter's thread"], "us", floor, "(a no-op job)")
     row("raw exec + temp file (naive)", med["raw exec + temp file (naive)"], "us", floor)
     row("warm subprocess, JSON lines", med["warm subprocess, JSON lines"], "us", floor)
     print(f"  -> eval_json is {med['raw exec + temp file (naive)'] / ours:.2f}x faster than the "
@@ -191,8 +211,25 @@ def bench_lifecycle(repeat: int) -> None:
     cold = med["with SubInterpreterEnv(): one eval_json"]
     warm = med["same, reuse=True (warm pool)"]
     print(f"  -> the pool saves {cold - warm:.1f} ms per re-entry ({cold / warm:.0f}x faster)")
-    print(f"  -> one-time host preparation in this process: "
-          f"{_safety.preparation_seconds() * 1e3:.1f} ms")
+    prep = []
+    for _ in range(5):
+        out = subprocess.run(
+            [sys.executable, "-c", PREPARE_COST], capture_output=True, text=True, check=True
+        ).stdout
+        prep.append(float(out))
+    print(f"  -> one-time host preparation before the first interpreter (fresh process): "
+          f"{statistics.median(prep):.1f} ms")
+    import resource
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    before = rss_mb()
+    for _ in range(40):
+        enter_call_leave()
+    print(f"  -> resident memory growth per enter/leave cycle: "
+          f"{(rss_mb() - before) / 40:.2f} MB (reuse=True avoids it)")
 
 
 def bench_parallel(repeat: int, n: int) -> None:
@@ -224,8 +261,20 @@ def bench_parallel(repeat: int, n: int) -> None:
             for t in threads:
                 t.join()
 
+        control_code = f"exec(compile({CPU_JOB!r}, 'job', 'exec'), {{'n': {n}}})"
+
+        def one_process() -> None:
+            subprocess.run([sys.executable, "-I", "-c", control_code], check=True)
+
+        def two_processes() -> None:
+            procs = [subprocess.Popen([sys.executable, "-I", "-c", control_code])
+                     for _ in range(2)]
+            for p in procs:
+                p.wait()
+
         samples: dict[str, list[float]] = {}
-        cases = {"serial": serial, "parallel": parallel, "threads": threads_one_interpreter}
+        cases = {"serial": serial, "parallel": parallel, "threads": threads_one_interpreter,
+                 "one process": one_process, "two processes": two_processes}
         for _ in range(repeat):
             for name, func in cases.items():
                 samples.setdefault(name, []).append(median_ms(func, 1))
@@ -233,6 +282,9 @@ def bench_parallel(repeat: int, n: int) -> None:
     row("two envs, one after the other", med["serial"], "ms")
     row("two envs on two threads (submit)", med["parallel"], "ms", med["serial"])
     row("two threads in one interpreter (shared GIL)", med["threads"], "ms", med["serial"])
+    control = med["two processes"] / med["one process"]
+    print(f"  -> control: two processes take {control:.2f}x the time of one "
+          f"(1.0 = two free cores, 2.0 = one)")
     print(f"  -> speed-up of two envs on two threads: {med['serial'] / med['parallel']:.2f}x "
           f"(goal >= 1.7x on 2 cores); threads in one interpreter: "
           f"{med['serial'] / med['threads']:.2f}x; os.cpu_count()={os.cpu_count()}")

@@ -36,8 +36,9 @@ _CEXT_RE = re.compile(r"module (\S+) does not support loading in subinterpreters
 _lock = threading.Lock()
 _live: set[_Interp] = set()
 _pool: dict[str, list[_Interp]] = {}
-# Extension modules any child reported as refused; sent with every request (see _child.py).
-_refused: set[str] = set()
+# Extension modules any child reported as refused (see _child.py). A request carries the ones
+# its interpreter has not been told about yet.
+_refused: list[str] = []
 _atexit_registered = False
 _labels = iter(range(1, 1 << 62))
 
@@ -51,10 +52,11 @@ class _Interp:
         from ._thread import InterpreterThread
 
         self.configured: tuple[str, str, tuple[str, ...]] | None = None
+        self.refused_sent = len(_refused)
         self.stuck: Job | None = None
         self.thread = InterpreterThread(
             get_adapter(),
-            {"stdlib": _safety.stdlib_dirs(), "refused": sorted(_refused)},
+            {"stdlib": _safety.stdlib_dirs(), "refused": list(_refused)},
             label,
         )
 
@@ -223,13 +225,9 @@ class SubInterpreterEnv:
         from ._thread import NotStarted, StillRunning
 
         interp = self._ensure()
-        with _lock:
-            refused = sorted(_refused)
         wait = None if timeout is None else timeout + HOST_GRACE_SECONDS
         try:
-            answer = interp.thread.request(
-                {**payload, "timeout": timeout, "refused": refused}, wait
-            )
+            answer = interp.thread.request(_with_news(interp, payload, timeout), wait)
         except NotStarted:
             raise EnvknitTimeoutError(
                 f"the call did not start within {timeout:g} s: SubInterpreterEnv "
@@ -270,9 +268,7 @@ class SubInterpreterEnv:
         limit = self._timeout_of(timeout)
         payload = {"kind": "eval", "code": code, "inputs": inputs}
         interp = self._ensure()
-        with _lock:
-            refused = sorted(_refused)
-        inner = interp.thread.request_async({**payload, "timeout": limit, "refused": refused})
+        inner = interp.thread.request_async(_with_news(interp, payload, limit))
         outer: Future[Any] = Future()
 
         def settle(done: Future[dict[str, Any]]) -> None:
@@ -412,7 +408,19 @@ def _learn(answer: dict[str, Any]) -> None:
     refused = answer.get("refused")
     if refused:
         with _lock:
-            _refused.update(refused)
+            _refused.extend(name for name in refused if name not in _refused)
+
+
+def _with_news(
+    interp: _Interp, payload: dict[str, Any], timeout: float | None
+) -> dict[str, Any]:
+    """The request: payload, timeout, and refused modules this interpreter was not told of."""
+    request = {**payload, "timeout": timeout}
+    known = len(_refused)  # appended to only, so a length is a version
+    if interp.refused_sent != known:
+        request["refused"] = _refused[:known]
+        interp.refused_sent = known
+    return request
 
 
 def _remote_error(answer: dict[str, Any]) -> SubInterpreterError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import sysconfig
@@ -78,8 +79,17 @@ def _warm_312() -> None:
         list(pool.map(int, ["2"]))
 
 
+@functools.cache
+def _stdlib_dirs() -> tuple[str, ...]:
+    return tuple(_find_stdlib_dirs())
+
+
 def stdlib_dirs() -> list[str]:
     """The standard library directories of this Python (lib-dynload included), no site dirs."""
+    return list(_stdlib_dirs())
+
+
+def _find_stdlib_dirs() -> list[str]:
     base = {
         "base": sys.base_prefix,
         "platbase": sys.base_exec_prefix,

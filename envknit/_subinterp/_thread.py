@@ -31,11 +31,12 @@ _envknit_m.__file__ = __envknit_child_path__
 _envknit_s.modules["_envknit_child"] = _envknit_m
 exec(_envknit_ma.loads(__envknit_child_code__), _envknit_m.__dict__)
 _envknit_m.bootstrap(__envknit_boot__)
+_envknit_handle = _envknit_m.handle
 del _envknit_ma, _envknit_s, _envknit_m, __envknit_child_path__, __envknit_child_code__
 del __envknit_boot__
 """
 _REQUEST_HEAD = (
-    "_envknit_out = __import__('sys').modules['_envknit_child'].handle(__envknit_req__)\n"
+    "_envknit_out = _envknit_handle(__envknit_req__)\n"
 )
 _REQUEST_TAIL = "del _envknit_out, __envknit_req__, __envknit_q__\n"
 
