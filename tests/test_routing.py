@@ -427,3 +427,16 @@ def test_imports_from_c_code(envknit_home: Path, tmp_path: Path, lock: Path) -> 
     envknit.disable()
     assert "fast" not in sys.modules
     assert not {m for m in set(sys.modules) - before if m.startswith("_envknit_v")}
+
+
+def test_routing_exports() -> None:
+    import envknit.routing as routing
+
+    assert set(routing.__all__) == {
+        "ContextExecutor", "ContextThread", "configure_from_lock", "configured_locks",
+        "context_wrap", "disable", "enable", "import_version", "set_default", "use",
+    }
+    for name in routing.__all__:
+        assert getattr(routing, name) is getattr(envknit, name, getattr(routing, name))
+    assert envknit.ContextThread.__module__ == envknit.ContextExecutor.__module__ == "envknit"
+    assert callable(routing._reset_for_tests)
