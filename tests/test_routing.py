@@ -349,9 +349,20 @@ def test_packages_missing_from_the_store_are_skipped(
     import shutil
 
     shutil.rmtree(envknit_home / "store" / "mylib" / "2.0.0")
-    assert envknit.configure_from_lock(path) == 3
+    shutil.rmtree(envknit_home / "store" / "helper" / "1.0.0")
+    assert envknit.configure_from_lock(path) == 2
     with pytest.raises(envknit.VersionNotInstalledError, match=r"installed versions: 1\.0\.0 \("):
         envknit.use("mylib", "2.0.0")
+    # mylib 1.0.0 is installed but its locked helper 1.0.0 is not: no silent fall-back to 2.0.0
+    message = r"helper==1\.0\.0 is not installed; installed versions: 2\.0\.0"
+    with pytest.raises(envknit.VersionNotInstalledError, match=message):
+        envknit.use("mylib", "1.0.0").__enter__()
+    with envknit.use(env="old"), pytest.raises(envknit.VersionNotInstalledError, match=message):
+        import helper  # noqa: F401
+    with envknit.use(env="new"):
+        import helper as two
+
+        assert two.__version__ == "2.0.0"
 
 
 def test_owner_in_several_environments_prefers_the_active_one(

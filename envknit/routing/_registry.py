@@ -218,8 +218,10 @@ class Registry:
     def configure(self, lock_path: str | os.PathLike[str], env: str | None) -> int:
         """Learn the installed packages of ``env`` (or every environment) of a lock.
 
-        Locked packages without a complete store entry for the running Python are skipped:
-        asking for them later raises ``VersionNotInstalledError``, which says to install.
+        Locked packages without a complete store entry for the running Python are skipped,
+        but stay pinned in their environment: importing them where that environment routes
+        raises ``VersionNotInstalledError`` (which says to install) rather than falling back
+        to some other copy.
         Returns how many distinct (name, version) pairs of this lock the router now knows.
         """
         path = Path(lock_path).resolve()
@@ -227,6 +229,7 @@ class Registry:
         names = [env] if env is not None else sorted(lock.environments)
         python = python_tuple(None)
         found: dict[tuple[str, str], RoutedPackage] = {}
+        missing: set[str] = set()
         env_pins: dict[str, dict[str, str]] = {}
         for env_name in names:
             locked = lock.environment(env_name)
@@ -234,6 +237,8 @@ class Registry:
             for pkg in locked.selected():
                 entry = find_entry(pkg.name, pkg.version, pkg.hashes, python)
                 if entry is None:
+                    pins[pkg.name] = pkg.version
+                    missing.add(pkg.name)
                     continue
                 routed = self.packages.get((pkg.name, pkg.version)) or found.get(
                     (pkg.name, pkg.version)
@@ -256,6 +261,8 @@ class Registry:
                     pkg_envs[(dist, version)] = (*pkg_envs.get((dist, version), ()), env_name)
             import_to_dist = dict(self.import_to_dist)
             by_namespace = dict(self.by_namespace)
+            for dist in missing:  # no dist-info to read: guess the usual import name
+                import_to_dist.setdefault(dist.replace("-", "_"), dist)
             for routed in found.values():
                 for name in routed.import_names:
                     import_to_dist[name] = routed.dist

@@ -21,7 +21,7 @@ from importlib.machinery import ModuleSpec
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ..errors import CExtensionError, StrictModeError
+from ..errors import CExtensionError, StrictModeError, VersionNotInstalledError
 from ._context import ACTIVE
 from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
 
@@ -72,16 +72,19 @@ def resolve(dist: str, globals_: Mapping[str, Any] | None) -> RoutedPackage | No
     """
     active = ACTIVE.get()
     owner = _owner(globals_)
+    version = None
     if owner is not None:
         if owner.dist == dist:
             return owner
         version = REGISTRY.owner_pins(owner, active.env).get(dist)
-        if version is not None:
-            return REGISTRY.packages.get((dist, version))
-    version = active.pins.get(dist) or REGISTRY.defaults.get(dist)
-    if version is not None:
-        return REGISTRY.packages.get((dist, version))
-    return None
+    if version is None:
+        version = active.pins.get(dist) or REGISTRY.defaults.get(dist)
+    if version is None:
+        return None
+    pkg = REGISTRY.packages.get((dist, version))
+    if pkg is None:  # locked in the environment that routes here, but not installed
+        raise VersionNotInstalledError(dist, version, REGISTRY.versions(dist))
+    return pkg
 
 
 def choose(
