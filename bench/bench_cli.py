@@ -92,7 +92,7 @@ def report(label: str, ours: list[float], base: list[float], goal: float) -> Non
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--run-repeat", type=int, default=30)
     parser.add_argument("--packages", type=int, default=10)
     args = parser.parse_args()
@@ -136,15 +136,14 @@ def main() -> int:
             run([*(cmd or [str(ENVKNIT)]), "install"], where, e)
 
         # 1. cold: empty store / empty venv, empty uv cache for both
-        ours, base = [], []
+        # (the three are interleaved so that the machine's noise hits them alike)
+        ours, base, stubbed = [], [], []
         for i in range(args.repeat):
             ours.append(timed(lambda i=i: ek_install(tmp / f"cold-home{i}", tmp / f"ek-c{i}")))
             base.append(timed(lambda i=i: uv_install(i, tmp / f"uv-c{i}")))
-        report("cold install", ours, base, 1.3)
-        stubbed = []
-        for i in range(args.repeat):
             stubbed.append(timed(lambda i=i: ek_install(
                 tmp / f"cold-stub{i}", tmp / f"ek-s{i}", cmd=[sys.executable, "-c", STUB])))
+        report("cold install", ours, base, 1.3)
         report("  same, without importing envknit/__init__", stubbed, base, 1.3)
 
         # 2. warm: a second project whose packages are all in the store, vs a warm uv cache
@@ -172,17 +171,15 @@ def main() -> int:
         # 3. envknit run -- python -c pass  vs  python -c pass
         e = {**base_env, "ENVKNIT_HOME": str(home), "UV_CACHE_DIR": str(cache)}
         run([str(ENVKNIT), "run", "--", "python", "-c", "pass"], project, e)  # fills the cache
-        ours, base = [], []
+        ours, base, stubbed = [], [], []
         for _ in range(args.run_repeat):
             ours.append(timed(lambda: run([str(ENVKNIT), "run", "--", "python", "-c", "pass"],
                                           project, e)))
             base.append(timed(lambda: run([sys.executable, "-c", "pass"], project, e)))
+            stubbed.append(timed(lambda: run([sys.executable, "-c", STUB, "run", "--", "python",
+                                              "-c", "pass"], project, e)))
         report("envknit run -- python -c pass", ours, base, 2.5)
-        ours = []
-        for _ in range(args.run_repeat):
-            ours.append(timed(lambda: run([sys.executable, "-c", STUB, "run", "--", "python",
-                                           "-c", "pass"], project, e)))
-        report("  same, without importing envknit/__init__", ours, base, 2.5)
+        report("  same, without importing envknit/__init__", stubbed, base, 2.5)
     return 0
 
 

@@ -96,6 +96,11 @@ def dispatch(argv: Sequence[str]) -> int:
     except EnvknitError as exc:
         print(f"envknit: error: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # the file system said no (permissions, disk full...): say what and where, no traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"envknit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("envknit: interrupted", file=sys.stderr)
         return 130
