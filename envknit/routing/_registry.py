@@ -153,6 +153,8 @@ class Registry:
 
     def clear(self) -> None:
         self.packages: Mapping[tuple[str, str], RoutedPackage] = {}
+        #: distribution -> its installed versions, oldest first.
+        self.by_dist: Mapping[str, tuple[str, ...]] = {}
         self.import_to_dist: Mapping[str, str] = {}
         self.by_namespace: Mapping[str, RoutedPackage] = {}
         self.envs: Mapping[str, Mapping[str, str]] = {}
@@ -167,13 +169,13 @@ class Registry:
     def dist_for(self, name: str) -> str | None:
         """The distribution called ``name`` (any spelling), or providing import name ``name``."""
         canonical = _canonical(name)
-        if any(d == canonical for d, _ in self.packages):
+        if canonical in self.by_dist:
             return canonical
         return self.import_to_dist.get(name)
 
     def versions(self, dist: str) -> list[str]:
         """Installed versions of ``dist``, oldest first."""
-        return sorted({v for d, v in self.packages if d == dist}, key=_sort_key)
+        return list(self.by_dist.get(dist, ()))
 
     def owner_pins(self, pkg: RoutedPackage, active_env: str | None) -> Mapping[str, str]:
         """The pins of the environment ``pkg`` belongs to (the active one if it is among them)."""
@@ -267,6 +269,10 @@ class Registry:
                 for name in routed.import_names:
                     import_to_dist[name] = routed.dist
                 by_namespace[routed.namespace] = routed
+            by_dist: dict[str, list[str]] = {}
+            for dist, version in packages:
+                by_dist.setdefault(dist, []).append(version)
+            self.by_dist = {d: tuple(sorted(vs, key=_sort_key)) for d, vs in by_dist.items()}
             self.packages = packages
             self.envs = envs
             self.pkg_envs = pkg_envs

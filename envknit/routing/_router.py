@@ -276,7 +276,7 @@ class _Finder:
         if not name or not _ENABLED:
             return ()
         canonical = name.replace("_", "-").replace(".", "-").lower()
-        if not any(d == canonical for d, _ in REGISTRY.packages):
+        if canonical not in REGISTRY.by_dist:
             return ()
         pkg = resolve(canonical, _caller_globals())
         if pkg is None or pkg.dist_info is None:
