@@ -451,3 +451,13 @@ def test_routing_exports() -> None:
         assert getattr(routing, name) is getattr(envknit, name, getattr(routing, name))
     assert envknit.ContextThread.__module__ == envknit.ContextExecutor.__module__ == "envknit"
     assert callable(routing._reset_for_tests)
+
+
+def test_pickle_round_trip_keeps_the_version(lock: Path) -> None:
+    import pickle
+
+    with envknit.use("mylib", "1.0.0") as one:
+        pass
+    with envknit.use("mylib", "2.0.0"):
+        # the pickled reference names the private module of 1.0.0, whichever block is active
+        assert pickle.loads(pickle.dumps(one.helper_lazy)) is one.helper_lazy
