@@ -146,3 +146,24 @@ def test_gc_never_deletes_on_missing_or_unreadable_lock(
     proc = cli("store", "gc", cwd=other, env=env, expect=1)
     assert str(lock) in proc.stderr and "gc removed nothing" in proc.stderr
     assert sorted(e.path for e in iter_entries(envknit_home)) == before
+
+
+def test_empty_environment_and_usage(tmp_path: Path, env: dict[str, str]) -> None:
+    cli("init", cwd=tmp_path, env=env)
+    cli("lock", cwd=tmp_path, env=env)
+    cli("install", cwd=tmp_path, env=env)
+    out = cli("run", "--", "python", "-c", "import os; print(os.environ.get('PYTHONPATH'))",
+              cwd=tmp_path, env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+    assert out.stdout.strip() == "None"
+    assert "usage" in cli("store", cwd=tmp_path, env=env, expect=2).stderr
+    assert "no command given" in cli("run", cwd=tmp_path, env=env, expect=2).stderr
+    assert "unknown option" in cli("run", "--bogus", "x", cwd=tmp_path, env=env, expect=2).stderr
+
+
+def test_malformed_lock_is_named(installed: Path, env: dict[str, str]) -> None:
+    lock = installed / "envknit.lock.yaml"
+    lock.write_text("schema_version: '1.0'\nenvironments: [unclosed\n")
+    for args in (["install"], ["run", "--", "true"], ["verify"], ["status"], ["lock", "--env",
+                                                                              "new"]):
+        proc = cli(*args, cwd=installed, env=env, expect=1)
+        assert "malformed YAML" in proc.stderr and str(lock) in proc.stderr, args

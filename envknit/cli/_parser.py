@@ -86,7 +86,7 @@ def dispatch(argv: Sequence[str]) -> int:
         return 2
     if command == "store":
         if args.store_command is None:
-            parser.parse_args(["store", "--help"])
+            print("usage: envknit store {list,gc} (see 'envknit store --help')", file=sys.stderr)
             return 2
         command = f"store {args.store_command}"
     module_name, func_name = _COMMANDS[command]

@@ -174,7 +174,8 @@ def run_command(argv: Sequence[str]) -> int:
     paths = list(plan["paths"])
     if child_env.get("PYTHONPATH"):
         paths.append(child_env["PYTHONPATH"])
-    child_env["PYTHONPATH"] = os.pathsep.join(paths)
+    if paths:
+        child_env["PYTHONPATH"] = os.pathsep.join(paths)
     child_env["ENVKNIT_ENV"] = env_name
     child_env["PATH"] = os.pathsep.join(
         [plan["shim"], *plan["bins"], child_env.get("PATH", os.defpath)]
