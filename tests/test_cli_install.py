@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,17 +181,24 @@ def test_sigkilled_install_leaves_nothing_installed(
 ) -> None:
     root, env = big_project
     tmp = envknit_home / "store" / ".tmp"
-    proc = subprocess.Popen([str(ENVKNIT), "install"], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        if tmp.is_dir() and any(tmp.iterdir()):
+    for _attempt in range(5):
+        proc = subprocess.Popen([str(ENVKNIT), "install"], cwd=root, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        # kill once uv has started writing the build (or envknit is splitting it up)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(tmp.glob("*/target")) or any(tmp.glob("*/entries")):
+                break
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        if proc.returncode == -signal.SIGKILL:
             break
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+        shutil.rmtree(envknit_home / "store")  # finished before the kill: try again
     assert proc.returncode == -signal.SIGKILL
+    assert any(tmp.iterdir())  # killed mid-build: its build directory is left behind
     for path in (envknit_home / "store").glob("big/*/*"):
         entry = read_entry(path)  # a complete entry may only exist if it is whole
         assert entry is None or verify_entry(entry) == []
