@@ -29,7 +29,7 @@ from ..lock import (
     load_lock,
     save_lock,
 )
-from ..names import normalize_name, validate_env_name
+from ..names import normalize_name, validate_env_name, validate_python_version
 from ..pythons import find_python
 from ._edit import edit_requirement
 
@@ -53,10 +53,7 @@ def _running_python() -> str:
 
 def cmd_init(args: argparse.Namespace) -> int:
     path = Path.cwd() / CONFIG_FILENAME
-    python = args.python_version or _running_python()
-    from ..names import validate_python_version
-
-    validate_python_version(python)
+    python = validate_python_version(args.python_version or _running_python())
     if path.exists() and not args.force:
         raise ConfigError("already exists; edit it, or pass --force to overwrite", path=str(path))
     atomic_write_text(path, _TEMPLATE.format(python=python))

@@ -1,4 +1,8 @@
-"""The global store: layout, entry lookup (and, from the CLI issue on, installs, verify, gc)."""
+"""The global store: layout and entry lookup here; ``install``, ``maintenance`` (verify, gc).
+
+The other modules (``install``, ``maintenance``, ``projects``, ``shims``, ``_locking``) are
+imported by the CLI only, so that reading the store from the library stays cheap.
+"""
 
 from .layout import (
     ENTRY_FILE as ENTRY_FILE,
