@@ -293,6 +293,8 @@ def bench_parallel(repeat: int, n: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--only", choices=["calls", "lifecycle", "parallel"], action="append",
+                        help="run only these sections (repeatable)")
     args = parser.parse_args()
     if sys.version_info < (3, 12):
         print("bench_subinterp needs CPython 3.12+", file=sys.stderr)
@@ -300,9 +302,13 @@ def main() -> int:
     print(f"Python {sys.version.split()[0]} ({sys.implementation.name}), "
           f"adapter {type(get_adapter()).__name__}")
     quick = args.quick
-    bench_calls(repeat=5 if quick else 15, number=200 if quick else 500)
-    bench_lifecycle(repeat=5 if quick else 21)
-    bench_parallel(repeat=3 if quick else 7, n=2_000_000 if quick else 4_000_000)
+    only = set(args.only or ["calls", "lifecycle", "parallel"])
+    if "calls" in only:
+        bench_calls(repeat=5 if quick else 15, number=200 if quick else 500)
+    if "lifecycle" in only:
+        bench_lifecycle(repeat=5 if quick else 21)
+    if "parallel" in only:
+        bench_parallel(repeat=3 if quick else 7, n=2_000_000 if quick else 4_000_000)
     return 0
 
 

@@ -206,6 +206,18 @@ def test_timeout_in_a_c_call_does_not_hang_the_caller() -> None:
 
 
 @gen2
+def test_calls_behind_a_stuck_call_wait_or_time_out_without_running() -> None:
+    with envknit.SubInterpreterEnv("ml") as interp:
+        interp.run_string("ran = []")
+        with pytest.raises(EnvknitTimeoutError, match="C function"):
+            interp.eval_json("import time\ntime.sleep(2.5)", timeout=0.1)
+        with pytest.raises(EnvknitTimeoutError, match="did not start"):
+            interp.eval_json("import __main__\n__main__.ran.append(1)", timeout=0.1)
+        # without a timeout a call waits for the stuck one, then runs
+        assert interp.eval_json("import __main__\nresult = __main__.ran") == []
+
+
+@gen2
 def test_submit_returns_futures_and_interpreters_work_from_many_threads() -> None:
     envs = [envknit.SubInterpreterEnv(f"e{i}") for i in range(3)]
     try:
