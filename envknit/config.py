@@ -175,7 +175,16 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
     py = body.get("python_version")
     if py is not None:
         if isinstance(py, float):  # an unquoted 3.12 in YAML is a float
-            py = repr(py)
+            text = repr(py)
+            if int(text.split(".")[1][:1] or "0") < 7 and len(text.split(".")[1]) == 1:
+                # 3.10 reads as 3.1: refuse rather than target the wrong Python
+                raise ConfigError(
+                    f"YAML read the unquoted number as {text}; quote the version, "
+                    f'e.g. python_version: "{text}0"',
+                    path=where,
+                    field=f"{field_}.python_version",
+                )
+            py = text
         try:
             py = validate_python_version(str(py))
         except InvalidNameError as exc:

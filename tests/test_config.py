@@ -76,6 +76,7 @@ def test_missing_config_says_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ("environments:\n  e:\n    packages: ['x @ file:///etc']\n", "direct references"),
         ("environments:\n  e:\n    python_version: '/abs'\n", "python_version"),
         ("environments:\n  e:\n    packges: []\n", "unknown key"),
+        ("environments:\n  e:\n    python_version: 3.10\n", 'python_version: "3.10"'),
         ("environments:\n  e:\n    packages: [a, A]\n", "listed twice"),
         ("environments:\n  e:\n    packages: [\"a\\nb\"]\n", "control characters"),
     ],
@@ -136,3 +137,8 @@ def test_edit_falls_back_for_flow_lists() -> None:
     result = edit_requirement(text, "default", "packages", "b", "b")
     assert not result.kept_layout
     assert yaml.safe_load(result.text) == {"environments": {"default": {"packages": ["a", "b"]}}}
+
+
+def test_unquoted_python_version(tmp_path: Path) -> None:
+    text = "environments:\n  e:\n    python_version: 3.12\n"
+    assert load_config(write(tmp_path, text)).environment("e").python_version == "3.12"
