@@ -149,7 +149,10 @@ class Server:
             raise LookupError(f"no object with handle {hid} in this worker (released?)") from None
 
     def arg(self, data: Any) -> Any:
-        return P.decode(data, lambda r: self.obj({"ref": r["$r"]}))
+        return P.decode(data, self._deref)
+
+    def _deref(self, ref: dict[str, Any]) -> Any:
+        return self.obj({"ref": ref["$r"]})
 
     # -- operations --------------------------------------------------------------------------
     def op_import(self, msg: dict[str, Any]) -> Any:

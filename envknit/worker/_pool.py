@@ -31,6 +31,8 @@ CHILD_SCRIPT = Path(__file__).resolve().with_name("_child.py")
 MAX_MESSAGE_SIZE = P.DEFAULT_MAX_MESSAGE_SIZE
 #: How long a new worker may take to start and answer the handshake.
 STARTUP_TIMEOUT = 60.0
+#: After this many seconds without a reply, check that the worker is alive before a request.
+IDLE_RECHECK = 0.05
 #: How long a worker may take to exit after its pipe is closed before it is killed.
 EXIT_GRACE = 2.0
 
@@ -79,6 +81,7 @@ class Worker:
         self._wfd = -1
         self._reader: P.FrameReader | None = None
         self._next_id = 0
+        self._last_reply = 0.0
         self._released: deque[tuple[int, int]] = deque()
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -190,8 +193,13 @@ class Worker:
         needed, so handle references are made and checked against the live process.
         """
         with self.lock:
-            if not self.alive():
-                if self._proc is not None:
+            proc = self._proc
+            # Polling costs a system call per request: only look again after a quiet spell. A
+            # worker that died sooner than that is reported as crashed by this request.
+            if proc is None or (
+                time.monotonic() - self._last_reply > IDLE_RECHECK and proc.poll() is not None
+            ):
+                if proc is not None:
                     self._stop()
                 self._spawn()
             message = dict(fields)
@@ -211,20 +219,24 @@ class Worker:
         self._next_id += 1
         rid = message["i"] = self._next_id
         message["op"] = op
-        current = self._take_released()
+        current = self._take_released() if self._released else None
         if current:
             message["rel"] = current
         payload = P.dumps(message)
         if len(payload) > self.limit:
-            self._released.extend((self.generation, h) for h in current)
+            self._released.extend((self.generation, h) for h in current or ())
             raise MessageTooLargeError(len(payload), self.limit)
         reply = self._exchange(payload, op, timeout)
+        self._last_reply = time.monotonic()
         if not isinstance(reply, dict) or reply.get("i") != rid:
             self._stop()
             raise ProtocolError(f"reply {reply!r:.80} does not answer request {rid}")
         if "ok" in reply:
+            value = reply["ok"]
+            if type(value) in P.SCALARS:
+                return value
             try:
-                return P.decode(reply["ok"], decode)
+                return P.decode(value, decode)
             except P.WireError as exc:
                 raise ProtocolError(f"bad reply from the worker: {exc}") from None
         if "big" in reply:

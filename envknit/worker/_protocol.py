@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_DEPTH",
     "PROTOCOL_VERSION",
+    "SCALARS",
     "FrameReader",
     "FrameTimeout",
     "FrameTooLarge",
@@ -80,51 +81,66 @@ class NotPlain(TypeError):
     """A value that the wire format cannot carry by value."""
 
 
+#: Types that are their own wire form.
+SCALARS = _SCALARS = frozenset({str, int, float, bool, type(None)})
+# The base type's own conversion, so that an overridden __str__/__int__ cannot change the value.
+_PLAIN: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (str, str.__str__), (int, int.__int__), (float, float.__float__), (bytes, bytes),
+    (list, list), (tuple, tuple), (dict, dict),
+)
+
+
 def encode(value: Any, other: Callable[[Any], Any] | None = None, _depth: int = 0) -> Any:
     """The JSON-ready form of ``value``; ``other`` maps values that have no wire form.
 
     Without ``other`` such a value raises ``NotPlain``.
     """
-    if value is None or value is True or value is False:
+    kind = type(value)
+    if kind in _SCALARS:  # the common case first: exact types, no isinstance chain
         return value
-    if isinstance(value, str):
-        return value if type(value) is str else str(value)
-    if isinstance(value, int):
-        return value if type(value) is int else int(value)
-    if isinstance(value, float):
-        return value if type(value) is float else float(value)
     if _depth > MAX_DEPTH:
         if other is not None:
             return other(value)
         raise NotPlain(f"nested deeper than {MAX_DEPTH} levels")
     depth = _depth + 1
-    if isinstance(value, list):
-        return [encode(v, other, depth) for v in value]
-    if isinstance(value, dict):
-        if all(type(k) is str and not k.startswith("$") for k in value):
-            return {k: encode(v, other, depth) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _SCALARS else encode(v, other, depth) for v in value]
+    if kind is dict:
+        for k in value:
+            if type(k) is not str or k[:1] == "$":
+                break
+        else:
+            return {
+                k: v if type(v) in _SCALARS else encode(v, other, depth) for k, v in value.items()
+            }
         items = value.items()
         return {"$d": [[encode(k, other, depth), encode(v, other, depth)] for k, v in items]}
-    if isinstance(value, tuple):
+    if kind is tuple:
         return {"$t": [encode(v, other, depth) for v in value]}
-    if isinstance(value, bytes):
+    if kind is bytes:
         return {"$b": base64.b64encode(value).decode("ascii")}
+    # Subclasses of the plain types (an IntEnum, numpy.float64, an OrderedDict...) travel as
+    # the plain type.
+    for plain, convert in _PLAIN:
+        if isinstance(value, plain):
+            return encode(convert(value), other, _depth)
     if other is not None:
         return other(value)
-    raise NotPlain(f"{type(value).__module__}.{type(value).__qualname__} has no wire form")
+    raise NotPlain(f"{kind.__module__}.{kind.__qualname__} has no wire form")
 
 
 def decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values."""
-    if isinstance(data, list):
-        return [decode(v, ref) for v in data]
-    if not isinstance(data, dict):
+    kind = type(data)
+    if kind is list:
+        return [v if type(v) in _SCALARS else decode(v, ref) for v in data]
+    if kind is not dict:
         return data
-    if len(data) >= 1:
-        key = next(iter(data))
-        if key.startswith("$"):
+    for key in data:
+        if key[:1] == "$":
             return _decode_tagged(key, data, ref)
-    return {k: decode(v, ref) for k, v in data.items()}
+        break
+    return {k: v if type(v) in _SCALARS else decode(v, ref) for k, v in data.items()}
 
 
 def _decode_tagged(
@@ -154,15 +170,20 @@ def _decode_tagged(
     raise WireError(f"unknown or malformed tag {key!r}")
 
 
+# One encoder for every message: json.dumps() with options builds a new encoder on each call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_DECODER = json.JSONDecoder()
+
+
 def dumps(message: Any) -> bytes:
     """A message (already encoded) as frame payload bytes."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _ENCODER.encode(message).encode("utf-8")
 
 
 def loads(payload: bytes) -> Any:
     """A frame payload back to the encoded message."""
     try:
-        return json.loads(payload)
+        return _DECODER.decode(payload.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         raise WireError(f"frame is not valid JSON: {exc}") from None
 
@@ -171,10 +192,12 @@ def write_frame(fd: int, payload: bytes, limit: int) -> None:
     """Send one frame; ``FrameTooLarge`` (nothing sent) if ``payload`` is past ``limit``."""
     if len(payload) > limit:
         raise FrameTooLarge(len(payload), limit)
-    view = memoryview(_HEADER.pack(len(payload)) + payload)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    data = _HEADER.pack(len(payload)) + payload
+    written = os.write(fd, data)
+    if written < len(data):  # a large frame: the pipe takes it in pieces
+        view = memoryview(data)[written:]
+        while view:
+            view = view[os.write(fd, view) :]
 
 
 class FrameReader:
@@ -202,6 +225,18 @@ class FrameReader:
 
     def read(self, deadline: float | None = None) -> bytes:
         """The next frame's payload; ``deadline`` is a ``time.monotonic()`` value."""
+        if not self._buf and deadline is None:
+            # The common case, one whole small frame per read: no buffer bookkeeping.
+            chunk = os.read(self.fd, _READ_CHUNK)
+            if not chunk:
+                raise PeerClosed("the other side closed the pipe")
+            if len(chunk) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(chunk)
+                if size > self.limit:
+                    raise FrameTooLarge(size, self.limit)
+                if len(chunk) == _HEADER.size + size:
+                    return chunk[_HEADER.size :]
+            self._buf += chunk
         self._fill(_HEADER.size, deadline)
         (size,) = _HEADER.unpack_from(self._buf)
         if size > self.limit:

@@ -69,8 +69,13 @@ class WorkerProxy:
 
         def encode(w: Worker) -> dict[str, Any]:
             out = {"ref": self._ek_ref(w)}
-            for key, value in values.items():
-                out[key] = P.encode(value, lambda v: _send_ref(v, w))
+            if values:
+
+                def send(v: Any) -> dict[str, int]:
+                    return _send_ref(v, w)
+
+                for key, value in values.items():
+                    out[key] = P.encode(value, send)
             return out
 
         def decode(ref: dict[str, Any]) -> WorkerProxy:
