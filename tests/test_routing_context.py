@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import importlib.metadata
 import random
+import sys
 import threading
 from pathlib import Path
 
@@ -62,10 +63,15 @@ def test_eight_threads_each_see_their_own_version(lock: Path) -> None:
 
     envknit.enable()
     threads = [threading.Thread(target=body, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=100)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: inside blocks too
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=100)
+    finally:
+        sys.setswitchinterval(interval)
     assert sorted(done) == list(range(8))
     assert wrong == []
 
