@@ -20,6 +20,7 @@ from ..errors import (
     UnsupportedPlatformError,
 )
 from ..names import validate_env_name
+from ._thread import NotStarted, StillRunning
 
 if TYPE_CHECKING:
     from ._thread import Job
@@ -222,8 +223,6 @@ class SubInterpreterEnv:
 
     # -- requests ---------------------------------------------------------------------------
     def _request(self, payload: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        from ._thread import NotStarted, StillRunning
-
         interp = self._ensure()
         wait = None if timeout is None else timeout + HOST_GRACE_SECONDS
         try:
