@@ -102,6 +102,12 @@ def numbers(n):
     return array.array("i", range(n))
 
 
+def decimal(text):
+    import decimal
+
+    return decimal.Decimal(text)
+
+
 def make_box(value):
     return Box(value)
 

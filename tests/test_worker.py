@@ -398,6 +398,12 @@ def test_arithmetic_and_ordering_operators_run_in_the_worker(demo: Path) -> None
         with pytest.raises(TypeError):
             box + 1  # Box has no __add__: the remote TypeError, still a TypeError
         assert arr < mod.numbers(4)
+        dec = mod.decimal("2.5")  # a Decimal: not JSON, so a proxy
+        assert isinstance(dec, WorkerProxy)
+        assert (int(dec), float(dec), float(-dec)) == (2, 2.5, -2.5)
+        one = mod.make_box(1)
+        with pytest.raises(TypeError):
+            int(one)  # Box has no __int__: the remote TypeError
         assert (arr == arr) is True  # identity on the host; proxies stay hashable
         assert len({arr, arr}) == 1
 

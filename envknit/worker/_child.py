@@ -47,8 +47,9 @@ _THIS_FILE = os.path.abspath(__file__)
 _NEXT_BATCH = 64
 _OPERATORS = frozenset({
     "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
-    "and_", "or_", "xor", "neg", "pos", "abs", "invert", "lt", "le", "gt", "ge",
+    "and_", "or_", "xor", "neg", "pos", "abs", "invert", "lt", "le", "gt", "ge", "index",
 })
+_CONVERSIONS: dict[str, Callable[[Any], Any]] = {"int": int, "float": float}
 
 
 def _type_name(tp: type) -> str:
@@ -190,9 +191,13 @@ class Server:
 
     def op_operator(self, msg: dict[str, Any]) -> Any:
         name = msg["name"]
-        if name not in _OPERATORS:
+        if name in _CONVERSIONS:
+            func = _CONVERSIONS[name]
+        elif name in _OPERATORS:
+            func = getattr(operator, name)
+        else:
             raise ValueError(f"operator {name!r} is not forwarded to workers")
-        return self.result(getattr(operator, name)(*self.arg(msg["args"])))
+        return self.result(func(*self.arg(msg["args"])))
 
     def op_eval_json(self, msg: dict[str, Any]) -> Any:
         namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}

@@ -6,6 +6,7 @@ import atexit
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -18,6 +19,7 @@ from ..errors import (
     EnvknitTimeoutError,
     MessageTooLargeError,
     ProtocolError,
+    UnsupportedPlatformError,
     WorkerCrashedError,
     WorkerError,
 )
@@ -86,6 +88,11 @@ class Worker:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _spawn(self) -> None:
+        if sys.platform == "win32":  # pass_fds and poll() are POSIX-only
+            raise UnsupportedPlatformError(
+                "envknit workers need a POSIX system (Linux, macOS); on Windows use "
+                "envknit.use() for pure-Python packages"
+            )
         host_r, child_w = os.pipe()
         child_r, host_w = os.pipe()
         try:

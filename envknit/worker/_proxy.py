@@ -139,7 +139,7 @@ class WorkerProxy:
 
 _BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift",
            "rshift", "and", "or", "xor")
-_UNARY = ("neg", "pos", "abs", "invert")
+_UNARY = ("neg", "pos", "abs", "invert", "index", "int", "float")
 _COMPARE = ("lt", "le", "gt", "ge")  # == and != stay identity: proxies remain hashable
 
 
