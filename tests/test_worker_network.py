@@ -91,6 +91,8 @@ def test_numpy_1_and_2_side_by_side(
         assert np2.__version__ == NUMPY_NEW
         assert np1.array([1, 2, 3]).tolist() == [1, 2, 3]
         assert np2.arange(3).tolist() == [0, 1, 2]
+        b = np2.arange(6).reshape(2, 3)  # the example of docs/workers.md
+        assert (b.shape, int(b.sum()), (b * 2).tolist()) == ((2, 3), 15, [[0, 2, 4], [6, 8, 10]])
         a = np1.array([[1.0, 2.0], [3.0, 4.0]])
         assert a.sum() == 10.0
         assert a.shape == (2, 2)
