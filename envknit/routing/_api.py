@@ -86,7 +86,7 @@ class _Use:
         self._import_name = import_name
         self._env = env
         self._auto_worker = auto_worker
-        self._entries: list[tuple[Active, contextvars.Token[Active], Any]] = []
+        self._entries: dict[int, tuple[contextvars.Token[Active], Any]] = {}
 
     def __enter__(self) -> Any:
         pkg = self._pkg
@@ -122,7 +122,7 @@ class _Use:
         except BaseException:
             ACTIVE.reset(token)
             raise
-        self._entries.append((active, token, worker_cm))
+        self._entries[id(active)] = (token, worker_cm)
         return result
 
     def __exit__(
@@ -131,12 +131,12 @@ class _Use:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        current = ACTIVE.get()
-        entry = next((e for e in reversed(self._entries) if e[0] is current), None)
+        # Keyed by the identity of the state this entry set, which is what this context sees
+        # now; the state stays alive until reset below, so its id cannot be reused meanwhile.
+        entry = self._entries.pop(id(ACTIVE.get()), None)
         if entry is None:
             raise RuntimeError("envknit.use(): __exit__ without a matching __enter__")
-        self._entries.remove(entry)
-        _, token, worker_cm = entry
+        token, worker_cm = entry
         try:
             if worker_cm is not None:
                 return bool(worker_cm.__exit__(exc_type, exc, tb))
