@@ -146,3 +146,37 @@ def test_interpreter_running_threads_left_open_at_exit(tmp_path: Path) -> None:
         """,
     )
     assert (proc.returncode, proc.stdout.strip()) == (0, "done"), proc.stderr
+
+
+def test_stress_four_interpreters_two_threads_everything(tmp_path: Path) -> None:
+    # The facts' stress case: 4 live interpreters, each importing and using many stdlib
+    # modules, driven from 2 threads; 2 closed explicitly, 2 left for the exit handler.
+    proc = run_script(
+        tmp_path,
+        f"""
+        import threading, envknit
+        code = "\\n".join({sorted(WORKLOADS.values())!r}) + (
+            "\\nimport json, re, email.utils, sqlite3, logging, uuid, pathlib, zipfile, csv"
+            "\\nimport importlib.metadata, tomllib, typing, dataclasses, statistics"
+            "\\nimport xml.etree.ElementTree"
+            "\\ncon = sqlite3.connect(':memory:')\\ncon.execute('select 1')\\ncon.close()"
+            "\\nresult = email.utils.formatdate(0)[:3]"
+        )
+        envs = [envknit.SubInterpreterEnv(f"s{{i}}").__enter__() for i in range(4)]
+        out = []
+        def drive(k):
+            for env in envs[k::2]:
+                out.append(env.eval_json(code, timeout=60))
+        threads = [threading.Thread(target=drive, args=(k,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        envs[0].close()
+        envs[1].close()
+        print(out)
+        """,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(["Thu"] * 4)
+    assert "Exception ignored" not in proc.stderr, proc.stderr

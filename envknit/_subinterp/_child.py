@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 # milliseconds in a fresh interpreter, and creating an interpreter should cost what CPython's
 # own create() costs.
 
-__all__ = ["bootstrap", "handle"]
+__all__ = ["before_destroy", "bootstrap", "handle"]
 
 # The text CPython puts in the ImportError of an extension module that refuses to load in an
 # isolated interpreter (Python/import.c, _PyImport_CheckSubinterpIncompatibleExtensionAllowed).
@@ -46,6 +46,24 @@ def bootstrap(config_json: str) -> None:
     _refused.update(config.get("refused", ()))
     _install_extension_guard()
     _set_path([])
+
+
+def before_destroy() -> None:
+    """Run threading's exit hooks now, while the interpreter is whole (3.13+).
+
+    Finalizing a 3.13.0 sub-interpreter runs these hooks (e.g. ThreadPoolExecutor's) from a
+    fresh thread state; ``Thread.join`` there creates a ``_DummyThread`` whose ``__del__`` runs
+    after the threading module was torn down and prints "Exception ignored in
+    _DeleteDummyThreadOnDel.__del__ ... TypeError". Running them here avoids that noise.
+    """
+    threading = sys.modules.get("threading")
+    if sys.version_info < (3, 13) or threading is None:
+        return
+    hooks = getattr(threading, "_threading_atexits", None)
+    if isinstance(hooks, list):
+        for hook in reversed(hooks):
+            hook()
+        hooks.clear()
 
 
 def handle(request_json: str) -> str:

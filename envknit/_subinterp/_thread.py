@@ -38,6 +38,7 @@ del __envknit_boot__
 _REQUEST_HEAD = (
     "_envknit_out = _envknit_handle(__envknit_req__)\n"
 )
+_BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_destroy()\n"
 _REQUEST_TAIL = "del _envknit_out, __envknit_req__, __envknit_q__\n"
 
 
@@ -158,6 +159,9 @@ class InterpreterThread:
         self._teardown()
 
     def _teardown(self) -> None:
+        if self._interp is not None and self._queue is not None:
+            # Best effort: a failure here must not keep the interpreter from being destroyed.
+            self._adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, {})
         if self._queue is not None:
             self._adapter.destroy_queue(self._queue)
             self._queue = None
