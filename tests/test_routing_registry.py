@@ -85,3 +85,33 @@ def test_fresh_process_routes_and_exits_cleanly(envknit_home: Path, tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"1.0.0": ["1.0.0", "1.0.0"], "2.0.0": ["2.0.0", "2.0.0"]}
     assert done.stderr == ""
+
+
+def test_code_that_looks_itself_up_in_sys_modules(envknit_home: Path, tmp_path: Path) -> None:
+    # dataclasses, typing.get_type_hints and pickle find a class's module through
+    # sys.modules[cls.__module__]: routed modules are there under their private names
+    source = (
+        "from __future__ import annotations\n"
+        "import dataclasses, typing\n"
+        "VERSION = {v!r}\n"
+        "@dataclasses.dataclass\n"
+        "class Point:\n"
+        "    x: int\n"
+        "    label: Label\n"
+        "class Label(str):\n"
+        "    pass\n"
+        "def hints():\n"
+        "    return typing.get_type_hints(Point)\n"
+    )
+    pkgs = [
+        make_store_entry(envknit_home, "geom", v, {"geom/__init__.py": source.format(v=v)})
+        for v in ("1", "2")
+    ]
+    lock = write_lock(tmp_path / "envknit.lock.yaml", {"a": [pkgs[0]], "b": [pkgs[1]]})
+    envknit.configure_from_lock(lock)
+    one = envknit.import_version("geom", "1")
+    two = envknit.import_version("geom", "2")
+    assert one.hints()["label"] is one.Label
+    assert two.hints()["label"] is two.Label
+    assert one.Label is not two.Label
+    assert not isinstance(one.Point(1, one.Label("a")), two.Point)  # the isinstance caveat
