@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import threading
@@ -77,8 +78,7 @@ def _record_paths(dist_info: Path | None) -> list[str]:
         text = (dist_info / "RECORD").read_text(encoding="utf-8")
     except OSError:
         return []
-    # RECORD is CSV, but paths with commas are vanishingly rare; the first field is the path.
-    return [line.split(",", 1)[0] for line in text.splitlines() if line.strip()]
+    return [row[0] for row in csv.reader(text.splitlines()) if row and row[0]]
 
 
 def _importable(site: Path, name: str) -> bool:
