@@ -419,3 +419,47 @@ def test_module_proxy_kept_across_shutdown_respawns_and_is_stopped_again(demo: P
     assert _pool.live_workers() == []
     with pytest.raises(ProcessLookupError):
         os.kill(second, 0)
+
+
+def test_workers_stop_when_the_host_exits(demo: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import envknit
+        with envknit.worker("demo", "1.0") as mod:
+            print("PID", mod.pid(), flush=True)
+        # no shutdown_workers(): the atexit hook must stop the worker
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    pid = int(proc.stdout.split(b"PID", 1)[1].split()[0])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker is gone (stopped and reaped by the atexit hook)
+
+
+def test_ctrl_c_while_waiting_kills_the_worker_and_the_next_call_is_fresh(demo: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import signal, threading
+        import envknit
+        with envknit.worker("demo", "1.0") as mod:
+            first = mod.pid()
+            main = threading.main_thread().ident
+            threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT)).start()
+            try:
+                mod.sleep(30)
+            except KeyboardInterrupt:
+                print("INTERRUPTED", flush=True)
+            assert mod.echo("next") == "next"
+            assert mod.pid() != first
+        print("DONE")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b"INTERRUPTED" in proc.stdout
+    assert b"DONE" in proc.stdout
