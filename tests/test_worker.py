@@ -463,3 +463,15 @@ def test_ctrl_c_while_waiting_kills_the_worker_and_the_next_call_is_fresh(demo: 
     assert proc.returncode == 0, proc.stderr.decode()
     assert b"INTERRUPTED" in proc.stdout
     assert b"DONE" in proc.stdout
+
+
+def test_proxies_cannot_be_pickled_or_copied(demo: Path) -> None:
+    import copy
+    import pickle
+
+    with envknit.worker("demo", "1.0") as mod:
+        box = mod.make_box(1)
+        with pytest.raises(TypeError, match="cannot be pickled or copied"):
+            pickle.dumps(box)
+        with pytest.raises(TypeError, match="cannot be pickled or copied"):
+            copy.copy(box)

@@ -134,6 +134,7 @@ class Worker:
                 f"the worker for {self.spec.label} speaks protocol {theirs!r}, this envknit "
                 f"speaks {P.PROTOCOL_VERSION}; the worker module and envknit are out of step"
             )
+        self._last_reply = time.monotonic()
 
     def _stop(self, *, graceful: bool = False) -> tuple[str, int | None, str | None]:
         """End the process (kill unless ``graceful``), close the pipes, say how it ended."""

@@ -136,6 +136,12 @@ class WorkerProxy:
     def __dir__(self) -> list[str]:
         return list(self._ek_call("dir"))
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            f"a worker proxy (of a {self._ek_type}) cannot be pickled or copied: the object "
+            "lives in the worker process; send plain values (e.g. .tolist()) instead"
+        )
+
 
 _BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift",
            "rshift", "and", "or", "xor")
