@@ -120,6 +120,9 @@ def bench_calls(repeat: int, number: int) -> None:
         def eval_json() -> object:
             return env.eval_json(SNIPPET, x=1)
 
+        def eval_json_timeout() -> object:
+            return env.eval_json(SNIPPET, x=1, timeout=10)
+
         thread = env._ensure().thread
 
         def hand_off() -> None:
@@ -133,6 +136,7 @@ def bench_calls(repeat: int, number: int) -> None:
             "raw exec + queue (the floor)": raw_queue,
             "SubInterpreterEnv.eval_json": eval_json,
             "hand-off to the interpreter's thread": hand_off,
+            "eval_json(..., timeout=10)": eval_json_timeout,
             "raw exec + temp file (naive)": raw_tempfile,
             "warm subprocess, JSON lines": subprocess_round_trip,
         }
@@ -151,6 +155,8 @@ def bench_calls(repeat: int, number: int) -> None:
     row("raw exec only", med["raw exec only"], "us", floor)
     row("raw exec + queue (the floor)", floor, "us")
     row("SubInterpreterEnv.eval_json", ours, "us", floor, "goal <= 1.5x the floor")
+    row("eval_json(..., timeout=10): guard armed", med["eval_json(..., timeout=10)"], "us",
+        floor, "(the watchdog is armed)")
     row("  of which: hand-off to the interpreter's thread",
         med["hand-off to the interpreter's thread"], "us", floor, "(a no-op job)")
     row("raw exec + temp file (naive)", med["raw exec + temp file (naive)"], "us", floor)

@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import sys
+import time
 
 # typing costs milliseconds to import in a fresh interpreter; mypy still sees it.
 TYPE_CHECKING = False
@@ -49,13 +50,17 @@ def bootstrap(config_json: str) -> None:
 
 
 def before_destroy() -> None:
-    """Run threading's exit hooks now, while the interpreter is whole (3.13+).
+    """Stop the watchdog thread; run threading's exit hooks while the interpreter is whole.
 
     Finalizing a 3.13.0 sub-interpreter runs these hooks (e.g. ThreadPoolExecutor's) from a
     fresh thread state; ``Thread.join`` there creates a ``_DummyThread`` whose ``__del__`` runs
     after the threading module was torn down and prints "Exception ignored in
     _DeleteDummyThreadOnDel.__del__ ... TypeError". Running them here avoids that noise.
     """
+    global _watchdog
+    if _watchdog is not None:
+        _watchdog.close()
+        _watchdog = None
     threading = sys.modules.get("threading")
     if sys.version_info < (3, 13) or threading is None:
         return
@@ -93,7 +98,11 @@ def _dispatch(request: dict[str, Any]) -> Any:
     if kind == "configure":
         _set_path(request["paths"])
         return None
-    guard = _Guard(request["timeout"]) if request.get("timeout") is not None else None
+    timeout = request.get("timeout")
+    watchdog = None
+    if timeout is not None:
+        watchdog = _get_watchdog()
+        watchdog.arm(timeout)
     try:
         if kind == "eval":
             return _run_eval(request["code"], request["inputs"])
@@ -108,8 +117,8 @@ def _dispatch(request: dict[str, Any]) -> Any:
             return True
         raise ValueError(f"unknown request kind {kind!r}")
     finally:
-        if guard is not None:
-            guard.stop()
+        if watchdog is not None:
+            watchdog.disarm()
 
 
 def _is_own(filename: str) -> bool:
@@ -243,50 +252,103 @@ def _install_extension_guard() -> None:
     ExtensionFileLoader.create_module = create_module  # type: ignore[method-assign]
 
 
-class _Guard:
-    """A lazy deadline: costs one timer thread until it fires, then raises in the running code.
+class _Watchdog:
+    """A lazy deadline: one watchdog thread per interpreter, and nothing on the hot path.
 
-    At the deadline the timer turns on sys.monitoring events for this interpreter; the callback
-    raises TimeoutError in the thread that runs the request (but not in this module's own
-    frames). Code blocked inside a C call is only stopped when it returns to Python.
+    ``arm`` records a deadline; the watchdog thread sleeps until it. If the call is still
+    running then, it turns on sys.monitoring events for this interpreter, and the callback raises
+    TimeoutError in the thread that runs the request (not in this module's own frames), again
+    on every event until ``disarm``. Code blocked inside a C call is only stopped when it
+    returns to Python. Created on the first call with a timeout; stopped by ``before_destroy``
+    (isolated interpreters allow no daemon threads, and destroy waits for the others).
     """
 
     _EVENTS_NAMES = ("JUMP", "LINE", "PY_START", "PY_RESUME")
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self) -> None:
         import threading
 
-        self._ident = _thread.get_ident()
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._sleeping_until: float | None = None  # what the watchdog waits for right now
+        self._target = 0
+        self._seconds = 0.0
+        self._raising = False
         self._tool: int | None = None
-        self._stopped = False
-        self._seconds = seconds
-        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
-        self._timer.start()
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, name="envknit-timeout")
+        self._thread.start()
 
-    def _fire(self) -> None:
-        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-        with self._lock:
-            if self._stopped:
-                return
-            for tool in (4, 3):
-                try:
-                    monitoring.use_tool_id(tool, "envknit-timeout")
-                except ValueError:  # taken by a debugger or profiler in this interpreter
+    def arm(self, seconds: float) -> None:
+        with self._cond:
+            self._seconds = seconds
+            self._target = _thread.get_ident()
+            self._deadline = time.monotonic() + max(seconds, 0.0)
+            # Wake the watchdog only if it would not wake up by this deadline on its own.
+            if self._sleeping_until is None or self._sleeping_until > self._deadline:
+                self._cond.notify()
+
+    def disarm(self) -> None:
+        # First, before entering Python-level code (Condition), so the callback stops raising.
+        self._raising = False
+        with self._cond:
+            self._deadline = None
+            self._raising = False
+            self._monitoring_off()
+
+    def close(self) -> None:
+        with self._cond:
+            self._stop = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        with self._cond:
+            while not self._stop:
+                deadline = self._deadline
+                if deadline is None:
+                    self._sleeping_until = None
+                    self._cond.wait()
                     continue
-                self._tool = tool
-                break
-            else:
-                return
-            events = 0
-            for event_name in self._EVENTS_NAMES:
-                event = getattr(monitoring.events, event_name)
-                monitoring.register_callback(self._tool, event, self._callback)
-                events |= event
-            monitoring.set_events(self._tool, events)
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._sleeping_until = deadline
+                    self._cond.wait(remaining)
+                    continue
+                self._deadline = None  # fire once per arm
+                self._monitoring_on()
+
+    def _monitoring_on(self) -> None:
+        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        for tool in (4, 3):
+            try:
+                monitoring.use_tool_id(tool, "envknit-timeout")
+            except ValueError:  # taken by a debugger or profiler in this interpreter
+                continue
+            self._tool = tool
+            break
+        else:
+            return
+        events = 0
+        for event_name in self._EVENTS_NAMES:
+            event = getattr(monitoring.events, event_name)
+            monitoring.register_callback(self._tool, event, self._callback)
+            events |= event
+        self._raising = True
+        monitoring.set_events(self._tool, events)
+
+    def _monitoring_off(self) -> None:
+        tool, self._tool = self._tool, None
+        if tool is None:
+            return
+        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        monitoring.set_events(tool, 0)
+        for event_name in self._EVENTS_NAMES:
+            monitoring.register_callback(tool, getattr(monitoring.events, event_name), None)
+        monitoring.free_tool_id(tool)
 
     def _callback(self, code: Any, *args: Any) -> Any:
-        if self._stopped or _thread.get_ident() != self._ident:
+        if not self._raising or _thread.get_ident() != self._target:
             return None
         if _is_own(code.co_filename):
             return None
@@ -294,15 +356,12 @@ class _Guard:
         exc._envknit_deadline = True  # type: ignore[attr-defined]
         raise exc
 
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            tool, self._tool = self._tool, None
-            if tool is not None:
-                monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-                monitoring.set_events(tool, 0)
-                for event_name in self._EVENTS_NAMES:
-                    monitoring.register_callback(tool, getattr(monitoring.events, event_name), None)
-                monitoring.free_tool_id(tool)
-        self._timer.cancel()
-        self._timer.join()
+
+_watchdog: _Watchdog | None = None
+
+
+def _get_watchdog() -> _Watchdog:
+    global _watchdog
+    if _watchdog is None:
+        _watchdog = _Watchdog()
+    return _watchdog
