@@ -43,4 +43,8 @@ from .routing import (
     set_default as set_default,
     use as use,
 )
-from .worker import shutdown_workers as shutdown_workers, worker as worker
+from .worker import (
+    WorkerProxy as WorkerProxy,
+    shutdown_workers as shutdown_workers,
+    worker as worker,
+)

@@ -475,3 +475,11 @@ def test_proxies_cannot_be_pickled_or_copied(demo: Path) -> None:
             pickle.dumps(box)
         with pytest.raises(TypeError, match="cannot be pickled or copied"):
             copy.copy(box)
+
+
+def test_public_names_and_hostile_input() -> None:
+    assert envknit.WorkerProxy is WorkerProxy
+    with pytest.raises(envknit.InvalidNameError), envknit.worker("../evil", "1.0"):
+        pass
+    with pytest.raises(envknit.InvalidNameError), envknit.worker("demo", "1.0; rm -rf /"):
+        pass
