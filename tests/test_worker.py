@@ -483,3 +483,23 @@ def test_public_names_and_hostile_input() -> None:
         pass
     with pytest.raises(envknit.InvalidNameError), envknit.worker("demo", "1.0; rm -rf /"):
         pass
+
+
+def test_an_environment_whose_python_is_missing_is_skipped_for_one_that_works(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envknit.errors import InterpreterNotFoundError
+
+    monkeypatch.chdir(tmp_path)
+    first = tmp_path / "a" / "envknit.lock.yaml"
+    first.parent.mkdir()
+    make_demo(envknit_home, first, python_version="3.99")  # no such Python here
+    second = tmp_path / "b" / "envknit.lock.yaml"
+    second.parent.mkdir()
+    make_demo(envknit_home, second)
+    monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (first,))
+    with pytest.raises(InterpreterNotFoundError, match=r"3\.99"), envknit.worker("demo", "1.0"):
+        pass
+    monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (first, second))
+    with envknit.worker("demo", "1.0") as mod:
+        assert mod.echo(1) == 1

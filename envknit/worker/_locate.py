@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EntryMissingError, VersionNotInstalledError
+from ..errors import EntryMissingError, InterpreterNotFoundError, VersionNotInstalledError
 from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
 from ..names import normalize_name, normalize_version
 from ..pythons import find_python
@@ -44,22 +44,22 @@ def candidate_locks() -> list[Path]:
     return unique
 
 
-def _spec(lock_path: Path, env: LockedEnvironment, what: str) -> tuple[WorkerSpec, list[Path]]:
+def _spec(lock_path: Path, env: LockedEnvironment, what: str) -> WorkerSpec:
     entries = environment_entries(env)
     python = find_python(env.python_version)
     paths = tuple(str(e.site_dir) for e in entries)
     label = f"{what} (environment {env.name!r} of {lock_path})"
-    return WorkerSpec(python=str(python), paths=paths, label=label), [e.site_dir for e in entries]
+    return WorkerSpec(python=str(python), paths=paths, label=label)
 
 
 def spec_for_environment(lock_path: str | os.PathLike[str], env_name: str) -> WorkerSpec:
     """The worker spec for a whole environment (raises like ``environment_paths``)."""
     path = Path(lock_path).resolve()
     env = load_lock(path).environment(env_name)
-    return _spec(path, env, f"environment {env_name!r}")[0]
+    return _spec(path, env, f"environment {env_name!r}")
 
 
-def _module_name(dist: str, site_dirs: list[Path], entry_site: Path | None) -> str:
+def _module_name(dist: str, entry_site: Path | None) -> str:
     """The importable top-level module of distribution ``dist`` (``PyYAML`` -> ``yaml``)."""
     guess = dist.replace("-", "_").replace(".", "_")
     if entry_site is None:
@@ -82,13 +82,14 @@ def locate(name: str, version: str) -> Located:
     """The worker spec and module for ``name==version`` from the known locks.
 
     A version that no known lock pins raises ``VersionNotInstalledError`` naming the versions
-    that are locked; a locked one that is not installed raises ``EntryMissingError``.
+    that are locked; a locked one that is not installed raises ``EntryMissingError`` (and one
+    whose Python is not on this machine ``InterpreterNotFoundError``).
     """
     canonical = normalize_name(name)
     wanted = normalize_version(version)
     locks = candidate_locks()
     available: set[str] = set()
-    missing: EntryMissingError | None = None
+    missing: EntryMissingError | InterpreterNotFoundError | None = None
     for lock_path in locks:
         lock = load_lock(lock_path)
         for env_name in sorted(lock.environments):
@@ -100,14 +101,14 @@ def locate(name: str, version: str) -> Located:
                 available.add(pkg.version)
                 continue
             try:
-                spec, _ = _spec(lock_path, env, f"{canonical}=={wanted}")
-            except EntryMissingError as exc:
-                missing = missing or exc
+                spec = _spec(lock_path, env, f"{canonical}=={wanted}")
+            except (EntryMissingError, InterpreterNotFoundError) as exc:
+                missing = missing or exc  # another environment may pin it too: keep looking
                 continue
             entry_site = next(
                 (Path(p) for p in spec.paths if _entry_is(Path(p), canonical, wanted)), None
             )
-            module = _module_name(canonical, [Path(p) for p in spec.paths], entry_site)
+            module = _module_name(canonical, entry_site)
             return Located(spec=spec, module=module)
     if missing is not None:
         raise missing
