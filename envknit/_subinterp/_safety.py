@@ -37,12 +37,12 @@ def prepare_host() -> None:
     global _prepared, _seconds
     with _lock:
         if _prepared:
+            # Cheap to repeat: something (a test harness, a module reloader) may have dropped
+            # them from sys.modules since.
+            _import_quietly(_MAIN_FIRST)
             return
         start = time.perf_counter()
-        for name in ("_datetime", "_decimal"):
-            # A Python built without them has nothing to warm.
-            with contextlib.suppress(ImportError):
-                __import__(name)
+        _import_quietly(_MAIN_FIRST)
         if sys.version_info < (3, 13):
             # A fresh thread: asyncio.run() refuses to start inside a running event loop, and
             # the host may be calling us from one.
@@ -51,6 +51,18 @@ def prepare_host() -> None:
             worker.join()
         _seconds = time.perf_counter() - start
         _prepared = True
+
+
+_MAIN_FIRST = ("_datetime", "_decimal")
+
+
+def _import_quietly(names: tuple[str, ...]) -> None:
+    for name in names:
+        if name in sys.modules:
+            continue
+        # A Python built without them has nothing to warm.
+        with contextlib.suppress(ImportError):
+            __import__(name)
 
 
 def preparation_seconds() -> float:
