@@ -92,7 +92,7 @@ class _Use:
         pkg = self._pkg
         if pkg is not None and pkg.extensions and not self._auto_worker:
             raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
-        if not _router.is_enabled():
+        if not _router._ENABLED:
             _router.enable()
         outer = ACTIVE.get()
         env = self._env or outer.env
@@ -106,7 +106,9 @@ class _Use:
             if pkg is not None:
                 merged.update(REGISTRY.closure(pkg, env))
             pins = MappingProxyType(merged)
-        active = Active(pins, env)  # a new object per entry: __exit__ finds it by identity
+        # A new object per entry (__exit__ finds its entry by identity); tuple.__new__ skips
+        # the NamedTuple's Python-level __new__, this being the hot path of use().
+        active = tuple.__new__(Active, (pins, env))
         token = ACTIVE.set(active)
         worker_cm: Any = None
         try:
