@@ -1,14 +1,4 @@
-"""The import router: a ``builtins.__import__`` wrapper, an import_module hook, a finder.
-
-Each routed (distribution, version) is a private namespace package,
-``_envknit_v.mylib__1_0_0``, over its store entry's site dir; its modules live in
-``sys.modules`` only under names below it (``_envknit_v.mylib__1_0_0.mylib``), never under
-their plain names (except compiled packages imported from C, see ``_compiled_plain_spec``).
-An ``import mylib`` statement is answered by the ``__import__`` wrapper, which looks at the
-caller's globals and the active context and returns the module of the right version;
-``importlib.import_module`` is answered the same way by a hook on ``importlib._bootstrap``;
-``importlib.metadata`` by the finder's ``find_distributions``. Nothing is swapped per context.
-"""
+"""The import router: a ``builtins.__import__`` wrapper, an import_module hook, a finder."""
 
 from __future__ import annotations
 
@@ -27,6 +17,14 @@ from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution, DistributionFinder
+
+# Each routed (distribution, version) is a private namespace package,
+# ``_envknit_v.mylib__1_0_0``, over its store entry's site dir; its modules live in sys.modules
+# only under names below it (``_envknit_v.mylib__1_0_0.mylib``), never under their plain names
+# (except compiled packages imported from C, see _compiled_plain_spec). ``import mylib`` is
+# answered by the __import__ wrapper from the caller's globals and the active context;
+# importlib.import_module by a hook on importlib._bootstrap; importlib.metadata by the finder's
+# find_distributions. Nothing is swapped per context.
 
 __all__ = [
     "choose", "claim_compiled", "disable", "enable", "is_enabled", "load", "park_clear",
@@ -305,7 +303,12 @@ def refresh() -> None:
 
 
 def enable(strict: bool = False) -> None:
-    """Install the router (idempotent); ``strict`` applies to plain imports outside blocks."""
+    """Install the router (idempotent): a ``builtins.__import__`` wrapper, a finder at the
+    front of ``sys.meta_path``, and a wrapper of ``importlib._bootstrap._gcd_import`` (a
+    private CPython function, same signature in 3.10-3.14) so that
+    ``importlib.import_module`` routes too. With ``strict=True`` a plain import of a managed
+    package outside any block (and with no ``set_default()``) raises ``StrictModeError``.
+    """
     global _ENABLED, _STRICT, _MANAGED, _next_import, _orig_gcd_import
     with _LOCK:
         _STRICT = strict
