@@ -6,6 +6,7 @@ import builtins
 import importlib
 import importlib.metadata
 import importlib.resources
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,15 @@ def test_import_module_and_metadata_agree_with_the_block(lock: Path) -> None:
             assert [m.WHO for m in found] == [f"sub {version}", f"rel {version}"]
             assert importlib.metadata.version("mylib") == version
             assert importlib.metadata.version("helper") == version
+            spec = importlib.util.find_spec("mylib")
+            assert spec is not None and spec.origin is not None
+            assert f"/store/mylib/{version}/" in Path(spec.origin).as_posix()
+            sub_spec = importlib.util.find_spec("mylib.sub")
+            assert sub_spec is not None and f"/{version}/" in str(sub_spec.origin)
             text = importlib.resources.files("mylib").joinpath("sub.py").read_text()
             assert text == f"WHO = 'sub {version}'\n"
     assert "mylib" not in sys.modules  # never under its plain name
+    assert importlib.util.find_spec("mylib") is None  # outside blocks: as without envknit
 
 
 def test_missing_version_names_installed_ones(lock: Path) -> None:

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from importlib.abc import Loader
 from importlib.machinery import ModuleSpec
+from importlib.util import spec_from_file_location
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 # Each routed (distribution, version) is a private namespace package,
 # ``_envknit_v.mylib__1_0_0``, over its store entry's site dir; its modules live in sys.modules
 # only under names below it (``_envknit_v.mylib__1_0_0.mylib``), never under their plain names
-# (except compiled packages imported from C, see _compiled_plain_spec). ``import mylib`` is
+# (except compiled packages imported from C, see _plain_spec). ``import mylib`` is
 # answered by the __import__ wrapper from the caller's globals and the active context;
 # importlib.import_module by a hook on importlib._bootstrap; importlib.metadata by the finder's
 # find_distributions. Nothing is swapped per context.
@@ -214,13 +215,28 @@ class _PlainLoader(Loader):
         _PLAIN.add(module.__name__)
 
 
-def _compiled_plain_spec(fullname: str) -> ModuleSpec | None:
-    """A spec for a plain managed name reaching the meta path, if it has compiled extensions.
+def _probing() -> bool:
+    """True if the meta path is being asked by ``importlib.util.find_spec`` (not an import)."""
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if name == "importlib.util" and frame.f_code.co_name == "find_spec":
+            return True
+        if not (isinstance(name, str) and name.startswith(("importlib", "envknit.routing"))):
+            return False
+        frame = frame.f_back
+    return False
 
-    That happens only when C code imports with ``PyImport_ImportModuleLevelObject`` (Cython 3,
+
+def _plain_spec(fullname: str) -> ModuleSpec | None:
+    """A spec for a plain managed name that reached the meta path (the wrappers did not see it).
+
+    That happens when C code imports with ``PyImport_ImportModuleLevelObject`` (Cython 3,
     mypyc), which bypasses ``builtins.__import__``. A package with compiled extensions exists
     in at most one version per process, so its plain name may point at that version without
-    leaking a version across contexts; pure packages are left to the normal import system.
+    leaking a version across contexts. A pure package is never loaded under its plain name:
+    ``importlib.util.find_spec`` gets a description of the routed version's files, imports
+    get the normal import system.
     """
     top, _, rest = fullname.partition(".")
     dist = _MANAGED.get(top)
@@ -232,10 +248,24 @@ def _compiled_plain_spec(fullname: str) -> ModuleSpec | None:
         if version is not None
         else resolve(dist, _caller_globals())
     )
-    if pkg is None or not pkg.extensions:
+    if pkg is None:
         return None
-    claim_compiled(pkg)
-    return ModuleSpec(fullname, _PlainLoader(pkg, top, rest))
+    if pkg.extensions:
+        claim_compiled(pkg)
+        return ModuleSpec(fullname, _PlainLoader(pkg, top, rest))
+    if rest or not _probing():  # a submodule's probe is answered through its parent's path
+        return None
+    pkg_dir = pkg.site_dir / top
+    if (pkg_dir / "__init__.py").is_file():
+        return spec_from_file_location(
+            fullname, pkg_dir / "__init__.py", submodule_search_locations=[str(pkg_dir)]
+        )
+    if pkg_dir.is_dir():
+        spec = ModuleSpec(fullname, None, is_package=True)
+        spec.submodule_search_locations = [str(pkg_dir)]
+        return spec
+    single = pkg.site_dir / f"{top}.py"
+    return spec_from_file_location(fullname, single) if single.is_file() else None
 
 
 class _Finder:
@@ -249,7 +279,7 @@ class _Finder:
         self, fullname: str, path: Any = None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
         if not fullname.startswith(ALIAS_ROOT):
-            return _compiled_plain_spec(fullname) if _MANAGED else None
+            return _plain_spec(fullname) if _MANAGED else None
         if fullname == ALIAS_ROOT:
             spec = ModuleSpec(ALIAS_ROOT, None, is_package=True)
             spec.submodule_search_locations = []
