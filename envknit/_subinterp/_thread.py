@@ -42,7 +42,6 @@ _BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_des
 _REQUEST_TAIL = "del _envknit_out, __envknit_req__, __envknit_q__\n"
 
 
-
 @functools.cache
 def child_code() -> bytes:
     """``_child.py`` compiled once by the host, marshalled for every new interpreter.
