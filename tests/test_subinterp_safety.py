@@ -131,6 +131,25 @@ def test_refused_single_phase_extension_in_many_interpreters(tmp_path: Path) -> 
     assert proc.stdout.strip() == str([False, "refused"] * 4)
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="the 3.12 crash the rule prevents")
+def test_without_the_refusal_memory_the_process_aborts(tmp_path: Path) -> None:
+    # Shows why refused extension modules are remembered (python/cpython#113218).
+    proc = run_script(
+        tmp_path,
+        """
+        import envknit
+        import envknit._subinterp as subinterp
+        subinterp._learn = lambda answer: None  # forget refusals: each interpreter retries
+        for i in range(3):
+            with envknit.SubInterpreterEnv("p") as interp:
+                print(interp.try_import("_testsinglephase"), flush=True)
+        print("ran")
+        """,
+    )
+    assert "ran" not in proc.stdout
+    assert proc.returncode != 0
+
+
 def test_interpreter_running_threads_left_open_at_exit(tmp_path: Path) -> None:
     # Interpreters that imported threading on their own OS thread and were never closed:
     # envknit destroys them at exit on their own threads (3.12 hangs or aborts otherwise).
