@@ -290,3 +290,13 @@ def test_two_interpreters_run_python_bytecode_at_the_same_time(tmp_path: Path) -
         fb = b.submit(_PING_PONG, path=str(shared), me=1, rounds=100)
         assert (fa.result(timeout=60), fb.result(timeout=60)) == (100, 100)
     assert shared.read_bytes() == bytes([200])
+
+
+@gen2
+def test_bad_arguments_are_refused_before_anything_starts() -> None:
+    with pytest.raises(envknit.InvalidNameError):
+        envknit.SubInterpreterEnv("../x")
+    with pytest.raises(ValueError, match="fallback"):
+        envknit.SubInterpreterEnv("ml", fallback="process")  # type: ignore[arg-type]
+    with envknit.SubInterpreterEnv("ml") as interp, pytest.raises(ValueError, match="timeout"):
+        interp.eval_json("result = 1", timeout=-1)
