@@ -1,9 +1,13 @@
 """envknit: several versions of a package in one Python process.
 
 Importing envknit changes nothing: no import hook is installed and no directory is created.
+``SubInterpreterEnv`` and the Gen 1 routing API load on first use (PEP 562), so that a bare
+``import envknit`` and the ``envknit`` command stay lean: ``envknit run`` has a start-up budget
+(docs/benchmarks.md), and every module-level import here is paid by every command.
 """
 
-from ._subinterp import SubInterpreterEnv as SubInterpreterEnv
+from typing import TYPE_CHECKING
+
 from ._version import __version__ as __version__
 from .errors import (
     CExtensionError as CExtensionError,
@@ -32,19 +36,54 @@ from .errors import (
     WorkerError as WorkerError,
     WorkerRemoteError as WorkerRemoteError,
 )
-from .routing import (
-    ContextExecutor as ContextExecutor,
-    ContextThread as ContextThread,
-    configure_from_lock as configure_from_lock,
-    context_wrap as context_wrap,
-    disable as disable,
-    enable as enable,
-    import_version as import_version,
-    set_default as set_default,
-    use as use,
-)
+
+# ``envknit.worker`` is both a sub-package and the function it exports: importing the
+# sub-package eagerly (it is light) makes the function win the attribute for good.
 from .worker import (
     WorkerProxy as WorkerProxy,
     shutdown_workers as shutdown_workers,
     worker as worker,
 )
+
+if TYPE_CHECKING:
+    from ._subinterp import SubInterpreterEnv as SubInterpreterEnv
+    from .routing import (
+        ContextExecutor as ContextExecutor,
+        ContextThread as ContextThread,
+        configure_from_lock as configure_from_lock,
+        context_wrap as context_wrap,
+        disable as disable,
+        enable as enable,
+        import_version as import_version,
+        set_default as set_default,
+        use as use,
+    )
+
+_LAZY = {
+    "SubInterpreterEnv": "._subinterp",
+    "ContextExecutor": ".routing",
+    "ContextThread": ".routing",
+    "configure_from_lock": ".routing",
+    "context_wrap": ".routing",
+    "disable": ".routing",
+    "enable": ".routing",
+    "import_version": ".routing",
+    "set_default": ".routing",
+    "use": ".routing",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the sub-module that defines ``name`` on first access (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'envknit' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

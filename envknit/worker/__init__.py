@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._locate import locate
 from ._pool import get_worker, shutdown_workers
 from ._proxy import WorkerModuleProxy, WorkerProxy, import_module
 
@@ -22,6 +21,10 @@ def worker(name: str, version: str, *, timeout: float | None = None) -> Iterator
     are pooled per environment and reused by later blocks; ``timeout`` (seconds) bounds every
     call made through the proxy and what it returns. See docs/workers.md.
     """
+    # Imported here, not at module level: locating reads the lock (YAML, packaging), which
+    # every `envknit` command would otherwise pay at start-up through `import envknit`.
+    from ._locate import locate
+
     located = locate(name, version)
     pooled = get_worker(located.spec)
     yield import_module(pooled, located.module, timeout)
