@@ -8,7 +8,7 @@ import site
 import subprocess
 import sys
 import textwrap
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,15 @@ def demo(envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     lock = project / "envknit.lock.yaml"
     make_demo(envknit_home, lock)
     return lock
+
+
+def _run_host(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run a host program in a fresh Python process; it must exit with code 0."""
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc
 
 
 def test_module_proxy_reads_attributes_and_calls_functions(demo: Path) -> None:
@@ -104,10 +113,7 @@ def test_printing_package_does_not_corrupt_the_protocol(demo: Path) -> None:
         print("HOST-DONE")
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
+    proc = _run_host("-c", script)
     assert b"noise noise" in proc.stdout  # the worker's prints reach the host's stdout
     assert b"more noise" in proc.stderr
     assert proc.stdout.rstrip().endswith(b"HOST-DONE")
@@ -192,10 +198,7 @@ def test_host_survives_a_segfaulting_worker_in_a_fresh_process(demo: Path) -> No
             print("RESULT", mod.echo(41) + 1)
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
+    proc = _run_host("-c", script)
     assert b"RESULT 42" in proc.stdout
 
 
@@ -252,32 +255,41 @@ def test_script_without_main_guard_is_not_reimported(demo: Path, tmp_path: Path)
             """
         )
     )
-    proc = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
+    proc = _run_host(str(script))
     assert proc.stdout.count(b"TOP-LEVEL RAN") == 1
     assert b"ANSWER 7" in proc.stdout
 
 
 def test_threads_calling_at_once_each_get_their_own_answer(demo: Path) -> None:
-    errors: list[BaseException] = []
     with envknit.worker("demo", "1.0") as mod:
 
-        def run(n: int) -> None:
-            try:
-                for i in range(25):
-                    assert mod.echo([n, i]) == [n, i]
-                    assert mod.make_box(n * 100 + i).get() == n * 100 + i
-            except BaseException as exc:
-                errors.append(exc)
+        def run(n: int) -> list[tuple[Any, Any]]:
+            return [(mod.echo([n, i]), mod.make_box(n * 100 + i).get()) for i in range(25)]
 
-        threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-    assert not errors
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(run, range(6)))
+    assert answers == [[([n, i], n * 100 + i) for i in range(25)] for n in range(6)]
+
+
+def test_a_timeout_in_one_thread_gives_no_other_thread_a_stale_reply(demo: Path) -> None:
+    with envknit.worker("demo", "1.0", timeout=0.5) as slow, envknit.worker("demo", "1.0") as mod:
+        first_pid = mod.pid()  # one pooled worker behind both proxies
+
+        def sleeper() -> str:
+            with pytest.raises(TimeoutError):
+                slow.sleep(1.5)  # would answer 1.5 later, if the process were kept
+            return "timed out"
+
+        def caller(n: int) -> list[Any]:
+            return [mod.echo([n, i]) for i in range(10)]
+
+        with ThreadPoolExecutor(4) as pool:
+            timed_out = pool.submit(sleeper)
+            calls = [pool.submit(caller, n) for n in range(3)]
+            assert timed_out.result(60) == "timed out"
+            assert [c.result(60) for c in calls] == [[[n, i] for i in range(10)] for n in range(3)]
+        assert mod.pid() != first_pid  # the process that timed out was replaced
+        assert slow.echo("after") == "after"
 
 
 def test_collected_proxies_are_released_in_the_worker(demo: Path) -> None:
@@ -430,10 +442,7 @@ def test_workers_stop_when_the_host_exits(demo: Path) -> None:
         # no shutdown_workers(): the atexit hook must stop the worker
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
+    proc = _run_host("-c", script)
     pid = int(proc.stdout.split(b"PID", 1)[1].split()[0])
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the worker is gone (stopped and reaped by the atexit hook)
@@ -457,10 +466,7 @@ def test_ctrl_c_while_waiting_kills_the_worker_and_the_next_call_is_fresh(demo: 
         print("DONE")
         """
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, timeout=120, check=False
-    )
-    assert proc.returncode == 0, proc.stderr.decode()
+    proc = _run_host("-c", script)
     assert b"INTERRUPTED" in proc.stdout
     assert b"DONE" in proc.stdout
 

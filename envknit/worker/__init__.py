@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._pool import get_worker, shutdown_workers
 from ._proxy import WorkerModuleProxy, WorkerProxy, import_module
 
 __all__ = ["WorkerModuleProxy", "WorkerProxy", "shutdown_workers", "worker"]
@@ -21,13 +21,22 @@ def worker(name: str, version: str, *, timeout: float | None = None) -> Iterator
     are pooled per environment and reused by later blocks; ``timeout`` (seconds) bounds every
     call made through the proxy and what it returns. See docs/workers.md.
     """
-    # Imported here, not at module level: locating reads the lock (YAML, packaging), which
-    # every `envknit` command would otherwise pay at start-up through `import envknit`.
+    # Imported here, not at module level: locating reads the lock (YAML, packaging) and the
+    # pool needs subprocess, which every `envknit` command would otherwise pay at start-up
+    # through `import envknit`.
     from ._locate import locate
+    from ._pool import get_worker
 
     located = locate(name, version)
     pooled = get_worker(located.spec)
     yield import_module(pooled, located.module, timeout)
+
+
+def shutdown_workers() -> None:
+    """Stop every worker process. Proxies from them stop working; new calls respawn."""
+    pool = sys.modules.get(f"{__name__}._pool")
+    if pool is not None:  # not loaded: no worker was ever asked for, so none runs
+        pool.shutdown_workers()
 
 
 def _reset_for_tests() -> None:

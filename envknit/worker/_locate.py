@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
 from ..names import normalize_name, normalize_version
 from ..pythons import find_python
 from ..resolve import environment_entries
+from ..store.layout import Entry
 from ._pool import WorkerSpec
 
 __all__ = ["Located", "candidate_locks", "locate", "spec_for_environment"]
@@ -44,8 +46,9 @@ def candidate_locks() -> list[Path]:
     return unique
 
 
-def _spec(lock_path: Path, env: LockedEnvironment, what: str) -> WorkerSpec:
-    entries = environment_entries(env)
+def _spec(
+    lock_path: Path, env: LockedEnvironment, entries: Sequence[Entry], what: str
+) -> WorkerSpec:
     python = find_python(env.python_version)
     paths = tuple(str(e.site_dir) for e in entries)
     label = f"{what} (environment {env.name!r} of {lock_path})"
@@ -56,26 +59,18 @@ def spec_for_environment(lock_path: str | os.PathLike[str], env_name: str) -> Wo
     """The worker spec for a whole environment (raises like ``environment_paths``)."""
     path = Path(lock_path).resolve()
     env = load_lock(path).environment(env_name)
-    return _spec(path, env, f"environment {env_name!r}")
+    return _spec(path, env, environment_entries(env), f"environment {env_name!r}")
 
 
-def _module_name(dist: str, entry_site: Path | None) -> str:
-    """The importable top-level module of distribution ``dist`` (``PyYAML`` -> ``yaml``)."""
+def _module_name(dist: str, version: str, entry: Entry | None) -> str:
+    """The top-level module to import for ``dist`` (``PyYAML`` -> ``yaml``), read from its
+    dist-info as the router reads it; the usual spelling if the entry installs none."""
     guess = dist.replace("-", "_").replace(".", "_")
-    if entry_site is None:
+    if entry is None:
         return guess
-    if (entry_site / guess).is_dir() or (entry_site / f"{guess}.py").is_file():
-        return guess
-    for info in sorted(entry_site.glob("*.dist-info")):
-        top = info / "top_level.txt"
-        if top.is_file():
-            names = [n.strip() for n in top.read_text(encoding="utf-8").splitlines() if n.strip()]
-            if names:
-                return guess if guess in names else names[0]
-    for child in sorted(entry_site.iterdir()):
-        if child.is_dir() and (child / "__init__.py").is_file():
-            return child.name
-    return guess
+    from ..routing._registry import read_package  # lazily: see worker()
+
+    return read_package(dist, version, entry.site_dir).main_import or guess
 
 
 def locate(name: str, version: str) -> Located:
@@ -101,20 +96,14 @@ def locate(name: str, version: str) -> Located:
                 available.add(pkg.version)
                 continue
             try:
-                spec = _spec(lock_path, env, f"{canonical}=={wanted}")
+                entries = environment_entries(env)
+                spec = _spec(lock_path, env, entries, f"{canonical}=={wanted}")
             except (EntryMissingError, InterpreterNotFoundError) as exc:
                 missing = missing or exc  # another environment may pin it too: keep looking
                 continue
-            entry_site = next(
-                (Path(p) for p in spec.paths if _entry_is(Path(p), canonical, wanted)), None
-            )
-            module = _module_name(canonical, entry_site)
-            return Located(spec=spec, module=module)
+            entry = next((e for e in entries if normalize_name(e.name) == canonical), None)
+            return Located(spec=spec, module=_module_name(canonical, wanted, entry))
     if missing is not None:
         raise missing
     raise VersionNotInstalledError(canonical, wanted, sorted(available))
 
-
-def _entry_is(site_dir: Path, name: str, version: str) -> bool:
-    # <home>/store/<name>/<version>/<key>/site
-    return site_dir.parent.parent.name == version and site_dir.parent.parent.parent.name == name

@@ -290,19 +290,21 @@ _pool: dict[tuple[str, tuple[str, ...]], Worker] = {}
 # its (no longer pooled) worker, which must still be stopped at exit.
 _live: set[Worker] = set()
 _pool_lock = threading.Lock()
-_atexit_registered = False
+_hooks_installed = False
 
 
 def get_worker(spec: WorkerSpec) -> Worker:
     """The pooled worker for ``spec`` (created on first use; its process starts lazily)."""
-    global _atexit_registered
+    global _hooks_installed
     with _pool_lock:
         found = _pool.get(spec.key)
         if found is None:
             found = _pool[spec.key] = Worker(spec)
-            if not _atexit_registered:
+            if not _hooks_installed:
+                # Here rather than at import: importing envknit installs no hook of any kind.
                 atexit.register(shutdown_workers)
-                _atexit_registered = True
+                os.register_at_fork(after_in_child=_forget_after_fork)
+                _hooks_installed = True
         return found
 
 
@@ -320,8 +322,10 @@ def shutdown_workers() -> None:
                     w._wfd = -1
             finally:
                 w.lock.release()
-        elif w._proc is not None:  # busy in another thread: kill it; that request sees the crash
-            w._proc.kill()
+        else:  # busy in another thread: kill it; that request sees the crash
+            proc = w._proc  # read once: the busy thread may be clearing it
+            if proc is not None:
+                proc.kill()
     for w in workers:
         w.close()
 
@@ -351,5 +355,3 @@ def _forget_after_fork() -> None:
     _pool.clear()
     _live.clear()
 
-
-os.register_at_fork(after_in_child=_forget_after_fork)

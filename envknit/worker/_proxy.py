@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WorkerError
 from . import _protocol as P
-from ._pool import Worker
+
+if TYPE_CHECKING:  # the pool (subprocess and friends) loads when a worker is first asked for
+    from ._pool import Worker
 
 __all__ = [
     "WorkerAttrProxy", "WorkerModuleProxy", "WorkerProxy", "import_module", "worker_stats",
@@ -26,7 +28,10 @@ class WorkerProxy:
     """
 
     __module__ = "envknit"
-    __slots__ = ("__weakref__", "_ek_gen", "_ek_id", "_ek_timeout", "_ek_type", "_ek_worker")
+    __slots__ = (
+        "__weakref__", "_ek_fin", "_ek_gen", "_ek_id", "_ek_timeout", "_ek_type", "_ek_worker",
+    )
+    _ek_fin: weakref.finalize[[int, int], None]
     _ek_worker: Worker
     _ek_gen: int
     _ek_id: int
@@ -44,8 +49,12 @@ class WorkerProxy:
         set_(self, "_ek_id", int(ref["$r"]))
         set_(self, "_ek_timeout", timeout)
         set_(self, "_ek_type", str(ref.get("type", "object")))
+        previous = getattr(self, "_ek_fin", None)
+        if previous is not None:  # re-bound after a respawn: the old handle died with its process
+            previous.detach()
         finalizer = weakref.finalize(self, worker.release, worker.generation, int(ref["$r"]))
         finalizer.atexit = False  # the worker goes away at exit anyway
+        set_(self, "_ek_fin", finalizer)
 
     def _ek_ref(self, worker: Worker) -> int:
         """This object's handle in ``worker``'s live process (lock held)."""
