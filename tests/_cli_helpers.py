@@ -10,7 +10,15 @@ from pathlib import Path
 
 from tests._builders import build_wheel, package_files
 
-__all__ = ["ENVKNIT", "PY", "build_fixture_wheels", "cli", "make_project", "uv_env"]
+__all__ = [
+    "ENVKNIT",
+    "PY",
+    "build_fixture_wheels",
+    "cli",
+    "make_project",
+    "make_small_project",
+    "uv_env",
+]
 
 ENVKNIT = Path(sys.executable).parent / "envknit"
 PY = "{}.{}".format(*sys.version_info[:2])
@@ -68,11 +76,36 @@ def cli(
     return proc
 
 
-def make_project(root: Path, env: Mapping[str, str]) -> Path:
-    """A project: default = alpha==1.0 (beta 1.0); new = alpha==2.0 (beta 2.0) + dev tool."""
+def _lock_install(root: Path, env: Mapping[str, str], lock: bool, install: bool) -> Path:
+    if lock or install:
+        cli("lock", cwd=root, env=env)
+    if install:
+        cli("install", cwd=root, env=env)
+    return root
+
+
+def make_project(
+    root: Path, env: Mapping[str, str], *, lock: bool = False, install: bool = False
+) -> Path:
+    """A project: default = alpha==1.0 (beta 1.0); new = alpha==2.0 (beta 2.0) + dev tool.
+
+    ``lock`` / ``install`` also run those commands (``install`` implies ``lock``).
+    """
     root.mkdir(parents=True, exist_ok=True)
     cli("init", cwd=root, env=env)
     cli("add", "alpha==1.0", cwd=root, env=env)
     cli("add", "alpha==2.0", "--env", "new", cwd=root, env=env)
     cli("add", "tool", "--env", "new", "--dev", cwd=root, env=env)
-    return root
+    return _lock_install(root, env, lock, install)
+
+
+def make_small_project(
+    root: Path, env: Mapping[str, str], *requirements: str, install: bool = True
+) -> Path:
+    """``init`` in ``root``, ``add`` each requirement to 'default', ``lock``, then ``install``."""
+    root.mkdir(parents=True, exist_ok=True)
+    cli("init", cwd=root, env=env)
+    for requirement in requirements:
+        cli("add", requirement, cwd=root, env=env)
+    return _lock_install(root, env, True, install)
+

@@ -9,24 +9,10 @@ import pytest
 import yaml
 
 from envknit.lock import load_lock
-from tests._cli_helpers import ENVKNIT, PY, build_fixture_wheels, cli, make_project, uv_env
+from tests._cli_helpers import ENVKNIT, PY, cli, make_project
 
+pytest_plugins = ("tests._cli_fixtures",)
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fixture_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
-@pytest.fixture
-def env(wheels: Path, uv_cache: Path, envknit_home: Path) -> dict[str, str]:
-    return uv_env(wheels, uv_cache, {"ENVKNIT_HOME": str(envknit_home)})
 
 
 @pytest.fixture

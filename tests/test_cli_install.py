@@ -19,31 +19,15 @@ from envknit.resolve import environment_paths
 from envknit.store.layout import ENTRY_FILE, iter_entries, read_entry
 from envknit.store.maintenance import verify_entry
 from tests._builders import build_wheel, package_files
-from tests._cli_helpers import ENVKNIT, PY, build_fixture_wheels, cli, make_project, uv_env
+from tests._cli_helpers import ENVKNIT, PY, cli, make_project, make_small_project
 
+pytest_plugins = ("tests._cli_fixtures",)
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fixture_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
-@pytest.fixture
-def env(wheels: Path, uv_cache: Path, envknit_home: Path) -> dict[str, str]:
-    return uv_env(wheels, uv_cache, {"ENVKNIT_HOME": str(envknit_home)})
 
 
 @pytest.fixture
 def locked(tmp_path: Path, env: dict[str, str]) -> Path:
-    root = make_project(tmp_path / "proj", env)
-    cli("lock", cwd=root, env=env)
-    return root
+    return make_project(tmp_path / "proj", env, lock=True)
 
 
 def entries(home: Path) -> dict[str, Path]:
@@ -168,12 +152,7 @@ def big_project(tmp_path: Path, env: dict[str, str]) -> tuple[Path, dict[str, st
     build_wheel(wheels, "big", "1.0",
                 {**package_files("big", "1.0"), "big/blob.bin": os.urandom(40 << 20)})
     big_env = {**env, "UV_FIND_LINKS": str(wheels), "UV_CACHE_DIR": str(tmp_path / "uv-cache")}
-    root = tmp_path / "big"
-    root.mkdir()
-    cli("init", cwd=root, env=big_env)
-    cli("add", "big", cwd=root, env=big_env)
-    cli("lock", cwd=root, env=big_env)
-    return root, big_env
+    return make_small_project(tmp_path / "big", big_env, "big", install=False), big_env
 
 
 def test_sigkilled_install_leaves_nothing_installed(

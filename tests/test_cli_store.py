@@ -8,32 +8,15 @@ from pathlib import Path
 import pytest
 
 from envknit.store.layout import iter_entries
-from tests._cli_helpers import build_fixture_wheels, cli, make_project, uv_env
+from tests._cli_helpers import cli, make_project, make_small_project
 
+pytest_plugins = ("tests._cli_fixtures",)
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="session")
-def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_fixture_wheels(tmp_path_factory.mktemp("wheels"))
-
-
-@pytest.fixture(scope="session")
-def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("uv-cache")
-
-
-@pytest.fixture
-def env(wheels: Path, uv_cache: Path, envknit_home: Path) -> dict[str, str]:
-    return uv_env(wheels, uv_cache, {"ENVKNIT_HOME": str(envknit_home)})
 
 
 @pytest.fixture
 def installed(tmp_path: Path, env: dict[str, str]) -> Path:
-    root = make_project(tmp_path / "proj", env)
-    cli("lock", cwd=root, env=env)
-    cli("install", cwd=root, env=env)
-    return root
+    return make_project(tmp_path / "proj", env, install=True)
 
 
 def entry_of(home: Path, name: str, version: str) -> Path:
@@ -104,12 +87,7 @@ def test_store_list_and_gc(
     assert len(listing.stdout.splitlines()) == 5 and "KiB" in listing.stdout
     assert "5 entries" in listing.stderr
     # a second project needs alpha 1.0 / beta 1.0 too
-    other = tmp_path / "other"
-    other.mkdir()
-    cli("init", cwd=other, env=env)
-    cli("add", "alpha==1.0", cwd=other, env=env)
-    cli("lock", cwd=other, env=env)
-    cli("install", cwd=other, env=env)
+    other = make_small_project(tmp_path / "other", env, "alpha==1.0")
     assert "0 installed, 2 already in the store" in cli("install", cwd=other, env=env).stdout
     # the first project drops its 'new' environment: alpha 2.0, beta 2.0, tool 1.0 unneeded
     text = (installed / "envknit.yaml").read_text()
@@ -131,12 +109,7 @@ def test_store_list_and_gc(
 def test_gc_never_deletes_on_missing_or_unreadable_lock(
     tmp_path: Path, installed: Path, env: dict[str, str], envknit_home: Path, damage: str
 ) -> None:
-    other = tmp_path / "other"
-    other.mkdir()
-    cli("init", cwd=other, env=env)
-    cli("add", "gamma", cwd=other, env=env)
-    cli("lock", cwd=other, env=env)
-    cli("install", cwd=other, env=env)
+    other = make_small_project(tmp_path / "other", env, "gamma")
     lock = installed / "envknit.lock.yaml"
     if damage == "delete":
         lock.unlink()
@@ -149,9 +122,7 @@ def test_gc_never_deletes_on_missing_or_unreadable_lock(
 
 
 def test_empty_environment_and_usage(tmp_path: Path, env: dict[str, str]) -> None:
-    cli("init", cwd=tmp_path, env=env)
-    cli("lock", cwd=tmp_path, env=env)
-    cli("install", cwd=tmp_path, env=env)
+    make_small_project(tmp_path, env)
     out = cli("run", "--", "python", "-c", "import os; print(os.environ.get('PYTHONPATH'))",
               cwd=tmp_path, env={k: v for k, v in env.items() if k != "PYTHONPATH"})
     assert out.stdout.strip() == "None"
