@@ -44,15 +44,20 @@ def configured_locks() -> tuple[Path, ...]:
     return REGISTRY.locks
 
 
+def _configure_local_lock() -> None:
+    """Convenience: with no lock configured yet, the working directory's lock, if any."""
+    if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
+        configure_from_lock()
+
+
 def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     """The installed package ``name==version`` and the import name to return for it."""
-    hit = REGISTRY.lookups.get((name, version))
+    lookups = REGISTRY.lookups  # the table of this moment: configure() may replace it meanwhile
+    hit = lookups.get((name, version))
     if hit is not None:
         return hit
     wanted = normalize_version(version)
-    if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
-        REGISTRY.configure(LOCK_FILENAME, None)  # convenience: the project's lock, if any
-        _router.refresh()
+    _configure_local_lock()
     dist = REGISTRY.dist_for(name)
     pkg = REGISTRY.packages.get((dist, wanted)) if dist is not None else None
     if pkg is None and dist is not None:
@@ -62,7 +67,7 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     if pkg is None:
         raise VersionNotInstalledError(name, wanted, REGISTRY.versions(dist) if dist else ())
     hit = (pkg, name if name in pkg.import_names else pkg.main_import)
-    REGISTRY.lookups[(name, version)] = hit
+    lookups[(name, version)] = hit
     return hit
 
 
@@ -121,7 +126,7 @@ class _Use:
                 result = worker_cm.__enter__()
             else:
                 result = _router.load(pkg, self._import_name)
-        except BaseException:
+        except BaseException:  # whatever failed (even KeyboardInterrupt): undo, then re-raise
             ACTIVE.reset(token)
             raise
         self._entries[id(active)] = (token, worker_cm)
@@ -167,8 +172,7 @@ def use(
     a proxy of ``envknit.worker(name, version)`` instead. Enables the router on first use.
     """
     if env is not None:
-        if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
-            configure_from_lock()
+        _configure_local_lock()
         _check_env(env)
     if name is None:
         if env is None:

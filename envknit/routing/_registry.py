@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ..lock import load_lock
@@ -59,14 +60,10 @@ class RoutedPackage:
         return (public or [*self.import_names, ""])[0]
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _find_dist_info(site: Path, dist: str) -> Path | None:
     for candidate in sorted(site.glob("*.dist-info")):
         stem = candidate.name[: -len(".dist-info")]
-        if _canonical(stem.rsplit("-", 1)[0]) == dist:
+        if canonicalize_name(stem.rsplit("-", 1)[0]) == dist:
             return candidate
     return None
 
@@ -168,7 +165,7 @@ class Registry:
     # -- reading -------------------------------------------------------------------------
     def dist_for(self, name: str) -> str | None:
         """The distribution called ``name`` (any spelling), or providing import name ``name``."""
-        canonical = _canonical(name)
+        canonical = canonicalize_name(name)
         if canonical in self.by_dist:
             return canonical
         return self.import_to_dist.get(name)
@@ -188,7 +185,8 @@ class Registry:
     def closure(self, pkg: RoutedPackage, active_env: str | None) -> Mapping[str, str]:
         """``pkg`` pinned together with its locked dependencies, transitively."""
         key = (pkg.dist, pkg.version, active_env)
-        cached = self._closures.get(key)
+        cache = self._closures  # the table of this moment: configure() may replace it meanwhile
+        cached = cache.get(key)
         if cached is not None:
             return cached
         pins = self.owner_pins(pkg, active_env)
@@ -204,7 +202,7 @@ class Registry:
             if dep_pkg is not None:
                 todo.extend(dep_pkg.dependencies)
         frozen = MappingProxyType(result)
-        self._closures[key] = frozen
+        cache[key] = frozen
         return frozen
 
     # -- writing -------------------------------------------------------------------------

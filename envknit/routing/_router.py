@@ -12,6 +12,8 @@ from importlib.util import spec_from_file_location
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
+from packaging.utils import canonicalize_name
+
 from ..errors import CExtensionError, StrictModeError, VersionNotInstalledError
 from ._context import ACTIVE
 from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
@@ -129,18 +131,26 @@ def load(pkg: RoutedPackage, import_name: str, rest: str = "") -> ModuleType:
     return module
 
 
-def _caller_globals() -> Mapping[str, Any] | None:
-    """Globals of the first frame outside importlib and envknit.routing (for import_module)."""
-    frame: FrameType | None = sys._getframe(2)
+_INTERNAL = ("importlib", "envknit.routing")
+
+
+def _walk_out(frame: FrameType | None) -> tuple[FrameType | None, bool]:
+    """The first frame from ``frame`` outwards whose code is neither importlib's nor ours, and
+    whether ``importlib.util.find_spec`` was on the way (a probe, not an import)."""
+    probing = False
     while frame is not None:
         name = frame.f_globals.get("__name__")
-        if not (
-            isinstance(name, str)
-            and (name.startswith("importlib") or name.startswith("envknit.routing"))
-        ):
-            return frame.f_globals
+        if not (isinstance(name, str) and name.startswith(_INTERNAL)):
+            return frame, probing
+        probing = probing or (name == "importlib.util" and frame.f_code.co_name == "find_spec")
         frame = frame.f_back
-    return None
+    return None, probing
+
+
+def _caller_globals() -> Mapping[str, Any] | None:
+    """Globals of the first frame outside importlib and envknit.routing (for import_module)."""
+    frame, _ = _walk_out(sys._getframe(2))
+    return frame.f_globals if frame is not None else None
 
 
 # -- the hooks -----------------------------------------------------------------------------
@@ -217,15 +227,7 @@ class _PlainLoader(Loader):
 
 def _probing() -> bool:
     """True if the meta path is being asked by ``importlib.util.find_spec`` (not an import)."""
-    frame: FrameType | None = sys._getframe(2)
-    while frame is not None:
-        name = frame.f_globals.get("__name__")
-        if name == "importlib.util" and frame.f_code.co_name == "find_spec":
-            return True
-        if not (isinstance(name, str) and name.startswith(("importlib", "envknit.routing"))):
-            return False
-        frame = frame.f_back
-    return False
+    return _walk_out(sys._getframe(2))[1]
 
 
 def _plain_spec(fullname: str) -> ModuleSpec | None:
@@ -303,7 +305,7 @@ class _Finder:
         name = context.name if context is not None else None
         if not name or not _ENABLED:
             return ()
-        canonical = name.replace("_", "-").replace(".", "-").lower()
+        canonical = canonicalize_name(name)
         if canonical not in REGISTRY.by_dist:
             return ()
         pkg = resolve(canonical, _caller_globals())
@@ -334,10 +336,14 @@ def refresh() -> None:
 
 def enable(strict: bool = False) -> None:
     """Install the router (idempotent): a ``builtins.__import__`` wrapper, a finder at the
-    front of ``sys.meta_path``, and a wrapper of ``importlib._bootstrap._gcd_import`` (a
-    private CPython function, same signature in 3.10-3.14) so that
+    front of ``sys.meta_path``, and a wrapper of ``importlib._bootstrap._gcd_import`` so that
     ``importlib.import_module`` routes too. With ``strict=True`` a plain import of a managed
     package outside any block (and with no ``set_default()``) raises ``StrictModeError``.
+
+    Rides on private CPython APIs, each unchanged in 3.10-3.14: ``importlib._bootstrap``'s
+    ``_gcd_import`` (wrapped) and ``_resolve_name``, the ``ModuleSpec._initializing`` flag
+    (a module still being imported by another thread), and ``sys._getframe`` (who imports,
+    for ``import_module`` and ``importlib.metadata``).
     """
     global _ENABLED, _STRICT, _MANAGED, _next_import, _orig_gcd_import
     with _LOCK:
