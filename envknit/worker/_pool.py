@@ -203,8 +203,9 @@ class Worker:
         with self.lock:
             proc = self._proc
             # Polling costs a system call per request: only look again after a quiet spell. A
-            # worker that died sooner than that is reported as crashed by this request.
-            if proc is None or (
+            # worker that died sooner than that is reported as crashed by this request. One
+            # whose pipe shutdown_workers() closed is on its way out: start a new one.
+            if proc is None or self._wfd < 0 or (
                 time.monotonic() - self._last_reply > IDLE_RECHECK and proc.poll() is not None
             ):
                 if proc is not None:
