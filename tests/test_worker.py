@@ -509,3 +509,59 @@ def test_an_environment_whose_python_is_missing_is_skipped_for_one_that_works(
     monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (first, second))
     with envknit.worker("demo", "1.0") as mod:
         assert mod.echo(1) == 1
+
+
+def test_import_envknit_registers_no_hook_until_a_worker_is_asked_for(
+    demo: Path, tmp_path: Path
+) -> None:
+    script = textwrap.dedent(
+        """
+        import atexit, os
+
+        calls = []
+        real_register, real_at_fork = atexit.register, os.register_at_fork
+
+        def register(func, *args, **kwargs):
+            calls.append(("atexit", str(getattr(func, "__module__", ""))))
+            return real_register(func, *args, **kwargs)
+
+        def at_fork(**kwargs):
+            calls.append(("fork", *(str(getattr(f, "__module__", "")) for f in kwargs.values())))
+            real_at_fork(**kwargs)
+
+        atexit.register, os.register_at_fork = register, at_fork
+        import envknit
+
+        envknit.shutdown_workers()  # nothing to stop: must not start or register anything
+        ours = lambda: [c for c in calls if any(m.startswith("envknit") for m in c[1:])]
+        assert ours() == [], ours()
+        with envknit.worker("demo", "1.0") as mod:
+            assert mod.echo(1) == 1
+        assert sorted(c[0] for c in ours()) == ["atexit", "fork"], ours()
+        print("OK")
+        """
+    )
+    assert b"OK" in _run_host("-c", script).stdout
+
+
+def test_a_forked_child_forgets_the_parents_workers(demo: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import os
+        import envknit
+
+        with envknit.worker("demo", "1.0") as mod:
+            parent_worker = mod.pid()
+            child = os.fork()
+            if child == 0:
+                # The child must neither use nor stop the parent's worker: it starts its own.
+                ok = mod.pid() not in (parent_worker, os.getpid())
+                envknit.shutdown_workers()
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(child, 0)
+            assert os.waitstatus_to_exitcode(status) == 0, status
+            assert mod.pid() == parent_worker  # still the same, still answering
+        print("OK")
+        """
+    )
+    assert b"OK" in _run_host("-c", script).stdout
