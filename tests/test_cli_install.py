@@ -145,6 +145,34 @@ def test_two_installs_at_once(locked: Path, env: dict[str, str], envknit_home: P
     cli("verify", cwd=locked, env=env)
 
 
+def test_namespace_package_split_per_distribution(
+    tmp_path: Path, env: dict[str, str], envknit_home: Path
+) -> None:
+    # two distributions share the top-level folder 'nsp' (PEP 420) and both ship a script:
+    # one uv run installs both, and each entry gets only its own files
+    wheels = tmp_path / "ns-wheels"
+    for part in ("one", "two"):
+        build_wheel(wheels, f"nsp-{part}", "1.0", {
+            f"nsp/{part}/__init__.py": f"NAME = {part!r}\n",
+            f"nsp_{part}-1.0.dist-info/entry_points.txt":
+                f"[console_scripts]\nnsp-{part} = nsp.{part}:NAME\n",
+        })
+    ns_env = {**env, "UV_FIND_LINKS": str(wheels)}
+    root = make_small_project(tmp_path / "ns", ns_env, "nsp-one", "nsp-two")
+    got = entries(envknit_home)
+    assert sorted(got) == ["nsp-one==1.0", "nsp-two==1.0"]
+    for part, other in (("one", "two"), ("two", "one")):
+        entry = read_entry(got[f"nsp-{part}==1.0"])
+        assert entry is not None and verify_entry(entry) == []
+        assert f"site/nsp/{part}/__init__.py" in entry.files
+        assert f"bin/nsp-{part}" in entry.files
+        assert not any(other in rel for rel in entry.files)
+    out = cli("run", "--", "python", "-c", "import nsp.one, nsp.two; print(nsp.one.NAME, "
+              "nsp.two.NAME)", cwd=root, env=ns_env)
+    assert out.stdout.split() == ["one", "two"]
+    cli("verify", cwd=root, env=ns_env)
+
+
 @pytest.fixture
 def big_project(tmp_path: Path, env: dict[str, str]) -> tuple[Path, dict[str, str]]:
     """A project whose one package is a 40 MB wheel, so an install takes a noticeable time."""

@@ -13,5 +13,5 @@ from .layout import (
     iter_entries as iter_entries,
     read_entry as read_entry,
     store_root as store_root,
-    supported_tags as supported_tags,
+    tag_ranks as tag_ranks,
 )

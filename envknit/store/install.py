@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
+import sys
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
-from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from .. import _uv
 from ..errors import StoreError
 from ..lock import DistFile, LockedEnvironment, LockedPackage
 from ._locking import build_dir, clean_stale_builds, entry_lock
-from .layout import ENTRY_FILE, ENTRY_FORMAT, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry
+from .layout import ENTRY_FILE, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry, tag_ranks
 
 __all__ = ["InstallResult", "choose_file", "install_environment", "manifest"]
 
@@ -35,18 +36,9 @@ class InstallResult:
     reused: tuple[Entry, ...]
 
 
-@lru_cache(maxsize=8)
-def _ranked_tags(python: tuple[int, int]) -> dict[str, int]:
-    ordered = [*cpython_tags(python_version=python), *compatible_tags(python_version=python)]
-    ranks: dict[str, int] = {}
-    for i, tag in enumerate(ordered):
-        ranks.setdefault(str(tag), i)
-    return ranks
-
-
 def choose_file(pkg: LockedPackage, python: tuple[int, int]) -> DistFile:
     """The locked file to install for CPython ``python`` here: the best wheel, else an sdist."""
-    ranks = _ranked_tags(python)
+    ranks = tag_ranks(python)
     best: tuple[int, str, DistFile] | None = None
     sdists = []
     for dist in pkg.files:
@@ -71,25 +63,27 @@ def choose_file(pkg: LockedPackage, python: tuple[int, int]) -> DistFile:
     )
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def _sha256_file(path: str) -> str:
     with open(path, "rb") as fh:
+        if sys.version_info >= (3, 11):
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        h = hashlib.sha256()
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
-    return h.hexdigest()
+        return h.hexdigest()
 
 
 def manifest(root: Path) -> dict[str, str]:
     """``{"site/rel/path": sha256}`` of every file under ``root`` (ENTRY.json and caches aside)."""
     result: dict[str, str] = {}
+    skip = len(str(root)) + 1
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
         for fname in filenames:
-            full = Path(dirpath, fname)
-            rel = full.relative_to(root).as_posix()
-            if rel == ENTRY_FILE:
-                continue
-            result[rel] = _sha256_file(full)
+            full = os.path.join(dirpath, fname)
+            rel = full[skip:].replace(os.sep, "/")
+            if rel != ENTRY_FILE:
+                result[rel] = _sha256_file(full)
     return dict(sorted(result.items()))
 
 
@@ -110,12 +104,11 @@ def _fix_script(path: Path) -> None:
         path.write_bytes(_ENV_SHEBANG.encode() + rest)
 
 
-def _split_out(target: Path, dist_info: Path, dest: Path) -> None:
-    """Move the files that ``dist_info``'s RECORD lists from uv's ``target`` into ``dest``."""
-    site = dest / "site"
+def _record_paths(dist_info: Path) -> list[str]:
+    """The paths (relative to the install target) that ``dist_info``'s RECORD lists."""
     with open(dist_info / "RECORD", encoding="utf-8", newline="") as fh:
         rows = [row for row in csv.reader(fh) if row]
-    made: set[Path] = set()
+    paths = []
     for row in rows:
         rel = os.path.normpath(row[0])
         if rel.startswith("..") or os.path.isabs(rel):
@@ -123,24 +116,45 @@ def _split_out(target: Path, dist_info: Path, dest: Path) -> None:
                 f"{dist_info.name}/RECORD lists {row[0]!r}, outside the install target; "
                 "envknit only installs files that stay inside a store entry"
             )
+        if rel != os.curdir:
+            paths.append(rel)
+    return paths
+
+
+def _split_out(target: Path, rels: list[str], shared: set[str], dest: Path) -> None:
+    """Move the files ``rels`` (one distribution's RECORD) from uv's ``target`` into ``dest``.
+
+    A top-level name (package folder, module, dist-info folder) that no other distribution of
+    this install claims is moved with one rename, with whatever uv wrote there unrecorded; the
+    ``shared`` ones (``bin``, namespace packages) are moved file by file.
+    """
+    site = dest / "site"
+    site.mkdir(parents=True)
+    made = {dest, site}
+    for rel in rels:
+        top = rel.split(os.sep, 1)[0]
+        root = dest if top == "bin" else site
+        if top not in shared:
+            if os.path.lexists(target / top):
+                os.rename(target / top, root / top)
+            continue
         src = target / rel
         if not src.is_file() and not src.is_symlink():
             continue
-        dst = dest / rel if rel.split(os.sep, 1)[0] == "bin" else site / rel
+        dst = root / rel
         if dst.parent not in made:
             dst.parent.mkdir(parents=True, exist_ok=True)
             made.add(dst.parent)
         os.rename(src, dst)
-    leftovers = site / dist_info.name  # files uv wrote but did not record (kept with the dist)
-    for src in sorted(dist_info.rglob("*")):
-        if src.is_file():
-            dst = leftovers / src.relative_to(dist_info)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(src, dst)
 
 
-def _finish_build(tmp: Path, pkg: LockedPackage, dist: DistFile, python: tuple[int, int]) -> None:
-    """Fix console scripts and RECORD for the entry layout, then write ENTRY.json (last)."""
+def _finish_build(
+    tmp: Path, pkg: LockedPackage, dist: DistFile, python: tuple[int, int]
+) -> Entry:
+    """Fix console scripts and RECORD for the entry layout, then write ENTRY.json (last).
+
+    Returns the entry as it will be once ``tmp`` is renamed into place (``path`` aside).
+    """
     site = tmp / "site"
     scripts = tmp / "bin"
     if scripts.is_dir():
@@ -159,20 +173,21 @@ def _finish_build(tmp: Path, pkg: LockedPackage, dist: DistFile, python: tuple[i
             text = wheel.read_text(encoding="utf-8", errors="replace")
             tags += [ln.split(":", 1)[1].strip() for ln in text.splitlines()
                      if ln.startswith("Tag:")]
-    meta = {
-        "format": ENTRY_FORMAT,
-        "name": pkg.name,
-        "version": pkg.version,
-        "sha256": dist.sha256,
-        "filename": dist.name,
-        "tags": sorted(tags),
-        "python": f"{python[0]}.{python[1]}",
-        "files": manifest(tmp),
-    }
+    entry = Entry(
+        path=tmp,
+        name=pkg.name,
+        version=pkg.version,
+        sha256=dist.sha256,
+        filename=dist.name,
+        tags=tuple(sorted(tags)),
+        python=f"{python[0]}.{python[1]}",
+        files=manifest(tmp),
+    )
     # no fsync: the rename below guards against a killed process; surviving power loss would
     # need every file synced, which costs more than reinstalling after `envknit verify`
     with open(tmp / ENTRY_FILE, "w", encoding="utf-8") as fh:
-        json.dump(meta, fh, indent=1)
+        json.dump(entry.to_dict(), fh, indent=1)
+    return entry
 
 
 def _move_into_place(staging: Path, final: Path, home: Path) -> None:
@@ -208,19 +223,20 @@ def _build(
         _uv.install_pinned([(p.name, p.version, d.sha256) for p, d in todo],
                            python=python_exe, target=target)
         infos = _dist_infos(target)
+        records = {name: _record_paths(info) for name, info in infos.items()}
+        claims = Counter(top for rels in records.values()
+                         for top in {rel.split(os.sep, 1)[0] for rel in rels})
+        shared = {top for top, count in claims.items() if count > 1}
         for done, (pkg, dist) in enumerate(todo, 1):
-            info = infos.get(pkg.name)
-            if info is None:
+            rels = records.get(pkg.name)
+            if rels is None:
                 raise StoreError(f"uv installed no {pkg.name}=={pkg.version} (from {dist.name})")
             staging = tmp / "entries" / pkg.name
-            _split_out(target, info, staging)
-            _finish_build(staging, pkg, dist, python)
+            _split_out(target, rels, shared, staging)
+            entry = _finish_build(staging, pkg, dist, python)
             final = entry_dir(pkg.name, pkg.version, dist.sha256, home)
             _move_into_place(staging, final, home)
-            entry = read_entry(final)
-            if entry is None:
-                raise StoreError(f"the new entry of {pkg.name}=={pkg.version} is unreadable")
-            built.append(entry)
+            built.append(dataclasses.replace(entry, path=final))
             say(f"[{done}/{len(todo)}] installed {pkg.name} {pkg.version}")
     return built
 

@@ -28,7 +28,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from packaging.tags import Tag, compatible_tags, cpython_tags, parse_tag
+from packaging.tags import compatible_tags, cpython_tags, parse_tag
 
 from ..names import normalize_name, normalize_version, validate_sha256
 
@@ -42,7 +42,7 @@ __all__ = [
     "iter_entries",
     "read_entry",
     "store_root",
-    "supported_tags",
+    "tag_ranks",
 ]
 
 ENTRY_FILE = "ENTRY.json"
@@ -98,8 +98,8 @@ class Entry:
         """True if the installed file's tags are supported by CPython ``python`` here."""
         if not self.tags:
             return True
-        wanted = supported_tags(python)
-        return any(tag in wanted for text in self.tags for tag in parse_tag(text))
+        ranks = tag_ranks(python)
+        return any(str(tag) in ranks for text in self.tags for tag in parse_tag(text))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form written to ``ENTRY.json``."""
@@ -183,8 +183,10 @@ def find_entry(
 
 
 @lru_cache(maxsize=8)
-def supported_tags(python: tuple[int, int]) -> frozenset[Tag]:
-    """The wheel tags CPython ``python`` accepts on this platform."""
-    return frozenset(cpython_tags(python_version=python)) | frozenset(
-        compatible_tags(python_version=python)
-    )
+def tag_ranks(python: tuple[int, int]) -> Mapping[str, int]:
+    """The wheel tags CPython ``python`` accepts on this platform, each with its rank (0 best)."""
+    ranks: dict[str, int] = {}
+    for i, tag in enumerate((*cpython_tags(python_version=python),
+                             *compatible_tags(python_version=python))):
+        ranks.setdefault(str(tag), i)
+    return ranks
