@@ -30,20 +30,11 @@ def candidate_locks() -> list[Path]:
     """Locks given to ``configure_from_lock()`` (in order), then ``./envknit.lock.yaml``."""
     from .. import routing  # the routing package imports lazily-loaded parts of envknit
 
-    paths: list[Path] = []
-    for given in routing.configured_locks():
-        paths.append(Path(os.fspath(given)))
+    paths = [Path(given) for given in routing.configured_locks()]
     local = Path.cwd() / LOCK_FILENAME
     if local.is_file():
         paths.append(local)
-    seen: set[Path] = set()
-    unique = []
-    for path in paths:
-        resolved = path.resolve()
-        if resolved not in seen:
-            seen.add(resolved)
-            unique.append(resolved)
-    return unique
+    return list(dict.fromkeys(path.resolve() for path in paths))
 
 
 def _spec(

@@ -247,11 +247,20 @@ def _send_ref(value: Any, worker: Worker) -> dict[str, int]:
 
 def import_module(worker: Worker, module: str, timeout: float | None) -> WorkerModuleProxy:
     """Import ``module`` in ``worker`` and return its proxy."""
-    ref = worker.request("import", {"module": module}, timeout=timeout, decode=_raw)
-    proxy: WorkerModuleProxy = _new(WorkerModuleProxy, worker, ref, timeout)
-    object.__setattr__(proxy, "_ek_module", module)
-    object.__setattr__(proxy, "_ek_cache", {})
-    return proxy
+
+    def bind(ref: dict[str, Any]) -> WorkerModuleProxy:
+        # Under the worker's lock, like every handle: another thread's crash or timeout could
+        # otherwise replace the process in between, and the handle would be taken for one of
+        # the new process's.
+        proxy: WorkerModuleProxy = _new(WorkerModuleProxy, worker, ref, timeout)
+        object.__setattr__(proxy, "_ek_module", module)
+        object.__setattr__(proxy, "_ek_cache", {})
+        return proxy
+
+    result: WorkerModuleProxy = worker.request(
+        "import", {"module": module}, timeout=timeout, decode=bind
+    )
+    return result
 
 
 def worker_stats(proxy: WorkerProxy) -> dict[str, Any]:
