@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from envknit.lock import LockedPackage
 
 from ._builders import make_store_entry, package_files, write_lock
 
-__all__ = ["DEMO_SOURCE", "make_demo"]
+__all__ = ["DEMO_SOURCE", "make_demo", "make_demo_project"]
 
 DEMO_SOURCE = '''
 import array
@@ -141,3 +143,14 @@ def make_demo(
     pkg = make_store_entry(home, "demo", version, files)
     write_lock(lock_path, {"default": [pkg]}, python_version=python_version)
     return pkg
+
+
+
+def make_demo_project(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``demo==1.0`` installed and locked in ``./envknit.lock.yaml`` of a fresh working dir."""
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    lock = project / "envknit.lock.yaml"
+    make_demo(home, lock)
+    return lock
