@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ._yamlfile import read_yaml
 from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError
 from .names import normalize_name, validate_env_name, validate_python_version
 
@@ -231,14 +230,5 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path:
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     """Read and validate ``envknit.yaml`` (found from the cwd when ``path`` is None)."""
     p = Path(path) if path is not None else find_config()
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found; run 'envknit init'", path=str(p)) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", path=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"malformed YAML: {exc}", path=str(p)) from None
+    data = read_yaml(p, ConfigError, what="file", missing_hint="run 'envknit init'")
     return Config.from_dict(data, p)

@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from ._atomic import atomic_write_text
+from ._yamlfile import read_yaml
 from .errors import InvalidNameError, LockError, LockSchemaError, UnknownEnvironmentError
 from .names import (
     normalize_name,
@@ -295,16 +296,7 @@ class Lock:
 def load_lock(path: str | os.PathLike[str]) -> Lock:
     """Read and validate a lock file; errors name the file and the offending field."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LockError("lock file not found; run 'envknit lock'", path=str(p)) from None
-    except OSError as exc:
-        raise LockError(f"cannot read the lock: {exc.strerror}", path=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise LockError(f"malformed YAML: {exc}", path=str(p)) from None
+    data = read_yaml(p, LockError, what="lock file", missing_hint="run 'envknit lock'")
     return Lock.from_dict(data, path=str(p))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import LockError
 from ..lock import LOCK_FILENAME, Lock, LockedEnvironment, load_lock
 
 if TYPE_CHECKING:
@@ -35,10 +34,6 @@ class Project:
         return self._config
 
     def lock(self) -> Lock:
-        if not self.lock_path.exists():
-            raise LockError(
-                "lock file not found; run 'envknit lock' first", path=str(self.lock_path)
-            )
         return load_lock(self.lock_path)
 
     def locked_environments(self, env: str | None) -> list[LockedEnvironment]:

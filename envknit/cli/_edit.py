@@ -76,14 +76,12 @@ def _item_name(line: str) -> str | None:
         value = yaml.safe_load(body)
     except yaml.YAMLError:
         return None
-    if isinstance(value, str):
-        try:
-            return requirement_name(value)
-        except ValueError:
-            return None
-    if isinstance(value, dict) and isinstance(value.get("name"), str):
-        return None  # a multi-line mapping item: leave it to the fallback
-    return None
+    if not isinstance(value, str):
+        return None  # a mapping item ({name, version}): the safe_dump fallback handles it
+    try:
+        return requirement_name(value)
+    except ValueError:
+        return None
 
 
 def _text_edit(text: str, env: str, key: str, name: str, item: str | None) -> str | None:

@@ -19,7 +19,6 @@ _COMMANDS = {
     "remove": ("_project", "cmd_remove"),
     "lock": ("_project", "cmd_lock"),
     "install": ("_install", "cmd_install"),
-    "run": ("_run", "cmd_run"),
     "verify": ("_inspect", "cmd_verify"),
     "doctor": ("_inspect", "cmd_doctor"),
     "status": ("_inspect", "cmd_status"),
@@ -84,6 +83,10 @@ def dispatch(argv: Sequence[str]) -> int:
     if command is None:
         parser.print_help()
         return 2
+    if command == "run":  # main() normally takes 'run' before argparse is even imported
+        from ._run import run_command
+
+        return run_command(argv[list(argv).index("run") + 1 :])
     if command == "store":
         if args.store_command is None:
             print("usage: envknit store {list,gc} (see 'envknit store --help')", file=sys.stderr)

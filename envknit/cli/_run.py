@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["cmd_run", "run_command"]
+__all__ = ["run_command"]
 
 _USAGE = "usage: envknit run [--env NAME] [--no-dev] -- CMD [ARG...]"
 _CACHE_FORMAT = 1
@@ -195,15 +195,3 @@ def run_command(argv: Sequence[str]) -> int:
         return 126
     return 0  # pragma: no cover - execvpe does not return
 
-
-def cmd_run(args: Any) -> int:
-    """argparse entry (``envknit run`` normally takes the fast path in ``main``)."""
-    argv: list[str] = []
-    if args.env:
-        argv += ["--env", args.env]
-    if args.no_dev:
-        argv.append("--no-dev")
-    cmd = list(args.cmd)
-    if cmd[:1] == ["--"]:
-        cmd = cmd[1:]
-    return run_command([*argv, "--", *cmd])
