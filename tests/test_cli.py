@@ -130,3 +130,15 @@ def test_lock_unresolvable_is_clear(project: Path, env: dict[str, str]) -> None:
     proc = cli("lock", cwd=project, env=env, expect=1)
     assert "resolving for Python" in proc.stderr and "alpha" in proc.stderr
     assert not (project / "envknit.lock.yaml").exists()
+
+
+def test_lock_uses_the_users_index(project: Path, env: dict[str, str]) -> None:
+    # UV_INDEX_URL reaches uv: without UV_NO_INDEX, uv asks that index too (here: nobody home)
+    online = {k: v for k, v in env.items() if k not in ("UV_NO_INDEX", "UV_OFFLINE")}
+    online.update(UV_INDEX_URL="http://127.0.0.1:9/simple", UV_HTTP_RETRIES="0")
+    before = (project / "envknit.yaml").read_text()
+    proc = cli("lock", cwd=project, env=online, expect=1)
+    assert "Failed to fetch: http://127.0.0.1:9/simple/" in proc.stderr
+    assert proc.stderr.count("envknit: error:") == 1
+    assert not (project / "envknit.lock.yaml").exists()
+    assert (project / "envknit.yaml").read_text() == before

@@ -11,9 +11,9 @@ from typing import Literal
 from ..errors import EnvknitError
 from ..lock import LockedEnvironment, load_lock
 from ..resolve import python_tuple
-from ._locking import build_dir, clean_stale_builds, entry_lock
+from ._locking import build_dir, clean_stale_builds, entry_lock, locks_root
 from .install import manifest
-from .layout import KEY_LENGTH, Entry, find_entry, iter_entries
+from .layout import ENTRY_FILE, KEY_LENGTH, Entry, find_entry, iter_entries
 from .projects import registered_projects
 
 __all__ = [
@@ -116,18 +116,40 @@ def _needed(home: Path) -> tuple[set[tuple[str, str, str]], list[str]]:
     return needed, problems
 
 
+def _stamp(home: Path) -> int:
+    """Now, by the store's file-system clock (the one that dates ``ENTRY.json`` files)."""
+    stamp = locks_root(home) / "gc.stamp"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_bytes(b"")
+    return stamp.stat().st_mtime_ns
+
+
+def _finished_since(entry: Entry, started: int) -> bool:
+    """Was ``entry`` completed after gc began? Its project's lock may be newer than gc's read.
+
+    (An install reads its lock before it writes an entry, so an entry finished earlier was
+    needed by a lock that gc read, or by an older one.)
+    """
+    try:
+        return (entry.path / ENTRY_FILE).stat().st_mtime_ns >= started
+    except OSError:
+        return True  # vanished or unreadable meanwhile: not ours to judge, leave it
+
+
 def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
     """Remove entries that no registered project's lock needs.
 
     If any registered project's lock is missing or unreadable, nothing is removed: gc cannot
-    tell what that project needs.
+    tell what that project needs. Entries completed while gc runs are kept (an install may be
+    using a lock written after gc read it).
     """
+    started = _stamp(home)  # before any lock is read
     needed, problems = _needed(home)
     if problems:
         return GcResult(refused=tuple(problems))
     removed, kept, freed = [], 0, 0
     for entry in list(iter_entries(home)):
-        if (entry.name, entry.version, entry.sha256) in needed:
+        if (entry.name, entry.version, entry.sha256) in needed or _finished_since(entry, started):
             kept += 1
             continue
         size = entry_size(entry)
