@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from ..lock import load_lock
 from ..names import normalize_name
@@ -128,13 +128,6 @@ def read_package(
         namespace=namespace,
         aliases=MappingProxyType({n: f"{namespace}.{n}" for n in names}),
     )
-
-
-def _sort_key(version: str) -> tuple[int, Version | str]:
-    try:
-        return (1, Version(version))
-    except InvalidVersion:  # only normalised PEP 440 versions reach here; be safe anyway
-        return (0, version)
 
 
 class Registry:
@@ -270,7 +263,8 @@ class Registry:
             by_dist: dict[str, list[str]] = {}
             for dist, version in packages:
                 by_dist.setdefault(dist, []).append(version)
-            self.by_dist = {d: tuple(sorted(vs, key=_sort_key)) for d, vs in by_dist.items()}
+            # Lock versions are normalised PEP 440 (lock.py refuses others): Version sorts them.
+            self.by_dist = {d: tuple(sorted(vs, key=Version)) for d, vs in by_dist.items()}
             self.packages = packages
             self.envs = envs
             self.pkg_envs = pkg_envs
