@@ -199,3 +199,48 @@ def test_stress_four_interpreters_two_threads_everything(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(["Thu"] * 4)
     assert "Exception ignored" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("closer", ["main", "other-thread", "exit"])
+def test_inline_calls_from_many_threads_then_destroy(tmp_path: Path, closer: str) -> None:
+    # Calls without a timeout run on the caller's thread. Here three threads take turns using
+    # one interpreter (threading, a thread and a pool inside), then it is destroyed on yet
+    # another thread. On 3.12.1 this used to hang in destroy() (threading had been imported on
+    # another OS thread); the process must exit cleanly whoever closes it.
+    proc = run_script(
+        tmp_path,
+        f"""
+        import threading, envknit
+        code = (
+            "import threading\\n"
+            "from concurrent.futures import ThreadPoolExecutor\\n"
+            "t = threading.Thread(target=len, args=([],))\\nt.start()\\nt.join()\\n"
+            "with ThreadPoolExecutor(2) as pool:\\n"
+            "    result = sum(pool.map(abs, [x, -x])) + len(threading.current_thread().name) * 0"
+        )
+        env = envknit.SubInterpreterEnv("many")
+        errors = []
+
+        def use(k):
+            try:
+                for i in range(10):
+                    assert env.eval_json(code, x=i + k) == 2 * (i + k)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=use, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        if {closer!r} == "main":
+            env.close()
+        elif {closer!r} == "other-thread":
+            closer = threading.Thread(target=env.close)
+            closer.start()
+            closer.join()
+        print("done", flush=True)
+        """,
+    )
+    assert (proc.returncode, proc.stdout.strip()) == (0, "done"), proc.stderr

@@ -20,7 +20,9 @@ from ..errors import (
     UnsupportedPlatformError,
 )
 from ..names import validate_env_name
-from ._thread import NotStarted, StillRunning
+from . import _safety
+from ._adapter import get_adapter
+from ._thread import Driver, NotStarted, StillRunning
 
 if TYPE_CHECKING:
     from ._thread import Job
@@ -48,14 +50,10 @@ class _Interp:
     """One live interpreter (its thread), its configuration, and whether a call is stuck."""
 
     def __init__(self, label: str) -> None:
-        from . import _safety
-        from ._adapter import get_adapter
-        from ._thread import InterpreterThread
-
         self.configured: tuple[str, str, tuple[str, ...]] | None = None
         self.refused_sent = len(_refused)
         self.stuck: Job | None = None
-        self.thread = InterpreterThread(
+        self.thread = Driver(
             get_adapter(),
             {"stdlib": _safety.stdlib_dirs(), "refused": list(_refused)},
             label,
@@ -67,8 +65,6 @@ class _Interp:
 
 def _new_interp(name: str) -> _Interp:
     global _atexit_registered
-    from . import _safety
-
     _safety.prepare_host()
     with _lock:
         if not _atexit_registered:
@@ -414,12 +410,13 @@ def _with_news(
     interp: _Interp, payload: dict[str, Any], timeout: float | None
 ) -> dict[str, Any]:
     """The request: payload, timeout, and refused modules this interpreter was not told of."""
-    request = {**payload, "timeout": timeout}
+    if timeout is not None:
+        payload["timeout"] = timeout
     known = len(_refused)  # appended to only, so a length is a version
     if interp.refused_sent != known:
-        request["refused"] = _refused[:known]
+        payload["refused"] = _refused[:known]
         interp.refused_sent = known
-    return request
+    return payload
 
 
 def _remote_error(answer: dict[str, Any]) -> SubInterpreterError:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,13 +22,12 @@ class RunFailure:
 class Adapter(Protocol):
     """What envknit needs from a Python version's sub-interpreter API.
 
-    Handles are opaque to callers. Every method except the queue reads must be called on the
-    interpreter's own dedicated OS thread (see ``_thread.py``).
+    Handles are opaque to callers. Which thread may call what is decided in ``_thread.py``.
     """
 
-    #: Python statements run inside the sub-interpreter that send the str ``_envknit_out`` to
-    #: the queue whose token is bound as ``__envknit_q__``.
-    send_snippet: str
+    #: Python statements run once inside the sub-interpreter (with the queue's token bound as
+    #: ``__envknit_q__``) that define ``_envknit_send(text)``, putting a str on that queue.
+    send_setup: str
 
     def create(self) -> object:
         """Create an isolated interpreter with its own GIL and return its handle."""
@@ -36,14 +35,21 @@ class Adapter(Protocol):
 
     def destroy(self, interp: object) -> None: ...
 
-    def run(self, interp: object, script: str, shared: Mapping[str, object]) -> RunFailure | None:
-        """Bind ``shared`` in ``__main__`` and run ``script``; describe an escaped exception."""
+    def prepare(self, script: str) -> object:
+        """``script`` in the form ``run`` executes fastest (3.13: a code object, not the text)."""
+        ...
+
+    def run(
+        self, interp: object, script: object, shared: dict[str, object] | None
+    ) -> RunFailure | None:
+        """Bind ``shared`` in ``__main__`` and run a prepared script (or a str); describe an
+        escaped exception."""
         ...
 
     def create_queue(self) -> object: ...
 
     def queue_token(self, queue: object) -> object:
-        """A shareable value the child passes to ``send_snippet`` as ``__envknit_q__``."""
+        """A shareable value the child binds as ``__envknit_q__``."""
         ...
 
     def queue_get(self, queue: object) -> str | None:
@@ -53,6 +59,7 @@ class Adapter(Protocol):
     def destroy_queue(self, queue: object) -> None: ...
 
 
+@functools.cache
 def get_adapter() -> Adapter:
     """The adapter for the running Python (3.12+); the only version dispatch of Gen 2."""
     if sys.version_info >= (3, 14):

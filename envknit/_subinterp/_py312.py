@@ -6,7 +6,7 @@ Rides on private CPython 3.12 APIs that changed in 3.13 (see ``_py313.py``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from typing import cast
 
 from ._adapter import RunFailure
 
@@ -25,9 +25,11 @@ class Py312Adapter:
     """Interpreters from ``_xxsubinterpreters.create(isolated=True)``, results over channels."""
 
     # send() on a 3.12 channel never blocks, so the single driving thread cannot deadlock.
-    send_snippet = (
+    send_setup = (
         "import _xxinterpchannels as _envknit_ch\n"
-        "_envknit_ch.send(__envknit_q__, _envknit_out)\n"
+        "def _envknit_send(text, _send=_envknit_ch.send, _cid=__envknit_q__):\n"
+        "    _send(_cid, text)\n"
+        "del _envknit_ch, __envknit_q__\n"
     )
 
     def create(self) -> object:
@@ -38,9 +40,14 @@ class Py312Adapter:
     def destroy(self, interp: object) -> None:
         _interpreters.destroy(interp)
 
-    def run(self, interp: object, script: str, shared: Mapping[str, object]) -> RunFailure | None:
+    def prepare(self, script: str) -> object:
+        return script  # 3.12's run_string() takes source text only
+
+    def run(
+        self, interp: object, script: object, shared: dict[str, object] | None
+    ) -> RunFailure | None:
         try:
-            _interpreters.run_string(interp, script, shared=dict(shared))
+            _interpreters.run_string(interp, cast(str, script), shared=shared)
         except _interpreters.RunFailedError as exc:
             # 3.12 gives only "<class 'ValueError'>: message", no type object and no traceback.
             text = str(exc)

@@ -6,7 +6,6 @@ Rides on private CPython 3.13 APIs (3.14 publishes them as ``concurrent.interpre
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from typing import cast
 
 from ._adapter import RunFailure
@@ -26,9 +25,11 @@ _MAXSIZE, _FMT, _UNBOUNDOP = 0, 0, 3  # (create() wants the literal 3 for mypy)
 class Py313Adapter:
     """Interpreters from ``_interpreters.create('isolated')``, results over queues."""
 
-    send_snippet = (
+    send_setup = (
         "import _interpqueues as _envknit_qs\n"
-        f"_envknit_qs.put(__envknit_q__, _envknit_out, {_FMT}, {_UNBOUNDOP})\n"
+        "def _envknit_send(text, _put=_envknit_qs.put, _qid=__envknit_q__):\n"
+        f"    _put(_qid, text, {_FMT}, {_UNBOUNDOP})\n"
+        "del _envknit_qs, __envknit_q__\n"
     )
 
     def create(self) -> object:
@@ -38,8 +39,15 @@ class Py313Adapter:
     def destroy(self, interp: object) -> None:
         _interpreters.destroy(cast(int, interp))
 
-    def run(self, interp: object, script: str, shared: Mapping[str, object]) -> RunFailure | None:
-        info = _interpreters.exec(cast(int, interp), script, dict(shared))
+    def prepare(self, script: str) -> object:
+        # exec() of a code object (marshalled across) measured 9.8 us against 16.3 us for the
+        # same one-line script as text, which 3.13.0 compiles again on every call.
+        return compile(script, "<envknit>", "exec")
+
+    def run(
+        self, interp: object, script: object, shared: dict[str, object] | None
+    ) -> RunFailure | None:
+        info = _interpreters.exec(cast(int, interp), script, shared)  # type: ignore[arg-type]
         if info is None:
             return None
         # exec() returns the uncaught exception as data; errdisplay can be missing (it was when

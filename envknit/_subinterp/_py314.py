@@ -7,7 +7,6 @@ developed on, so this adapter has not been run here.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 
 from ._adapter import RunFailure
 
@@ -22,7 +21,7 @@ class Py314Adapter:
     """``interpreters.create()`` (own GIL), results through ``interpreters.create_queue()``."""
 
     # A Queue object is shareable in 3.14, so the child receives the Queue itself.
-    send_snippet = "__envknit_q__.put_nowait(_envknit_out)\n"
+    send_setup = "_envknit_send = __envknit_q__.put_nowait\ndel __envknit_q__\n"
 
     def create(self) -> object:
         return interpreters.create()
@@ -30,8 +29,14 @@ class Py314Adapter:
     def destroy(self, interp: object) -> None:
         interp.close()  # type: ignore[attr-defined]
 
-    def run(self, interp: object, script: str, shared: Mapping[str, object]) -> RunFailure | None:
-        interp.prepare_main(dict(shared))  # type: ignore[attr-defined]
+    def prepare(self, script: str) -> object:
+        return script
+
+    def run(
+        self, interp: object, script: object, shared: dict[str, object] | None
+    ) -> RunFailure | None:
+        if shared:
+            interp.prepare_main(shared)  # type: ignore[attr-defined]
         try:
             interp.exec(script)  # type: ignore[attr-defined]
         except interpreters.ExecutionFailed as exc:

@@ -1,4 +1,4 @@
-"""One dedicated OS thread per sub-interpreter: it creates, runs and destroys that interpreter."""
+"""Who runs code in a sub-interpreter: the calling thread, or the interpreter's helper thread."""
 
 from __future__ import annotations
 
@@ -17,13 +17,30 @@ from typing import Any, TypeVar, cast
 from ..errors import InterpreterClosedError, SubInterpreterError
 from ._adapter import Adapter, RunFailure
 
-__all__ = ["InterpreterThread", "Job", "NotStarted", "StillRunning"]
+__all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
 
 T = TypeVar("T")
 
+# Where code runs. A call without a timeout runs INLINE on the calling thread, holding the
+# interpreter's run lock; a call with a timeout and submit() run on the interpreter's own helper
+# thread (started on first need), because the caller must be able to stop waiting while the code
+# is blocked in C. Skipping the hop to another thread halves the cost of a tiny call. Why any OS
+# thread may create, run and destroy an interpreter:
+#
+# * CPython 3.13+ gives every exec() a fresh thread state, so which OS thread calls does not
+#   matter. Checked on 3.13.0 in fresh processes: threading, threads and ThreadPoolExecutor used
+#   inside from 4 OS threads in turn, then destroy from the main thread or a third thread: 30/30
+#   clean (tests/test_subinterp_safety.py::test_inline_calls_from_many_threads_then_destroy).
+# * CPython 3.12 reuses the interpreter's first thread state whatever OS thread calls
+#   (python/cpython#109860). The one thing that broke was destroy() hanging forever when the
+#   interpreter had imported ``threading`` on another OS thread than the destroying one (bug #3
+#   of the machine's facts): the child's before_destroy() now releases what threading recorded
+#   (see _child._end_recorded_main_thread), which made the same experiment 24/24 clean.
+
 CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
 
-# Fixed scripts: every variable part arrives as shared data bound in __main__.
+# Fixed scripts: every variable part arrives as shared data bound in __main__. The adapter's
+# send_setup (appended) defines _envknit_send(text) over the interpreter's result queue.
 _BOOT_SCRIPT = """\
 import marshal as _envknit_ma, sys as _envknit_s
 _envknit_m = type(_envknit_s)("_envknit_child")
@@ -35,11 +52,9 @@ _envknit_handle = _envknit_m.handle
 del _envknit_ma, _envknit_s, _envknit_m, __envknit_child_path__, __envknit_child_code__
 del __envknit_boot__
 """
-_REQUEST_HEAD = (
-    "_envknit_out = _envknit_handle(__envknit_req__)\n"
-)
+# One request: the child answers through the queue; the request text is not kept alive.
+_REQUEST_SCRIPT = "_envknit_send(_envknit_handle(__envknit_req__))\ndel __envknit_req__\n"
 _BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_destroy()\n"
-_REQUEST_TAIL = "del _envknit_out, __envknit_req__, __envknit_q__\n"
 
 
 @functools.cache
@@ -54,32 +69,40 @@ def child_code() -> bytes:
 
 
 class Job:
-    """One unit of work for the interpreter's thread, answered through a Future or a queue.
+    """One unit of work for the helper thread, answered through a Future or a one-shot lock.
 
     ``claim`` decides who owns a job that has not started: the thread (it runs it) or a caller
-    that gave up waiting (it is then skipped). A plain lock is the cheapest way to settle that.
+    that gave up waiting (it is then skipped). ``finished`` is acquired at creation and released
+    when the result is in: a plain lock is the cheapest one-shot event.
     """
 
-    __slots__ = ("claim", "done", "func", "future", "reply")
+    __slots__ = ("claim", "done", "finished", "func", "future", "ok", "value")
 
     def __init__(self, func: Callable[[], Any], future: Future[Any] | None) -> None:
         self.func = func
         self.future = future
-        self.reply: queue.SimpleQueue[tuple[bool, Any]] | None = (
-            None if future is not None else queue.SimpleQueue()
-        )
         self.claim = _thread.allocate_lock()
+        self.finished: Any = None
+        if future is None:
+            self.finished = _thread.allocate_lock()
+            self.finished.acquire()
         self.done = False
+        self.ok = False
+        self.value: Any = None
 
-    def deliver(self, ok: bool, value: Any) -> None:
+    def run(self) -> None:
+        try:
+            self.value = self.func()
+            self.ok = True
+        except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
+            self.value = exc
         self.done = True
-        if self.future is not None:
-            if ok:
-                self.future.set_result(value)
-            else:
-                self.future.set_exception(value)
-        elif self.reply is not None:
-            self.reply.put((ok, value))
+        if self.future is None:
+            self.finished.release()
+        elif self.ok:
+            self.future.set_result(self.value)
+        else:
+            self.future.set_exception(self.value)
 
 
 class NotStarted(Exception):
@@ -94,90 +117,80 @@ class StillRunning(Exception):
         self.job = job
 
 
-class InterpreterThread:
-    """Owns one isolated interpreter and the only OS thread that ever touches it.
+class Driver:
+    """Owns one isolated interpreter: creates it, runs requests in it, destroys it.
 
-    CPython 3.12 hangs destroying an interpreter that imported ``threading`` on another OS
-    thread (seen on 3.12.1, see docs/hard-isolation.md), and an interpreter runs one thing at a
-    time anyway, so every operation is posted here and waited on through a Future.
+    ``_run_lock`` is held while anything runs in the interpreter, which runs one thing at a time
+    (a second concurrent exec fails with "interpreter already running"): inline calls from many
+    threads take turns, and the helper thread takes the lock for each job too. The child
+    module is booted on the first request, so an interpreter that is entered and left without a
+    call costs what CPython's create() + destroy() cost.
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
         self._adapter = adapter
-        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._boot_config = boot_config
+        self._label = label
         self._ids = itertools.count(1)
         self._interp: object = None
         self._queue: object = None
-        self._script = _REQUEST_HEAD + adapter.send_snippet + _REQUEST_TAIL
+        self._booted = False
+        self._script = adapter.prepare(_REQUEST_SCRIPT)
+        self._run_lock = threading.Lock()
+        self._state_lock = threading.Lock()  # guards _stopping and starting the thread
         self._stopping = False
-        self._submit_lock = threading.Lock()
-        ready: Future[None] = Future()
-        # Daemon: a non-daemon thread would make the interpreter wait for it before atexit
-        # handlers run, and the atexit handler is what closes it (see __init__.py).
-        self._thread = threading.Thread(
-            target=self._main, args=(boot_config, ready), name=f"envknit-subinterp-{label}",
-            daemon=True,
-        )
-        self._thread.start()
-        ready.result()
+        self._jobs: queue.SimpleQueue[Job | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._create()
 
-    # -- on the dedicated thread ------------------------------------------------------------
-    def _main(self, boot_config: dict[str, Any], ready: Future[None]) -> None:
-        adapter = self._adapter
+    # -- on whichever thread owns the interpreter (under _run_lock) ------------------------------
+    def _create(self) -> None:
+        self._interp = self._adapter.create()
         try:
-            self._interp = adapter.create()
-            self._queue = adapter.create_queue()
-            failure = adapter.run(
-                self._interp,
-                _BOOT_SCRIPT,
-                {
-                    "__envknit_child_path__": CHILD_PATH,
-                    "__envknit_child_code__": child_code(),
-                    "__envknit_boot__": json.dumps(boot_config),
-                },
-            )
-            if failure is not None:
-                raise _as_error(failure)
-        except BaseException as exc:  # noqa: BLE001 - handed to the creator, who re-raises it
+            self._queue = self._adapter.create_queue()
+        except BaseException:
             self._teardown()
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            if not job.claim.acquire(blocking=False):
-                continue  # the caller gave up (timeout) before the job started
-            try:
-                value = job.func()
-            except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
-                job.deliver(False, exc)
-            else:
-                job.deliver(True, value)
-        self._teardown()
+            raise
 
-    def _teardown(self) -> None:
-        if self._interp is not None and self._queue is not None:
-            # Best effort: a failure here must not keep the interpreter from being destroyed.
-            self._adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, {})
-        if self._queue is not None:
-            self._adapter.destroy_queue(self._queue)
-            self._queue = None
-        if self._interp is not None:
-            self._adapter.destroy(self._interp)
-            self._interp = None
-
-    def _request(self, text: str, call_id: int) -> dict[str, Any]:
-        adapter, q = self._adapter, self._queue
-        while adapter.queue_get(q) is not None:  # never read an earlier call's answer
-            pass
-        shared = {"__envknit_req__": text, "__envknit_q__": adapter.queue_token(q)}
-        failure = adapter.run(self._interp, self._script, shared)
+    def _boot(self) -> None:
+        adapter = self._adapter
+        failure = adapter.run(
+            self._interp,
+            adapter.prepare(_BOOT_SCRIPT + adapter.send_setup),
+            {
+                "__envknit_child_path__": CHILD_PATH,
+                "__envknit_child_code__": child_code(),
+                "__envknit_boot__": json.dumps(self._boot_config),
+                "__envknit_q__": adapter.queue_token(self._queue),
+            },
+        )
         if failure is not None:
             raise _as_error(failure)
+        self._booted = True
+
+    def _teardown(self) -> None:
+        adapter = self._adapter
+        if self._interp is not None and self._booted:
+            # Best effort: a failure here must not keep the interpreter from being destroyed.
+            adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, None)
+        if self._queue is not None:
+            adapter.destroy_queue(self._queue)
+            self._queue = None
+        if self._interp is not None:
+            interp, self._interp = self._interp, None
+            adapter.destroy(interp)
+
+    def _request(self, text: str, call_id: int) -> dict[str, Any]:
+        if not self._booted:
+            self._boot()
+        adapter = self._adapter
+        failure = adapter.run(self._interp, self._script, {"__envknit_req__": text})
+        if failure is not None:
+            raise _as_error(failure)
+        # Answers carry the request id: one left behind by an interrupted earlier call is skipped,
+        # so a call never returns an earlier call's result.
         while True:
-            raw = adapter.queue_get(q)
+            raw = adapter.queue_get(self._queue)
             if raw is None:
                 raise SubInterpreterError(
                     "envknit.ProtocolError", "the sub-interpreter sent no answer for this call"
@@ -186,65 +199,113 @@ class InterpreterThread:
             if answer.get("id") == call_id:
                 return answer
 
-    # -- any thread ------------------------------------------------------------------------
+    # -- the helper thread ------------------------------------------------------------------------
+    def _start_thread(self) -> None:
+        self._jobs = queue.SimpleQueue()
+        # Daemon: a non-daemon thread would make the interpreter wait for it before atexit
+        # handlers run, and the atexit handler is what closes it (see __init__.py).
+        self._thread = threading.Thread(
+            target=self._main, name=f"envknit-subinterp-{self._label}", daemon=True,
+        )
+        self._thread.start()
+
+    def _main(self) -> None:
+        jobs = self._jobs
+        assert jobs is not None
+        while True:
+            job = jobs.get()
+            if job is None:
+                break
+            with self._run_lock:
+                if not job.claim.acquire(blocking=False):
+                    continue  # the caller gave up (timeout) before the job started
+                job.run()
+        # Jobs queued before close() ran first; a job stuck in C is waited for here, not by close().
+        with self._run_lock:
+            self._teardown()
+
     def _post(self, job: Job) -> None:
-        with self._submit_lock:  # nothing may be queued behind the stop sentinel
+        with self._state_lock:  # nothing may be queued behind the stop sentinel
             if self._stopping:
                 raise InterpreterClosedError("the sub-interpreter is closed")
+            if self._thread is None:
+                self._start_thread()
+            assert self._jobs is not None
             self._jobs.put(job)
 
+    # -- any thread ------------------------------------------------------------------------------
     def submit(self, func: Callable[[], T]) -> Future[T]:
-        """Run ``func`` on this interpreter's thread; its result arrives in the Future."""
+        """Run ``func`` on the helper thread; its result arrives in the Future."""
         future: Future[T] = Future()
         self._post(Job(func, future))
         return future
 
     def call(self, func: Callable[[], T], timeout: float | None = None) -> T:
-        """Run ``func`` on this interpreter's thread and wait for its result.
+        """Run ``func`` on the helper thread and wait for its result.
 
         Raises NotStarted or StillRunning when ``timeout`` (seconds) passes first.
         """
         job = Job(func, None)
         self._post(job)
-        assert job.reply is not None
-        try:
-            ok, value = job.reply.get(timeout=timeout)
-        except queue.Empty:
+        if not job.finished.acquire(timeout=-1 if timeout is None else timeout):
             if job.claim.acquire(blocking=False):
-                raise NotStarted() from None
-            raise StillRunning(job) from None
-        if ok:
-            return cast(T, value)
-        raise value
-
-    def _encode(self, payload: dict[str, Any]) -> tuple[str, int]:
-        # Encoded in the caller's thread, so a value that is not JSON raises TypeError there.
-        call_id = next(self._ids)
-        return json.dumps({**payload, "id": call_id}), call_id
+                raise NotStarted()
+            raise StillRunning(job)
+        if job.ok:
+            return cast(T, job.value)
+        raise job.value
 
     def request(self, payload: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
-        """Send one request to the child module and wait for its decoded answer."""
-        text, call_id = self._encode(payload)
+        """Send one request to the child module and wait (at most ``timeout``) for its answer."""
+        call_id = next(self._ids)
+        payload["id"] = call_id
+        # Encoded in the caller's thread, so a value that is not JSON raises TypeError there.
+        text = json.dumps(payload)
+        if timeout is None:
+            with self._run_lock:
+                if self._stopping or self._interp is None:
+                    raise InterpreterClosedError("the sub-interpreter is closed")
+                return self._request(text, call_id)
         return self.call(lambda: self._request(text, call_id), timeout)
 
     def request_async(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
         """Like request(), without waiting: a Future of the decoded answer."""
-        text, call_id = self._encode(payload)
+        call_id = next(self._ids)
+        payload["id"] = call_id
+        text = json.dumps(payload)
         return self.submit(lambda: self._request(text, call_id))
 
     def close(self, timeout: float | None = None) -> bool:
-        """Destroy the interpreter (after queued jobs) and end the thread; True when done."""
-        with self._submit_lock:
-            if not self._stopping:
-                self._stopping = True
+        """Destroy the interpreter after the calls already queued; True when it is destroyed.
+
+        If the helper thread was started, it destroys the interpreter after its queued jobs (and
+        after a call still stuck in C); otherwise the closing thread does, once no inline call is
+        running.
+        """
+        with self._state_lock:
+            first = not self._stopping
+            self._stopping = True
+            thread = self._thread
+            if first and thread is not None:
+                assert self._jobs is not None
                 self._jobs.put(None)
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        if thread is not None:
+            if threading.current_thread() is not thread:
+                thread.join(timeout)
+            return not thread.is_alive()
+        if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
+            return False
+        try:
+            self._teardown()
+        finally:
+            self._run_lock.release()
+        return True
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._stopping
+        if self._stopping:
+            return False
+        return self._thread is None or self._thread.is_alive()
 
 
 def _as_error(failure: RunFailure) -> SubInterpreterError:
