@@ -142,3 +142,15 @@ def test_lock_uses_the_users_index(project: Path, env: dict[str, str]) -> None:
     assert proc.stderr.count("envknit: error:") == 1
     assert not (project / "envknit.lock.yaml").exists()
     assert (project / "envknit.yaml").read_text() == before
+
+
+def test_new_files_get_the_usual_mode(project: Path, env: dict[str, str]) -> None:
+    # envknit.yaml and the lock are project files: readable like any file the user creates
+    umask = os.umask(0)
+    os.umask(umask)
+    cli("lock", cwd=project, env=env)
+    for name in ("envknit.yaml", "envknit.lock.yaml"):
+        assert (project / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
+    (project / "envknit.yaml").chmod(0o640)  # a mode the user chose is kept by edits
+    cli("add", "gamma", cwd=project, env=env)
+    assert (project / "envknit.yaml").stat().st_mode & 0o777 == 0o640

@@ -28,8 +28,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         entries, problems = verify_environment(env, home)
         for problem in problems:
             print(f"{env.name}: {problem}")
-        damaged |= {str(e.path) for e in entries
-                    if any(p.path.startswith(str(e.path) + os.sep) for p in problems)}
+        damaged |= {str(p.entry) for p in problems if p.entry is not None}
         bad += len(problems)
         state = "OK" if not problems else f"{len(problems)} problem(s)"
         print(f"{env.name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "

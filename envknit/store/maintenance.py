@@ -35,6 +35,7 @@ class Problem:
     kind: ProblemKind
     package: str
     path: str
+    entry: Path | None = None  # the damaged store entry (None: the package has no entry)
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.package}: {self.path}"
@@ -44,15 +45,14 @@ def verify_entry(entry: Entry) -> list[Problem]:
     """Compare an entry's files with its manifest (``__pycache__`` folders are ignored)."""
     label = f"{entry.name} {entry.version}"
     actual = manifest(entry.path)
-    problems = []
-    for rel, sha in sorted(entry.files.items()):
-        if rel not in actual:
-            problems.append(Problem(kind="missing", package=label, path=str(entry.path / rel)))
-        elif actual[rel] != sha:
-            problems.append(Problem(kind="tampered", package=label, path=str(entry.path / rel)))
-    for rel in sorted(set(actual) - set(entry.files)):
-        problems.append(Problem(kind="added", package=label, path=str(entry.path / rel)))
-    return problems
+    missing = [rel for rel in entry.files if rel not in actual]
+    tampered = [rel for rel, sha in entry.files.items() if rel in actual and actual[rel] != sha]
+    added = set(actual) - set(entry.files)
+    kinds: list[tuple[ProblemKind, list[str]]] = [
+        ("missing", sorted(missing)), ("tampered", sorted(tampered)), ("added", sorted(added))
+    ]
+    return [Problem(kind=kind, package=label, path=str(entry.path / rel), entry=entry.path)
+            for kind, rels in kinds for rel in rels]
 
 
 def verify_environment(

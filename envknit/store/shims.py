@@ -40,7 +40,7 @@ def python_shim_dir(home: Path, python: Path, python_version: str) -> Path:
                 fh.write(body)
             os.chmod(tmp, 0o755)
             os.replace(tmp, shim)
-        except BaseException:
+        except BaseException:  # whatever stopped us (even Ctrl-C): no stray temporary file
             Path(tmp).unlink(missing_ok=True)
             raise
     return folder
