@@ -257,6 +257,22 @@ def test_unknown_version_names_the_locked_ones(demo: Path) -> None:
         pass
 
 
+def test_distribution_whose_import_name_differs_gives_its_public_module(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    # Like PyYAML (top_level.txt: _yaml, yaml): the private module sorts first.
+    files: dict[str, str | bytes] = {
+        "_fancy/__init__.py": "PRIVATE = True\n",
+        "fancy/__init__.py": "__version__ = '9.9'\nimport os\ndef pid():\n    return os.getpid()\n",
+    }
+    pkg = make_store_entry(envknit_home, "PyFancy", "9.9", files)
+    write_lock(tmp_path / "envknit.lock.yaml", {"default": [pkg]})
+    with envknit.worker("PyFancy", "9.9") as fancy:
+        assert fancy.__version__ == "9.9"
+        assert fancy.pid() != os.getpid()
+
+
 def test_locked_but_not_installed_says_run_install(
     envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
