@@ -24,8 +24,12 @@ def entry_of(home: Path, name: str, version: str) -> Path:
 
 
 def test_verify_names_each_damaged_file(
-    installed: Path, env: dict[str, str], envknit_home: Path
+    tmp_path: Path, env: dict[str, str], envknit_home: Path
 ) -> None:
+    # store files are hard links into uv's cache (uv's default link mode): tampering with them
+    # in place tampers with the cache too, so this test gets a cache of its own
+    env = {**env, "UV_CACHE_DIR": str(tmp_path / "own-uv-cache")}
+    installed = make_project(tmp_path / "proj", env, install=True)
     cli("verify", cwd=installed, env=env)
     beta = entry_of(envknit_home, "beta", "1.0")
     tool = entry_of(envknit_home, "tool", "1.0")
