@@ -163,6 +163,24 @@ def test_proxies_from_a_replaced_worker_fail_clearly(demo: Path) -> None:
         assert mod.make_box(2).get() == 2
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+def test_crashes_timeouts_and_shutdowns_leak_no_file_descriptors(demo: Path) -> None:
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    with envknit.worker("demo", "1.0", timeout=0.5) as mod:
+        mod.pid()
+        before = open_fds()
+        for _ in range(3):
+            with pytest.raises(WorkerCrashedError):
+                mod.hard_exit(1)
+            with pytest.raises(TimeoutError):
+                mod.sleep(5)
+            envknit.shutdown_workers()
+            mod.pid()  # a new process, with new pipes
+        assert open_fds() == before
+
+
 def test_oversized_messages_fail_before_memory_runs_out(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
