@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from envknit._uv import uv_bin
 from envknit.store.layout import iter_entries
 from tests._cli_helpers import cli, make_project, make_small_project
 
@@ -47,13 +49,19 @@ def test_verify_names_each_damaged_file(
     assert "rm -rf" in proc.stderr and str(beta) in proc.stderr
     only_default = cli("verify", "--env", "default", cwd=installed, env=env, expect=1)
     assert "tool" not in only_default.stdout
-    # the repair the message suggests works
+    assert "uv cache clean beta tool" in proc.stderr
+    # the repair the message suggests works, and the tampered file does not come back
     shutil.rmtree(beta)
     shutil.rmtree(tool)
     missing = cli("verify", cwd=installed, env=env, expect=1)
     assert "not installed: beta 1.0" in missing.stdout
+    subprocess.run([uv_bin(), "cache", "clean", "beta", "tool"], env=env, check=True,
+                   capture_output=True, timeout=60)
     cli("install", cwd=installed, env=env)
     cli("verify", cwd=installed, env=env)
+    out = cli("run", "--", "python", "-c", "import beta; print(beta.__version__)",
+              cwd=installed, env=env)
+    assert out.stdout.strip() == "1.0"
 
 
 def test_doctor_and_status(installed: Path, env: dict[str, str], envknit_home: Path) -> None:

@@ -23,19 +23,23 @@ def cmd_verify(args: argparse.Namespace) -> int:
     project = load_project()
     home = envknit_home()
     bad = 0
-    damaged: set[str] = set()
+    damaged: dict[str, str] = {}  # entry path -> distribution name
     for env in project.locked_environments(args.env):
         entries, problems = verify_environment(env, home)
         for problem in problems:
             print(f"{env.name}: {problem}")
-        damaged |= {str(p.entry) for p in problems if p.entry is not None}
+        hit = {p.entry for p in problems if p.entry is not None}
+        damaged.update((str(e.path), e.name) for e in entries if e.path in hit)
         bad += len(problems)
         state = "OK" if not problems else f"{len(problems)} problem(s)"
         print(f"{env.name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "
               f"{state}", file=sys.stderr)
     if damaged:
-        print("envknit: to repair, remove the damaged entries and reinstall: rm -rf "
-              + " ".join(sorted(damaged)) + " && envknit install", file=sys.stderr)
+        # store files are hard links into uv's cache (uv's default link mode), so a file
+        # changed in place is changed there too: reinstalling alone would bring it back
+        print("envknit: to repair, remove the damaged entries and uv's cached copies, then "
+              f"reinstall: rm -rf {' '.join(sorted(damaged))} && uv cache clean "
+              f"{' '.join(sorted(set(damaged.values())))} && envknit install", file=sys.stderr)
     elif bad:
         print("envknit: run 'envknit install' to install what is missing", file=sys.stderr)
     return 1 if bad else 0
