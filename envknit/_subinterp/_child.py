@@ -102,11 +102,15 @@ def _end_recorded_main_thread(threading: Any) -> None:
         stop()
 
 
+# Requests are json.dumps() output: raw_decode skips json.loads's BOM and whitespace checks.
+_decode = json.JSONDecoder().raw_decode
+
+
 def handle(request_json: str) -> str:
     """Run one request and return its JSON answer (always returns; never raises)."""
     request: dict[str, Any] = {}
     try:
-        request = json.loads(request_json)
+        request = _decode(request_json)[0]
         if "refused" in request:
             _refused.update(request["refused"])
         if _newly_refused:
