@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -177,10 +178,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
     for env in targets:
         print(f"resolving {env.name} ...", file=sys.stderr)
         locked.append(lock_environment(env))
-    lock = Lock(
-        environments={**base.environments, **{e.name: e for e in locked}},
-        resolver_version=_uv.uv_version(),
-    )
+    lock = dataclasses.replace(base.with_environments(locked), resolver_version=_uv.uv_version())
     save_lock(lock, lock_path)
     for env_locked in locked:
         print(f"locked {env_locked.name}: {len(env_locked.packages)} package(s) for Python "
