@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from concurrent.futures import Future
@@ -245,6 +246,61 @@ def test_submit_returns_futures_and_interpreters_work_from_many_threads() -> Non
     finally:
         for env in envs:
             env.close()
+
+
+@gen2
+def test_inline_timed_and_submitted_calls_on_one_interpreter_take_turns() -> None:
+    # Calls without a timeout run on the caller's thread, the others on the interpreter's
+    # helper thread: mixed from several threads they must never collide ("already running").
+    with envknit.SubInterpreterEnv("mix") as env:
+        errors: list[BaseException] = []
+
+        def use(k: int) -> None:
+            try:
+                for j in range(15):
+                    if j % 3 == 0:
+                        got = env.eval_json("result = [k, j]", k=k, j=j, timeout=60)
+                    elif j % 3 == 1:
+                        got = env.submit("result = [k, j]", k=k, j=j).result(timeout=60)
+                    else:
+                        got = env.eval_json("result = [k, j]", k=k, j=j)
+                    assert got == [k, j]
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=use, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+
+
+@gen2
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_signal_during_a_call_surfaces_after_it_and_the_next_call_is_not_confused() -> None:
+    # A call without a timeout runs on this (main) thread; a signal that arrives meanwhile is
+    # handled when the call returns, and the answer it left behind is never taken for the
+    # next call's.
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        with envknit.SubInterpreterEnv("sig") as env:
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(Interrupted):
+                env.eval_json(
+                    "import time\nt = time.monotonic()\n"
+                    "while time.monotonic() - t < 0.6:\n    pass\nresult = 'late'"
+                )
+            assert env.eval_json("result = 'mine'") == "mine"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @gen2
