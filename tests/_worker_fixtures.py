@@ -100,6 +100,15 @@ def big(size):
     return b"x" * size
 
 
+def cap_memory(extra):
+    """Let this process's address space grow by ``extra`` bytes at most (Linux)."""
+    import resource
+
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmSize:"))
+    resource.setrlimit(resource.RLIMIT_AS, (kib * 1024 + extra, resource.RLIM_INFINITY))
+
+
 def numbers(n):
     return array.array("i", range(n))
 

@@ -170,3 +170,38 @@ def test_a_forked_child_forgets_the_parents_workers(demo: Path) -> None:
         """
     )
     assert b"OK" in _run_host("-c", script).stdout
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc/self/status")
+def test_oversized_bytes_fail_before_either_side_runs_out_of_memory(demo: Path) -> None:
+    # 300 MiB fits under a 500 MiB cap; its base64 form (400 MiB) on top of it would not, so
+    # building the message before measuring it would end in MemoryError, not in a clear error.
+    script = textwrap.dedent(
+        """
+        import envknit
+
+        mib = 2**20
+        with envknit.worker("demo", "1.0") as mod:
+            mod.cap_memory(500 * mib)  # the worker's own address space
+            try:
+                mod.big(300 * mib)
+            except envknit.MessageTooLargeError as exc:
+                print("REPLY REFUSED", exc.limit)
+            assert mod.echo(1) == 1
+            with open("/proc/self/status") as status:
+                kib = next(int(l.split()[1]) for l in status if l.startswith("VmSize:"))
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (kib * 1024 + 500 * mib, resource.RLIM_INFINITY))
+            big = b"x" * (300 * mib)
+            try:
+                mod.echo(big)
+            except envknit.MessageTooLargeError as exc:
+                print("REQUEST REFUSED", exc.limit)
+            del big
+            assert mod.echo(2) == 2
+        """
+    )
+    out = _run_host("-c", script).stdout
+    assert b"REPLY REFUSED 67108864" in out
+    assert b"REQUEST REFUSED 67108864" in out

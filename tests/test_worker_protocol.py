@@ -104,6 +104,14 @@ def test_oversized_frame_is_refused_before_sending(pipe: tuple[int, int]) -> Non
         os.read(r, 1)  # nothing was written
 
 
+def test_bytes_past_the_limit_are_refused_before_their_base64_is_built() -> None:
+    with pytest.raises(P.FrameTooLarge) as info:
+        P.encode({"nested": [(1, b"x" * 300)]}, limit=100)
+    assert (info.value.size, info.value.limit) == (400, 100)
+    assert P.encode(b"x" * 75, limit=100) == {"$b": "eHh4" * 25}  # exactly 100: fits
+    assert P.encode(b"x" * 300) == {"$b": "eHh4" * 100}  # no limit given: none applied
+
+
 def test_oversized_length_is_refused_before_reading_the_payload(pipe: tuple[int, int]) -> None:
     r, w = pipe
     # A header claiming ~4 GiB with no payload behind it: refused from the header alone.

@@ -138,7 +138,7 @@ class Server:
     def result(self, value: Any, *, cache: bool = False) -> Any:
         """``value`` by value when the wire format can carry all of it, else as a handle."""
         try:
-            return P.encode(value)
+            return P.encode(value, limit=self.limit)
         except (P.NotPlain, RecursionError):
             return self.handle(value, cache=cache)
 
@@ -240,6 +240,9 @@ class Server:
             rid = msg.get("i")
             try:
                 value = self.ops[op](msg)
+            except P.FrameTooLarge as exc:  # a bytes result, caught before encoding it
+                self.send({"i": rid, "big": {"size": exc.size, "limit": exc.limit}})
+                continue
             except Exception as exc:  # noqa: BLE001 - every failure of user code goes to the host
                 self.send({"i": rid, "err": _describe_error(exc)})
                 continue

@@ -213,7 +213,10 @@ class Worker:
                 self._spawn()
             message = dict(fields)
             if encode is not None:
-                message.update(encode(self))
+                try:
+                    message.update(encode(self))
+                except P.FrameTooLarge as exc:  # a bytes argument, caught before encoding it
+                    raise MessageTooLargeError(exc.size, exc.limit) from None
             return self.request_locked(op, message, timeout=timeout, decode=decode)
 
     def request_locked(

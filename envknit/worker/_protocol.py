@@ -90,10 +90,14 @@ _PLAIN: tuple[tuple[type, Callable[[Any], Any]], ...] = (
 )
 
 
-def encode(value: Any, other: Callable[[Any], Any] | None = None, _depth: int = 0) -> Any:
+def encode(
+    value: Any, other: Callable[[Any], Any] | None = None, _depth: int = 0, limit: int = 0
+) -> Any:
     """The JSON-ready form of ``value``; ``other`` maps values that have no wire form.
 
-    Without ``other`` such a value raises ``NotPlain``.
+    Without ``other`` such a value raises ``NotPlain``. With a ``limit`` (bytes), a bytes value
+    whose base64 form alone is past it raises ``FrameTooLarge`` before that form is built:
+    bytes are the one type whose encoding is much larger than the value already in memory.
     """
     kind = type(value)
     if kind in _SCALARS:  # the common case first: exact types, no isinstance chain
@@ -104,26 +108,30 @@ def encode(value: Any, other: Callable[[Any], Any] | None = None, _depth: int = 
         raise NotPlain(f"nested deeper than {MAX_DEPTH} levels")
     depth = _depth + 1
     if kind is list:
-        return [v if type(v) in _SCALARS else encode(v, other, depth) for v in value]
+        return [v if type(v) in _SCALARS else encode(v, other, depth, limit) for v in value]
     if kind is dict:
         for k in value:
             if type(k) is not str or k[:1] == "$":
                 break
         else:
             return {
-                k: v if type(v) in _SCALARS else encode(v, other, depth) for k, v in value.items()
+                k: v if type(v) in _SCALARS else encode(v, other, depth, limit)
+                for k, v in value.items()
             }
         items = value.items()
-        return {"$d": [[encode(k, other, depth), encode(v, other, depth)] for k, v in items]}
+        pairs = [[encode(k, other, depth, limit), encode(v, other, depth, limit)] for k, v in items]
+        return {"$d": pairs}
     if kind is tuple:
-        return {"$t": [encode(v, other, depth) for v in value]}
+        return {"$t": [encode(v, other, depth, limit) for v in value]}
     if kind is bytes:
+        if limit and 4 * -(-len(value) // 3) > limit:
+            raise FrameTooLarge(4 * -(-len(value) // 3), limit)
         return {"$b": base64.b64encode(value).decode("ascii")}
     # Subclasses of the plain types (an IntEnum, numpy.float64, an OrderedDict...) travel as
     # the plain type.
     for plain, convert in _PLAIN:
         if isinstance(value, plain):
-            return encode(convert(value), other, _depth)
+            return encode(convert(value), other, _depth, limit)
     if other is not None:
         return other(value)
     raise NotPlain(f"{kind.__module__}.{kind.__qualname__} has no wire form")

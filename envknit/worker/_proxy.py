@@ -84,7 +84,7 @@ class WorkerProxy:
                     return _send_ref(v, w)
 
                 for key, value in values.items():
-                    out[key] = P.encode(value, send)
+                    out[key] = P.encode(value, send, limit=w.limit)
             return out
 
         def decode(ref: dict[str, Any]) -> WorkerProxy:

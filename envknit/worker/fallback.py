@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ._locate import spec_for_environment
-from ._pool import get_worker
+from ._pool import Worker, get_worker
 
 __all__ = ["call", "eval_json"]
 
@@ -48,7 +48,7 @@ def call(  # noqa: PLR0917 - the positional signature is the contract with SubIn
 def _args(**values: Any) -> Any:
     from . import _protocol as P
 
-    def encode(_worker: object) -> dict[str, Any]:
-        return {key: P.encode(value) for key, value in values.items()}
+    def encode(worker: Worker) -> dict[str, Any]:
+        return {key: P.encode(value, limit=worker.limit) for key, value in values.items()}
 
     return encode
