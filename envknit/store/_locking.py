@@ -40,10 +40,14 @@ def _flock(path: Path, mode: int) -> Iterator[None]:
 
 
 def entry_lock(
-    home: Path, name: str, version: str, key: str
+    home: Path, name: str, version: str, key: str, *, shared: bool = False
 ) -> contextlib.AbstractContextManager[None]:
-    """Serialise writers (install, gc) of one entry; names are already validated."""
-    return _flock(locks_root(home) / f"{name}-{version}-{key}.lock", fcntl.LOCK_EX)
+    """Serialise writers (install, gc) of one entry; ``shared`` for an install reusing it.
+
+    Names are already validated.
+    """
+    mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+    return _flock(locks_root(home) / f"{name}-{version}-{key}.lock", mode)
 
 
 @contextlib.contextmanager

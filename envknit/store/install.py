@@ -241,6 +241,22 @@ def _build(
     return built
 
 
+def _claim(entry: Entry, home: Path) -> bool:
+    """Date a complete entry's directory now, so that a running gc keeps it.
+
+    gc keeps the entries dated after it began (their installs may use locks it has not read).
+    False if the entry is gone (a gc removed it first): the caller then installs it again.
+    """
+    with entry_lock(home, entry.name, entry.version, entry.sha256[:KEY_LENGTH], shared=True):
+        try:
+            os.utime(entry.path)  # the directory: its files stay untouched
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass  # a store we may read but not write (permissions): use it, undated
+    return True
+
+
 def install_environment(
     env: LockedEnvironment,
     *,
@@ -261,10 +277,10 @@ def install_environment(
     reused: list[Entry] = []
     for pkg in env.selected(include_dev=include_dev):
         found = find_entry(pkg.name, pkg.version, pkg.hashes, python, home)
-        if found is None:
-            todo.append((pkg, choose_file(pkg, python)))
-        else:
+        if found is not None and _claim(found, home):
             reused.append(found)
+        else:
+            todo.append((pkg, choose_file(pkg, python)))
     installed: list[Entry] = []
     if todo:
         with contextlib.ExitStack() as stack:

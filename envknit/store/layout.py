@@ -3,7 +3,8 @@
 Layout::
 
     $ENVKNIT_HOME/                       (default ~/.envknit)
-      store/<name>/<version>/<key>/      one entry per (distribution, version, installed file)
+      store/<name>/<version>/<key>/      one entry per (distribution, version, installed file);
+                                         its mtime: when an install last made or reused it
           site/                          the directory that goes on sys.path / PYTHONPATH
           bin/                           console scripts (may be absent)
           ENTRY.json                     metadata + per-file manifest; written last

@@ -13,7 +13,7 @@ from ..lock import LockedEnvironment, load_lock
 from ..resolve import python_tuple
 from ._locking import build_dir, clean_stale_builds, entry_lock, locks_root
 from .install import manifest
-from .layout import ENTRY_FILE, KEY_LENGTH, Entry, find_entry, iter_entries
+from .layout import KEY_LENGTH, Entry, find_entry, iter_entries
 from .projects import registered_projects
 
 __all__ = [
@@ -117,7 +117,7 @@ def _needed(home: Path) -> tuple[set[tuple[str, str, str]], list[str]]:
 
 
 def _stamp(home: Path) -> int:
-    """Now, by the store's file-system clock (the one that dates ``ENTRY.json`` files)."""
+    """Now, by the store's file-system clock (the one that dates entries)."""
     stamp = locks_root(home) / "gc.stamp"
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_bytes(b"")
@@ -125,13 +125,16 @@ def _stamp(home: Path) -> int:
 
 
 def _finished_since(entry: Entry, started: int) -> bool:
-    """Was ``entry`` completed after gc began? Its project's lock may be newer than gc's read.
+    """Was ``entry`` completed or reused by an install after gc began?
 
-    (An install reads its lock before it writes an entry, so an entry finished earlier was
+    Such an install may work from a lock written after gc read it. (An install reads its lock,
+    and registers its project, before it writes or dates an entry: an entry dated earlier was
     needed by a lock that gc read, or by an older one.)
     """
     try:
-        return (entry.path / ENTRY_FILE).stat().st_mtime_ns >= started
+        # the directory's mtime: set when ENTRY.json, its last file, was written, and by
+        # installs that reuse the entry
+        return entry.path.stat().st_mtime_ns >= started
     except OSError:
         return True  # vanished or unreadable meanwhile: not ours to judge, leave it
 
@@ -140,8 +143,8 @@ def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
     """Remove entries that no registered project's lock needs.
 
     If any registered project's lock is missing or unreadable, nothing is removed: gc cannot
-    tell what that project needs. Entries completed while gc runs are kept (an install may be
-    using a lock written after gc read it).
+    tell what that project needs. Entries completed or reused by an install while gc runs are
+    kept (that install may be using a lock written after gc read it).
     """
     started = _stamp(home)  # before any lock is read
     needed, problems = _needed(home)
@@ -156,6 +159,9 @@ def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
         if not dry_run:
             with entry_lock(home, entry.name, entry.version, entry.sha256[:KEY_LENGTH]):
                 if not entry.path.is_dir():
+                    continue
+                if _finished_since(entry, started):  # an install took it up meanwhile
+                    kept += 1
                     continue
                 # rename first so the entry disappears at once, then delete at leisure
                 with build_dir(home) as trash:
