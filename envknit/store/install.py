@@ -131,12 +131,14 @@ def _split_out(target: Path, rels: list[str], shared: set[str], dest: Path) -> N
     site = dest / "site"
     site.mkdir(parents=True)
     made = {dest, site}
+    moved: set[str] = set()
     for rel in rels:
         top = rel.split(os.sep, 1)[0]
         root = dest if top == "bin" else site
         if top not in shared:
-            if os.path.lexists(target / top):
+            if top not in moved and os.path.lexists(target / top):
                 os.rename(target / top, root / top)
+            moved.add(top)
             continue
         src = target / rel
         if not src.is_file() and not src.is_symlink():
