@@ -43,6 +43,11 @@ def test_module_proxy_reads_attributes_and_calls_functions(demo: Path) -> None:
         value = {"a": [1, 2.5, None, True], "b": "✓"}
         assert mod.echo(value) == value
         assert mod.echo((1, b"\x00raw", {3: "x"})) == (1, b"\x00raw", {3: "x"})
+        # Look like tags, are data: both ways, with and without a tagged value beside them.
+        lookalike = {"$r": 1, "k": "$b", "l": ["$t", {"$d": []}]}
+        assert mod.echo(lookalike) == lookalike
+        assert mod.echo([lookalike, b"1"]) == [lookalike, b"1"]
+        assert mod.echo("$r") == "$r"
         assert mod.pid() != os.getpid()
 
 

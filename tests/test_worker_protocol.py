@@ -104,6 +104,18 @@ def test_oversized_frame_is_refused_before_sending(pipe: tuple[int, int]) -> Non
         os.read(r, 1)  # nothing was written
 
 
+@pytest.mark.parametrize("value", [{"$r": 1}, ["$x"], b"raw", (1,), {1: 2}, {"a": {"$t": []}}])
+def test_payloads_with_tags_or_dollar_strings_are_flagged(value: Any) -> None:
+    assert P.is_tagged(P.dumps(P.encode(value)))
+
+
+@pytest.mark.parametrize("value", [{"a": [1, 2.5, None, True]}, ["x", "y$"], "plain", 3])
+def test_plain_payloads_decode_to_what_was_loaded(value: Any) -> None:
+    payload = P.dumps(P.encode(value))
+    assert not P.is_tagged(payload)
+    assert P.decode(P.loads(payload)) == P.loads(payload) == value
+
+
 def test_bytes_past_the_limit_are_refused_before_their_base64_is_built() -> None:
     with pytest.raises(P.FrameTooLarge) as info:
         P.encode({"nested": [(1, b"x" * 300)]}, limit=100)

@@ -103,6 +103,8 @@ class Server:
         self.limit = limit
         self.handles: dict[int, Any] = {}
         self.next_handle = 1
+        #: whether the request being served may hold tagged values (see ``P.is_tagged``).
+        self.tagged = True
         self.ops: dict[str, Callable[[dict[str, Any]], Any]] = {
             "import": self.op_import,
             "getattr": self.op_getattr,
@@ -150,7 +152,7 @@ class Server:
             raise LookupError(f"no object with handle {hid} in this worker (released?)") from None
 
     def arg(self, data: Any) -> Any:
-        return P.decode(data, self._deref)
+        return P.decode(data, self._deref) if self.tagged else data
 
     def _deref(self, ref: dict[str, Any]) -> Any:
         return self.obj({"ref": ref["$r"]})
@@ -229,7 +231,8 @@ class Server:
     def serve(self) -> None:
         while True:
             try:
-                msg = P.loads(self.reader.read())
+                raw = self.reader.read()
+                msg = P.loads(raw)
             except P.PeerClosed:
                 return  # the host closed the pipe: shut down quietly
             for hid in msg.get("rel", ()):
@@ -238,6 +241,7 @@ class Server:
             if op is None:
                 continue  # a message that only releases handles
             rid = msg.get("i")
+            self.tagged = P.is_tagged(raw)
             try:
                 value = self.ops[op](msg)
             except P.FrameTooLarge as exc:  # a bytes result, caught before encoding it

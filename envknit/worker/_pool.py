@@ -238,15 +238,15 @@ class Worker:
         if len(payload) > self.limit:
             self._released.extend((self.generation, h) for h in current or ())
             raise MessageTooLargeError(len(payload), self.limit)
-        reply = self._exchange(payload, op, timeout)
+        reply, raw = self._exchange(payload, op, timeout)
         self._last_reply = time.monotonic()
         if not isinstance(reply, dict) or reply.get("i") != rid:
             self._stop()
             raise ProtocolError(f"reply {reply!r:.80} does not answer request {rid}")
         if "ok" in reply:
             value = reply["ok"]
-            if type(value) in P.SCALARS:
-                return value
+            if type(value) in P.SCALARS or not P.is_tagged(raw):
+                return value  # nothing to decode: a cheap byte search instead of a walk
             try:
                 return P.decode(value, decode)
             except P.WireError as exc:
@@ -255,12 +255,14 @@ class Worker:
             raise too_large(reply["big"])
         raise remote_error(reply.get("err"))
 
-    def _exchange(self, payload: bytes, op: str, timeout: float | None) -> Any:
+    def _exchange(self, payload: bytes, op: str, timeout: float | None) -> tuple[Any, bytes]:
+        """Send a request frame; return the reply, loaded and as the frame's payload."""
         assert self._reader is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             P.write_frame(self._wfd, payload, self.limit)
-            return P.loads(self._reader.read(deadline))
+            raw = self._reader.read(deadline)
+            return P.loads(raw), raw
         except P.FrameTimeout:
             pid = self.pid
             self._stop()

@@ -41,6 +41,7 @@ __all__ = [
     "decode",
     "dumps",
     "encode",
+    "is_tagged",
     "loads",
     "write_frame",
 ]
@@ -181,6 +182,13 @@ def _decode_tagged(
 # One encoder for every message: json.dumps() with options builds a new encoder on each call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _DECODER = json.JSONDecoder()
+
+
+def is_tagged(payload: bytes) -> bool:
+    """Whether ``payload`` may hold a tagged value. Without one, ``decode`` would return the
+    loaded message unchanged, so a reader may skip that walk. The encoder never escapes ``$``;
+    a peer that did would only get its tag read as plain data, never as a tag."""
+    return b'"$' in payload
 
 
 def dumps(message: Any) -> bytes:
