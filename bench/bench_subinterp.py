@@ -139,7 +139,7 @@ def bench_calls(repeat: int, number: int) -> None:
         def eval_json_timeout() -> object:
             return env.eval_json(SNIPPET, x=1, timeout=10)
 
-        driver = env._ensure().thread
+        driver = env._ensure().driver
 
         def hand_off() -> None:
             driver.call(_nothing)
@@ -179,7 +179,7 @@ def bench_calls(repeat: int, number: int) -> None:
         floor, "(the watchdog is armed)")
     row("hand-off to the interpreter's own thread",
         med["hand-off to the interpreter's thread"], "us", floor,
-        "(a no-op job; paid by eval_json on 3.12, by submit/timeouts on 3.13)")
+        "(a no-op job; paid by submit() and calls with a timeout)")
     row("raw exec + temp file (naive)", med["raw exec + temp file (naive)"], "us", floor)
     row("warm subprocess, JSON lines", med["warm subprocess, JSON lines"], "us", floor)
     print(f"  -> eval_json is {med['raw exec + temp file (naive)'] / ours:.2f}x faster than the "

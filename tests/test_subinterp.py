@@ -304,6 +304,21 @@ def test_signal_during_a_call_surfaces_after_it_and_the_next_call_is_not_confuse
 
 
 @gen2
+def test_a_future_callback_may_call_the_same_interpreter() -> None:
+    with envknit.SubInterpreterEnv("cb") as env:
+        seen: Future[object] = Future()
+
+        def callback(done: Future[object]) -> None:
+            try:
+                seen.set_result(env.eval_json("result = r * 10", r=done.result()))
+            except BaseException as exc:
+                seen.set_exception(exc)
+
+        env.submit("result = 4").add_done_callback(callback)
+        assert seen.result(timeout=60) == 40
+
+
+@gen2
 def test_submit_delivers_remote_errors() -> None:
     with envknit.SubInterpreterEnv("ml") as interp:
         future = interp.submit("raise LookupError('gone')")

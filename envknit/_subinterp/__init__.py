@@ -47,13 +47,13 @@ _labels = iter(range(1, 1 << 62))
 
 
 class _Interp:
-    """One live interpreter (its thread), its configuration, and whether a call is stuck."""
+    """One live interpreter (its driver), its configuration, and whether a call is stuck."""
 
     def __init__(self, label: str) -> None:
         self.configured: tuple[str, str, tuple[str, ...]] | None = None
         self.refused_sent = len(_refused)
         self.stuck: Job | None = None
-        self.thread = Driver(
+        self.driver = Driver(
             get_adapter(),
             {"stdlib": _safety.stdlib_dirs(), "refused": list(_refused)},
             label,
@@ -78,14 +78,14 @@ def _new_interp(name: str) -> _Interp:
 
 
 def _close_interp(interp: _Interp, *, wait: bool = True) -> None:
-    done = interp.thread.close(None if wait else 0)
+    done = interp.driver.close(None if wait else 0)
     if done:
         with _lock:
             _live.discard(interp)
 
 
 def _shutdown() -> None:
-    """At exit: destroy every interpreter on its own thread, so the process exits cleanly.
+    """At exit: destroy every interpreter, so the process exits cleanly.
 
     CPython 3.12 aborts ("remaining subinterpreters") if the process exits while one exists.
     """
@@ -93,14 +93,14 @@ def _shutdown() -> None:
         interps = list(_live)
         _pool.clear()
     for interp in interps:
-        interp.thread.close(0)
+        interp.driver.close(0)
     for interp in interps:
-        if not interp.thread.close(5.0):
+        if not interp.driver.close(5.0):
             sys.stderr.write(
                 "envknit: waiting for a sub-interpreter that is still inside a call that "
                 "timed out (it is destroyed when that call returns)\n"
             )
-            interp.thread.close(None)
+            interp.driver.close(None)
         with _lock:
             _live.discard(interp)
 
@@ -209,7 +209,7 @@ class SubInterpreterEnv:
         if interp.busy():
             _close_interp(interp, wait=False)
             return
-        if self._reuse and interp.thread.alive:
+        if self._reuse and interp.driver.alive:
             with _lock:
                 pooled = _pool.setdefault(self._name, [])
                 if len(pooled) < POOL_SIZE_PER_NAME:
@@ -222,7 +222,7 @@ class SubInterpreterEnv:
         interp = self._ensure()
         wait = None if timeout is None else timeout + HOST_GRACE_SECONDS
         try:
-            answer = interp.thread.request(_with_news(interp, payload, timeout), wait)
+            answer = interp.driver.request(_with_news(interp, payload, timeout), wait)
         except NotStarted:
             raise EnvknitTimeoutError(
                 f"the call did not start within {timeout:g} s: SubInterpreterEnv "
@@ -263,7 +263,7 @@ class SubInterpreterEnv:
         limit = self._timeout_of(timeout)
         payload = {"kind": "eval", "code": code, "inputs": inputs}
         interp = self._ensure()
-        inner = interp.thread.request_async(_with_news(interp, payload, limit))
+        inner = interp.driver.request_async(_with_news(interp, payload, limit))
         outer: Future[Any] = Future()
 
         def settle(done: Future[dict[str, Any]]) -> None:
@@ -274,7 +274,7 @@ class SubInterpreterEnv:
                     outer.set_result(answer["result"])
                     return
                 if self._fallback == "worker" and answer.get("cext"):
-                    # The worker round trip blocks; keep it off the interpreter's thread.
+                    # The worker round trip blocks; keep it off the interpreter's helper thread.
                     threading.Thread(
                         target=_settle_with, name="envknit-fallback", daemon=True,
                         args=(outer, lambda: self._failed(answer, limit, ("eval", code, inputs))),

@@ -108,6 +108,8 @@ class Job:
         except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
             self.value = exc
         self.done = True
+
+    def deliver(self) -> None:
         if self.future is None:
             self.finished.release()
         elif self.ok:
@@ -231,6 +233,8 @@ class Driver:
                 if not job.claim.acquire(blocking=False):
                     continue  # the caller gave up (timeout) before the job started
                 job.run()
+            # Outside the lock: a Future's callbacks run here and may call the interpreter.
+            job.deliver()
         # Jobs queued before close() ran first; a job stuck in C is waited for here, not by close().
         with self._run_lock:
             self._teardown()
