@@ -177,6 +177,11 @@ class SubInterpreterEnv:
         return f"<envknit.SubInterpreterEnv {self._name!r} {state}>"
 
     def _ensure(self) -> _Interp:
+        interp = self._interp
+        if interp is not None:
+            # Fast path without the mutex: if close() runs concurrently, the driver itself
+            # refuses the call with InterpreterClosedError.
+            return interp
         with self._mutex:
             if self._closed:
                 raise InterpreterClosedError(
