@@ -281,6 +281,15 @@ def bench_parallel(repeat: int, n: int) -> None:
             fa.result()
             fb.result()
 
+        def parallel_inline() -> None:
+            # eval_json without a timeout runs on the calling thread: two callers, two envs
+            threads = [threading.Thread(target=env.eval_json, args=(CPU_JOB,), kwargs={"n": n})
+                       for env in (a, b)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+
         def threads_one_interpreter() -> None:
             threads = [threading.Thread(target=py_job) for _ in range(2)]
             for t in threads:
@@ -300,7 +309,8 @@ def bench_parallel(repeat: int, n: int) -> None:
                 p.wait()
 
         samples: dict[str, list[float]] = {}
-        cases = {"serial": serial, "parallel": parallel, "threads": threads_one_interpreter,
+        cases = {"serial": serial, "parallel": parallel, "parallel inline": parallel_inline,
+                 "threads": threads_one_interpreter,
                  "one process": one_process, "two processes": two_processes}
         for _ in range(repeat):
             for name, func in cases.items():
@@ -308,12 +318,15 @@ def bench_parallel(repeat: int, n: int) -> None:
     med = {name: statistics.median(values) for name, values in samples.items()}
     row("two envs, one after the other", med["serial"], "ms")
     row("two envs on two threads (submit)", med["parallel"], "ms", med["serial"])
+    row("two envs, eval_json from two threads (inline)", med["parallel inline"], "ms",
+        med["serial"])
     row("two threads in one interpreter (shared GIL)", med["threads"], "ms", med["serial"])
     control = med["two processes"] / med["one process"]
     print(f"  -> control: two processes take {control:.2f}x the time of one "
           f"(1.0 = two free cores, 2.0 = one)")
     print(f"  -> speed-up of two envs on two threads: {med['serial'] / med['parallel']:.2f}x "
-          f"(goal >= 1.7x on 2 cores); threads in one interpreter: "
+          f"(goal >= 1.7x on 2 cores); eval_json from two threads: "
+          f"{med['serial'] / med['parallel inline']:.2f}x; threads in one interpreter: "
           f"{med['serial'] / med['threads']:.2f}x; os.cpu_count()={os.cpu_count()}")
 
 
