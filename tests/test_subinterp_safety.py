@@ -244,3 +244,4 @@ def test_inline_calls_from_many_threads_then_destroy(tmp_path: Path, closer: str
         """,
     )
     assert (proc.returncode, proc.stdout.strip()) == (0, "done"), proc.stderr
+    assert "Exception ignored" not in proc.stderr and "Fatal" not in proc.stderr, proc.stderr
