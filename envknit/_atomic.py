@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 __all__ = ["atomic_write_text"]
@@ -16,7 +15,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     replaced file keeps its mode.
     """
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.tmp")
+    tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.tmp")
     # os.open rather than tempfile.mkstemp: mkstemp makes 0o600 files, which would leave
     # envknit.yaml and the lock unreadable to the user's group
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

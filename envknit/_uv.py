@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -162,6 +161,8 @@ def compile_environment(
     "via" annotations that give the dependency graph), one of the resulting pins in
     ``pylock.toml`` form (the file name of every hash). The second is served from uv's cache.
     """
+    import tempfile  # here: install and run, which do not resolve, skip its imports
+
     with tempfile.TemporaryDirectory(prefix="envknit-lock-") as tmp:
         folder = Path(tmp)
         (folder / "main.in").write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")

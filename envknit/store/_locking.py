@@ -13,7 +13,6 @@ import contextlib
 import fcntl
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def build_dir(home: Path) -> Iterator[Path]:
     """
     root = tmp_root(home)
     root.mkdir(parents=True, exist_ok=True)
-    path = root / uuid.uuid4().hex
+    path = root / os.urandom(16).hex()
     with _flock(locks_root(home) / "tmp.lock", fcntl.LOCK_SH):
         path.mkdir()
         fd = os.open(path, os.O_RDONLY)
