@@ -129,7 +129,8 @@ def _split_out(target: Path, rels: list[str], shared: set[str], dest: Path) -> N
     ``shared`` ones (``bin``, namespace packages) are moved file by file.
     """
     site = dest / "site"
-    site.mkdir(parents=True)
+    dest.mkdir()
+    site.mkdir()
     made = {dest, site}
     moved: set[str] = set()
     for rel in rels:
@@ -229,6 +230,7 @@ def _build(
         claims = Counter(top for rels in records.values()
                          for top in {rel.split(os.sep, 1)[0] for rel in rels})
         shared = {top for top, count in claims.items() if count > 1}
+        (tmp / "entries").mkdir()
         for done, (pkg, dist) in enumerate(todo, 1):
             rels = records.get(pkg.name)
             if rels is None:
