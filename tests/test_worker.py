@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import site
@@ -131,6 +132,22 @@ def test_timeout_kills_and_replaces_the_worker_without_stale_replies(demo: Path)
         assert mod.echo("second") == "second"
         assert mod.pid() != first_pid
         assert mod.sleep(0.1) == 0.1
+
+
+def test_timeout_holds_when_the_worker_stopped_reading_a_large_request(demo: Path) -> None:
+    import signal
+
+    with envknit.worker("demo", "1.0", timeout=1.0) as mod:
+        stopped, echo = mod.pid(), mod.echo  # echo looked up now: the call below only writes
+        os.kill(stopped, signal.SIGSTOP)  # alive, but it reads nothing any more
+        try:
+            with pytest.raises(TimeoutError):
+                echo(b"x" * 4_000_000)  # far more than a pipe holds: the write must wait
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # gone once killed and reaped
+                os.kill(stopped, signal.SIGCONT)
+        assert mod.echo("next") == "next"
+        assert mod.pid() != stopped
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,9 @@ class Worker:
             raise WorkerError(f"cannot start a worker for {self.spec.label}: {exc}") from exc
         os.close(child_r)
         os.close(child_w)
+        # Non-blocking, so that a request to a worker that stopped reading honours the timeout
+        # (write_frame waits for room with a deadline) instead of blocking in write().
+        os.set_blocking(host_w, False)
         self._proc, self._wfd = proc, host_w
         self._reader = P.FrameReader(host_r, self.limit)
         self.generation += 1
@@ -117,7 +120,9 @@ class Worker:
             _live.add(self)
         hello = {"protocol": P.PROTOCOL_VERSION, "limit": self.limit, "path": list(self.spec.paths)}
         try:
-            P.write_frame(self._wfd, P.dumps(hello), self.limit)
+            P.write_frame(
+                self._wfd, P.dumps(hello), self.limit, time.monotonic() + STARTUP_TIMEOUT
+            )
             answer = P.loads(self._reader.read(time.monotonic() + STARTUP_TIMEOUT))
         except (P.WireError, OSError) as exc:
             how, code, sig = self._stop()
@@ -260,7 +265,7 @@ class Worker:
         assert self._reader is not None
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            P.write_frame(self._wfd, payload, self.limit)
+            P.write_frame(self._wfd, payload, self.limit, deadline)
             raw = self._reader.read(deadline)
             return P.loads(raw), raw
         except P.FrameTimeout:

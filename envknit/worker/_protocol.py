@@ -204,16 +204,37 @@ def loads(payload: bytes) -> Any:
         raise WireError(f"frame is not valid JSON: {exc}") from None
 
 
-def write_frame(fd: int, payload: bytes, limit: int) -> None:
-    """Send one frame; ``FrameTooLarge`` (nothing sent) if ``payload`` is past ``limit``."""
+def write_frame(fd: int, payload: bytes, limit: int, deadline: float | None = None) -> None:
+    """Send one frame; ``FrameTooLarge`` (nothing sent) if ``payload`` is past ``limit``.
+
+    ``fd`` may be non-blocking: then a frame the pipe cannot take at once waits for room until
+    ``deadline`` (a ``time.monotonic()`` value; None waits for ever), else ``FrameTimeout``.
+    A peer that stopped reading (stopped, hung) cannot block the sender past its deadline.
+    """
     if len(payload) > limit:
         raise FrameTooLarge(len(payload), limit)
     data = _HEADER.pack(len(payload)) + payload
-    written = os.write(fd, data)
+    try:
+        written = os.write(fd, data)
+    except BlockingIOError:
+        written = 0
     if written < len(data):  # a large frame: the pipe takes it in pieces
         view = memoryview(data)[written:]
+        poll = select.poll()
+        poll.register(fd, select.POLLOUT)
         while view:
-            view = view[os.write(fd, view) :]
+            if deadline is None:
+                poll.poll()
+            else:
+                left = deadline - time.monotonic()
+                if left <= 0 or not poll.poll(max(1, int(left * 1000) + 1)):
+                    if time.monotonic() >= deadline:
+                        raise FrameTimeout("the other side took no data before the deadline")
+                    continue
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:  # room for less than the atomic minimum: wait again
+                continue
 
 
 class FrameReader:
