@@ -17,6 +17,10 @@ _RESET_HOOKS = (
 )
 
 
+def _is_envknit(name: str) -> bool:
+    return name == "envknit" or name.startswith("envknit.")
+
+
 @pytest.fixture(autouse=True)
 def _isolate(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
@@ -44,7 +48,9 @@ def _isolate(
         sys.path_hooks[:] = path_hooks
         sys.path_importer_cache.clear()
         for name in list(sys.modules):
-            if name not in modules:
+            # envknit's own modules stay: the package caches lazily loaded names and state
+            # (live interpreters, workers) that the reset hooks above must still reach.
+            if name not in modules and not _is_envknit(name):
                 del sys.modules[name]
         sys.modules.update(modules)
 
