@@ -22,6 +22,8 @@ _USAGE = "usage: envknit run [--env NAME] [--no-dev] -- CMD [ARG...]"
 _CACHE_FORMAT = 1
 
 
+# _home and _find_config are store.layout.envknit_home and config.find_config on plain strings:
+# importing those modules (pathlib, packaging, YAML) would double this path's start-up time
 def _home() -> str:
     env = os.environ.get("ENVKNIT_HOME")
     if env:
