@@ -64,6 +64,30 @@ def test_verify_names_each_damaged_file(
     assert out.stdout.strip() == "1.0"
 
 
+def test_install_refuses_a_changed_uv_cache(
+    tmp_path: Path, env: dict[str, str], envknit_home: Path
+) -> None:
+    # a store file changed in place changes uv's cached copy too (hard links): reinstalling
+    # from that cache must not bless the change
+    env = {**env, "UV_CACHE_DIR": str(tmp_path / "own-uv-cache")}
+    root = make_small_project(tmp_path / "p", env, "gamma")
+    gamma = entry_of(envknit_home, "gamma", "1.0")
+    (gamma / "site" / "gamma" / "__init__.py").write_text("__version__ = 'patched'\n")
+    shutil.rmtree(gamma)
+    proc = cli("install", cwd=root, env=env, expect=1)
+    assert proc.stderr.count("envknit: error:") == 1
+    assert "gamma==1.0: the installed gamma/__init__.py differs from its wheel's RECORD" in (
+        proc.stderr)
+    assert "uv cache clean gamma" in proc.stderr
+    assert list(iter_entries(envknit_home)) == []
+    subprocess.run([uv_bin(), "cache", "clean", "gamma"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    cli("install", cwd=root, env=env)
+    out = cli("run", "--", "python", "-c", "import gamma; print(gamma.__version__)", cwd=root,
+              env=env)
+    assert out.stdout.strip() == "1.0"
+
+
 def test_doctor_and_status(installed: Path, env: dict[str, str], envknit_home: Path) -> None:
     doctor = cli("doctor", cwd=installed, env=env)
     assert "doctor: all good" in doctor.stdout and "[ok] uv " in doctor.stdout

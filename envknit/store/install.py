@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import dataclasses
@@ -104,11 +105,11 @@ def _fix_script(path: Path) -> None:
         path.write_bytes(_ENV_SHEBANG.encode() + rest)
 
 
-def _record_paths(dist_info: Path) -> list[str]:
-    """The paths (relative to the install target) that ``dist_info``'s RECORD lists."""
+def _read_record(dist_info: Path) -> list[tuple[str, str | None]]:
+    """``(path relative to the install target, sha256 hex or None)`` of each RECORD row."""
     with open(dist_info / "RECORD", encoding="utf-8", newline="") as fh:
         rows = [row for row in csv.reader(fh) if row]
-    paths = []
+    found: list[tuple[str, str | None]] = []
     for row in rows:
         rel = os.path.normpath(row[0])
         if rel.startswith("..") or os.path.isabs(rel):
@@ -116,9 +117,36 @@ def _record_paths(dist_info: Path) -> list[str]:
                 f"{dist_info.name}/RECORD lists {row[0]!r}, outside the install target; "
                 "envknit only installs files that stay inside a store entry"
             )
-        if rel != os.curdir:
-            paths.append(rel)
-    return paths
+        if rel == os.curdir:
+            continue
+        algo, _, digest = row[1].partition("=") if len(row) > 1 else ("", "", "")
+        sha = None
+        if algo == "sha256" and digest:
+            with contextlib.suppress(ValueError):  # a malformed digest: nothing to check
+                raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
+                sha = raw.hex() if len(raw) == 32 else None
+        found.append((rel, sha))
+    return found
+
+
+def _check_record(entry: Entry, record: list[tuple[str, str | None]]) -> None:
+    """Each installed file must be what its wheel's RECORD says it is.
+
+    uv installs from its cache, and with its default link mode store files are hard links
+    into that cache: a file once changed in place (in the store, or in a virtual environment
+    linked to the same cache) would otherwise be installed, and its manifest would bless it.
+    Console scripts (``bin``) are rewritten on install, so they are not compared.
+    """
+    for rel, sha in record:
+        if sha is None or rel.split(os.sep, 1)[0] == "bin":
+            continue
+        actual = entry.files.get("site/" + rel.replace(os.sep, "/"))
+        if actual is not None and actual != sha:
+            raise StoreError(
+                f"{entry.name}=={entry.version}: the installed {rel} differs from its wheel's "
+                "RECORD: uv's cached copy was changed. Run 'uv cache clean "
+                f"{entry.name}', then install again"
+            )
 
 
 def _split_out(target: Path, rels: list[str], shared: set[str], dest: Path) -> None:
@@ -226,18 +254,19 @@ def _build(
         _uv.install_pinned([(p.name, p.version, d.sha256) for p, d in todo],
                            python=python_exe, target=target)
         infos = _dist_infos(target)
-        records = {name: _record_paths(info) for name, info in infos.items()}
-        claims = Counter(top for rels in records.values()
-                         for top in {rel.split(os.sep, 1)[0] for rel in rels})
+        records = {name: _read_record(info) for name, info in infos.items()}
+        claims = Counter(top for rows in records.values()
+                         for top in {rel.split(os.sep, 1)[0] for rel, _ in rows})
         shared = {top for top, count in claims.items() if count > 1}
         (tmp / "entries").mkdir()
         for done, (pkg, dist) in enumerate(todo, 1):
-            rels = records.get(pkg.name)
-            if rels is None:
+            record = records.get(pkg.name)
+            if record is None:
                 raise StoreError(f"uv installed no {pkg.name}=={pkg.version} (from {dist.name})")
             staging = tmp / "entries" / pkg.name
-            _split_out(target, rels, shared, staging)
+            _split_out(target, [rel for rel, _ in record], shared, staging)
             entry = _finish_build(staging, pkg, dist, python)
+            _check_record(entry, record)
             final = entry_dir(pkg.name, pkg.version, dist.sha256, home)
             _move_into_place(staging, final, home)
             built.append(dataclasses.replace(entry, path=final))
