@@ -68,7 +68,7 @@ def time_calls(func: Callable[[], Any], n: int, out: list[int]) -> None:
         out.append(clock() - t0)
 
 
-def raw_echo() -> tuple[Callable[[], Any], Callable[[], None]]:
+def raw_echo() -> tuple[Callable[[], Any], Callable[[], None], int]:
     host_r, child_w = os.pipe()
     child_r, host_w = os.pipe()
     proc = subprocess.Popen(
@@ -93,7 +93,7 @@ def raw_echo() -> tuple[Callable[[], Any], Callable[[], None]]:
         os.close(host_r)
 
     assert call() == ARG
-    return call, close
+    return call, close, proc.pid
 
 
 def _mp_echo(conn: Connection) -> None:
@@ -104,7 +104,7 @@ def _mp_echo(conn: Connection) -> None:
             return
 
 
-def mp_pipe() -> tuple[Callable[[], Any], Callable[[], None]]:
+def mp_pipe() -> tuple[Callable[[], Any], Callable[[], None], int]:
     ctx = multiprocessing.get_context("spawn")
     parent, child = ctx.Pipe()
     proc = ctx.Process(target=_mp_echo, args=(child,))
@@ -120,7 +120,44 @@ def mp_pipe() -> tuple[Callable[[], Any], Callable[[], None]]:
         proc.join(10)
 
     assert call() == ARG
-    return call, close
+    assert proc.pid is not None
+    return call, close, proc.pid
+
+
+def placements() -> list[tuple[str, int, int]]:
+    """(label, host CPU, child CPU): every contender runs under the same placement.
+
+    Left to the scheduler, a ping-pong between two processes lands on one core or on two, and
+    the two differ by about 4x here (a cross-core wake-up costs ~40 us on this machine), which
+    made unpinned runs compare a same-core floor with a cross-core proxy call, or the reverse.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    same = [("same core", cpus[0], cpus[0])]
+    return same + ([("two cores", cpus[0], cpus[1])] if len(cpus) > 1 else [])
+
+
+def round_trips(host_cpu: int, child_cpu: int) -> dict[str, float]:
+    """Median microseconds of each contender's round trip, all pinned as given."""
+    from envknit.worker import shutdown_workers, worker
+    from envknit.worker._pool import live_workers
+
+    os.sched_setaffinity(0, {host_cpu})
+    samples: dict[str, list[int]] = {"proxy": [], "raw": [], "mp": []}
+    for _ in range(ROUNDS):
+        shutdown_workers()
+        raw_call, raw_close, raw_pid = raw_echo()
+        mp_call, mp_close, mp_pid = mp_pipe()
+        with worker("benchpkg", "1.0") as mod:
+            assert mod.echo(ARG) == ARG
+            for pid in (raw_pid, mp_pid, *(w.pid for w in live_workers() if w.pid)):
+                os.sched_setaffinity(pid, {child_cpu})
+            calls = {"proxy": lambda: mod.echo(ARG), "raw": raw_call, "mp": mp_call}
+            for _ in range(5):
+                for name, func in calls.items():
+                    time_calls(func, CALLS // ROUNDS // 5, samples[name])
+        raw_close()
+        mp_close()
+    return {k: statistics.median(v) / 1000 for k, v in samples.items()}
 
 
 def main() -> int:
@@ -138,22 +175,11 @@ def main() -> int:
             {"default": [make_store_entry(home, "benchpkg", "1.0", files)]},
         )
 
-        # Fresh processes every round, the contenders interleaved in small batches: on this
-        # shared 2-core machine, which core a process lands on moves its figures by up to 2x.
-        samples: dict[str, list[int]] = {"proxy": [], "raw": [], "mp": []}
-        for _ in range(ROUNDS):
-            shutdown_workers()
-            raw_call, raw_close = raw_echo()
-            mp_call, mp_close = mp_pipe()
-            with worker("benchpkg", "1.0") as mod:
-                assert mod.echo(ARG) == ARG
-                calls = {"proxy": lambda: mod.echo(ARG), "raw": raw_call, "mp": mp_call}
-                for _ in range(5):
-                    for name, func in calls.items():
-                        time_calls(func, CALLS // ROUNDS // 5, samples[name])
-            raw_close()
-            mp_close()
-        proxy, raw, mp = (statistics.median(samples[k]) / 1000 for k in ("proxy", "raw", "mp"))
+        # Fresh processes every round, the contenders interleaved in small batches, each
+        # placement measured separately (see placements()).
+        allowed = os.sched_getaffinity(0)
+        figures = {label: round_trips(h, c) for label, h, c in placements()}
+        os.sched_setaffinity(0, allowed)
 
         spawn_samples, bare_samples = [], []
         for _ in range(SPAWNS):  # interleaved, like the calls above
@@ -171,9 +197,12 @@ def main() -> int:
 
     print(f"Python {sys.version.split()[0]}; {CALLS} calls in {ROUNDS} rounds of fresh processes"
           f" / {SPAWNS} spawns per figure; medians")
-    print(f"proxy call mod.echo(small dict)      {proxy:8.1f} us")
-    print(f"  raw framed JSON echo (floor)       {raw:8.1f} us   proxy/raw = {proxy / raw:.2f}x")
-    print(f"  multiprocessing Pipe + pickle      {mp:8.1f} us   proxy/mp  = {proxy / mp:.2f}x")
+    for label, f in figures.items():
+        proxy, raw, mp = f["proxy"], f["raw"], f["mp"]
+        print(f"[{label}] proxy call mod.echo(small dict)")
+        print(f"  envknit proxy                   {proxy:8.1f} us")
+        print(f"  raw framed JSON echo (floor)    {raw:8.1f} us   proxy/raw = {proxy / raw:.2f}x")
+        print(f"  multiprocessing Pipe + pickle   {mp:8.1f} us   proxy/mp  = {proxy / mp:.2f}x")
     print(f"spawn to first result                {spawn:8.1f} ms")
     print(f"  python -c pass                     {bare:8.1f} ms   spawn/pass = {spawn / bare:.2f}x")
     return 0
