@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -226,22 +225,13 @@ def test_submit_returns_futures_and_interpreters_work_from_many_threads() -> Non
             env.submit("result = n * n", n=i) for i, env in enumerate(envs)
         ]
         assert [f.result(timeout=60) for f in futures] == [0, 1, 4]
-        errors: list[BaseException] = []
-        results: dict[int, list[object]] = {}
 
-        def hammer(k: int) -> None:
-            try:
-                env = envs[k % len(envs)]
-                results[k] = [env.eval_json("result = [k, j]", k=k, j=j) for j in range(10)]
-            except BaseException as exc:
-                errors.append(exc)
+        def hammer(k: int) -> list[object]:
+            env = envs[k % len(envs)]
+            return [env.eval_json("result = [k, j]", k=k, j=j) for j in range(10)]
 
-        threads = [threading.Thread(target=hammer, args=(k,)) for k in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors
+        with ThreadPoolExecutor(6) as pool:  # an exception in a thread re-raises here
+            results = list(pool.map(hammer, range(6)))
         assert all(results[k] == [[k, j] for j in range(10)] for k in range(6))
     finally:
         for env in envs:
@@ -253,27 +243,19 @@ def test_inline_timed_and_submitted_calls_on_one_interpreter_take_turns() -> Non
     # Calls without a timeout run on the caller's thread, the others on the interpreter's
     # helper thread: mixed from several threads they must never collide ("already running").
     with envknit.SubInterpreterEnv("mix") as env:
-        errors: list[BaseException] = []
 
         def use(k: int) -> None:
-            try:
-                for j in range(15):
-                    if j % 3 == 0:
-                        got = env.eval_json("result = [k, j]", k=k, j=j, timeout=60)
-                    elif j % 3 == 1:
-                        got = env.submit("result = [k, j]", k=k, j=j).result(timeout=60)
-                    else:
-                        got = env.eval_json("result = [k, j]", k=k, j=j)
-                    assert got == [k, j]
-            except BaseException as exc:
-                errors.append(exc)
+            for j in range(15):
+                if j % 3 == 0:
+                    got = env.eval_json("result = [k, j]", k=k, j=j, timeout=60)
+                elif j % 3 == 1:
+                    got = env.submit("result = [k, j]", k=k, j=j).result(timeout=60)
+                else:
+                    got = env.eval_json("result = [k, j]", k=k, j=j)
+                assert got == [k, j]
 
-        threads = [threading.Thread(target=use, args=(k,)) for k in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors, errors
+        with ThreadPoolExecutor(4) as pool:  # an exception in a thread re-raises here
+            list(pool.map(use, range(4)))
 
 
 @gen2
