@@ -40,5 +40,8 @@ def shutdown_workers() -> None:
 
 
 def _reset_for_tests() -> None:
-    """Stop every worker (called after each test)."""
+    """Stop every worker and forget cached look-ups (called after each test)."""
     shutdown_workers()
+    from ._locate import forget
+
+    forget()
