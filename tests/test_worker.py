@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import shutil
 import site
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -463,3 +464,29 @@ def test_an_environment_whose_python_is_missing_is_skipped_for_one_that_works(
         assert mod.echo(1) == 1
 
 
+
+
+def test_a_later_block_sees_a_changed_lock_and_a_removed_entry(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # worker() remembers where a package was found; neither a re-locked version nor an entry
+    # removed from the store may be served from that memory.
+    lock = make_demo_project(envknit_home, tmp_path, monkeypatch)
+    with envknit.worker("demo", "1.0") as mod:
+        assert mod.__version__ == "1.0"
+    make_demo(envknit_home, lock, version="2.0")  # the lock now pins 2.0 only
+    with (
+        pytest.raises(VersionNotInstalledError, match=r"demo==1\.0 .*2\.0"),
+        envknit.worker("demo", "1.0"),
+    ):
+        pass
+    with envknit.worker("demo", "2.0") as mod:
+        assert mod.__version__ == "2.0"
+    envknit.shutdown_workers()
+    entry = envknit_home / "store" / "demo" / "2.0"
+    assert entry.is_dir()
+    shutil.rmtree(entry)
+    with pytest.raises(EntryMissingError, match="run 'envknit install"), envknit.worker(
+        "demo", "2.0"
+    ):
+        pass

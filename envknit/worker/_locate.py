@@ -71,9 +71,10 @@ def _module_name(dist: str, version: str, entry: Entry | None) -> str:
 _found: dict[tuple[object, ...], Located] = {}
 
 
-def _signature(locks: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+def _signature(locks: Sequence[Path]) -> tuple[tuple[str, int, int, int], ...]:
+    # The inode too: file times are coarse (a few ms), but locks are replaced by rename.
     stats = [(str(p), p.stat()) for p in locks]
-    return tuple((path, st.st_mtime_ns, st.st_size) for path, st in stats)
+    return tuple((path, st.st_ino, st.st_mtime_ns, st.st_size) for path, st in stats)
 
 
 def forget() -> None:
