@@ -40,8 +40,9 @@ _lock = threading.Lock()
 _live: set[_Interp] = set()
 _pool: dict[str, list[_Interp]] = {}
 # Extension modules any child reported as refused (see _child.py). A request carries the ones
-# its interpreter has not been told about yet.
-_refused: list[str] = []
+# its interpreter has not been told about yet. On 3.12 it starts with the stdlib's single-phase
+# modules, so that their init functions never run in a sub-interpreter (see _safety).
+_refused: list[str] = _safety.refused_from_the_start()
 _atexit_registered = False
 _labels = iter(range(1, 1 << 62))
 
@@ -409,6 +410,7 @@ def _learn(answer: dict[str, Any]) -> None:
     if refused:
         with _lock:
             _refused.extend(name for name in refused if name not in _refused)
+        _safety.guard_host_imports(refused)
 
 
 def _with_news(
