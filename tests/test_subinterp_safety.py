@@ -15,7 +15,8 @@ from tests.conftest import gen2
 pytestmark = [gen2, pytest.mark.timeout(180)]
 
 # Negative controls show a CPython bug by crashing: they run only on the exact build where the
-# crash was measured (other 3.12.x builds may or may not have it; 3.12.4 fixed the parsers).
+# crash was measured (other 3.12.x builds may or may not have it; the parser fix,
+# python/cpython#119425, was backported to the 3.12 branch in May 2024).
 ON_3121 = pytest.mark.skipif(
     sys.version_info[:3] != (3, 12, 1), reason="the crash was measured on CPython 3.12.1"
 )
@@ -190,7 +191,7 @@ def test_interpreter_running_threads_left_open_at_exit(tmp_path: Path) -> None:
 
 
 def test_stress_four_interpreters_two_threads_everything(tmp_path: Path) -> None:
-    # The facts' stress case: 4 live interpreters, each importing and using many stdlib
+    # The stress case that crashed 3.12.1 and 3.13.0: 4 live interpreters, each using many stdlib
     # modules, driven from 2 threads; 2 closed explicitly, 2 left for the exit handler.
     proc = run_script(
         tmp_path,
