@@ -50,6 +50,37 @@ WORKLOADS = {
         "with ThreadPoolExecutor(2) as ex:\n"
         "    result = list(ex.map(abs, [-1, -2]))"
     ),
+    # Keyword calls into the stdlib extension modules whose parsers the 3.12 warm-up builds.
+    "keywords": (
+        "import bisect, binascii, bz2, codecs, csv, hashlib, lzma, math, pickle, queue\n"
+        "import select, socket, sqlite3, ssl, struct, zlib\n"
+        "out = []\n"
+        "a = []\n"
+        "bisect.insort(a, 3, key=None)\n"
+        "out.append(bisect.bisect_left(a, 2, lo=0))\n"
+        "out.append(binascii.b2a_base64(b'x', newline=False).decode())\n"
+        "out.append(bz2.BZ2Decompressor().decompress(bz2.compress(b'x'), max_length=-1).decode())\n"
+        "out.append(csv.field_size_limit(new_limit=csv.field_size_limit()) > 0)\n"
+        "out.append(hashlib.pbkdf2_hmac('sha256', b'p', b's', 1, dklen=4).hex())\n"
+        "out.append(hashlib.shake_128(b'x').hexdigest(length=2))\n"
+        "out.append(lzma.LZMADecompressor(format=lzma.FORMAT_AUTO)"
+        ".decompress(lzma.compress(b'y'), max_length=-1).decode())\n"
+        "out.append(math.isclose(1.0, 1.0, abs_tol=0.1))\n"
+        "out.append(math.prod([2, 3], start=1))\n"
+        "out.append(pickle.loads(pickle.dumps(5, protocol=4), fix_imports=True))\n"
+        "q = queue.SimpleQueue()\nq.put(1, block=True)\nout.append(q.get(block=True, timeout=1))\n"
+        "ep = select.epoll(sizehint=-1)\nep.poll(timeout=0, maxevents=1)\nep.close()\n"
+        "socket.socket(family=socket.AF_INET, type=socket.SOCK_STREAM).close()\n"
+        "con = sqlite3.connect(':memory:', timeout=1.0)\n"
+        "out.append(con.cursor().execute('select 1').fetchmany(size=1)[0][0])\ncon.close()\n"
+        "ctx = ssl.create_default_context()\nctx.get_ca_certs(binary_form=False)\n"
+        "ctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname='example.org')\n"
+        "out.append(struct.unpack_from('b', buffer=b'\\x07', offset=0)[0])\n"
+        "out.append(zlib.decompressobj(wbits=15).decompress(zlib.compress(b'z', level=1), "
+        "max_length=0).decode())\n"
+        "out.append(codecs.getincrementalencoder('gb2312')().encode('\\u4e2d', final=True).hex())\n"
+        "result = out"
+    ),
     "datetime": (
         "import datetime, decimal, calendar, time\n"
         "time.strptime('2024', '%Y')\n"
@@ -65,6 +96,9 @@ EXPECTED = {
     "epoll": [],
     "threadpool": [1, 2],
     "datetime": ["2024-01-02", "1.5"],
+    "keywords": [
+        0, "eA==", "x", True, "372cc981", "e472", "y", True, 6, 5, 1, 1, 7, "z", "d6d0"
+    ],
 }
 
 
@@ -293,7 +327,7 @@ def run_raw(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
 
 
 @ON_3121
-@pytest.mark.parametrize("workload", ["asyncio_sleep", "epoll"])
+@pytest.mark.parametrize("workload", ["asyncio_sleep", "epoll", "keywords"])
 def test_without_the_preparation_keyword_calls_crash_at_exit(
     tmp_path: Path, workload: str
 ) -> None:
