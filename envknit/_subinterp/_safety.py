@@ -177,7 +177,8 @@ def _own_parsers() -> list[str]:
         if instances_of is not None:
             try:
                 instances = instances_of(module)
-            except OSError:  # e.g. no /dev/shm for SemLock; the module's functions still count
+            except Exception:  # noqa: BLE001 - best effort (no /dev/shm for SemLock, a build
+                # without a codec...): the module's functions and types are still warmed
                 instances = ()
         _own_module(module, instances, accepted)
         for instance in instances:
