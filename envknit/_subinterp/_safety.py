@@ -76,7 +76,7 @@ def _warm_312() -> None:
 
 # -- 3.12: argument parsers ----------------------------------------------------------------
 #
-# The mechanism (Python/getargs.c in 3.12.0-3.12.3): a clinic wrapper hands its static
+# The mechanism (Python/getargs.c as of 3.12.1): a clinic wrapper hands its static
 # _PyArg_Parser to _PyArg_UnpackKeywords whenever the call is not purely positional and in
 # range. parser_init() then fills parser->kwtuple: for modules built into libpython the tuple
 # is static, for the shared-library modules in lib-dynload it is created with PyTuple_New
