@@ -35,32 +35,15 @@ keeps working. Errors carry structured fields and build their message from them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
-    "CExtIncompatibleError",
-    "CExtensionError",
-    "ConfigError",
-    "EntryMissingError",
-    "EnvknitError",
-    "EnvknitTimeoutError",
-    "IntegrityError",
-    "InterpreterClosedError",
-    "InterpreterNotFoundError",
-    "InvalidNameError",
-    "LockError",
-    "LockSchemaError",
-    "MessageTooLargeError",
-    "ProtocolError",
-    "RemoteError",
-    "ResolverError",
-    "StoreError",
-    "StrictModeError",
-    "SubInterpreterError",
-    "UnknownEnvironmentError",
-    "UnsupportedPlatformError",
-    "VersionNotInstalledError",
-    "WorkerCrashedError",
-    "WorkerError",
+    "CExtIncompatibleError", "CExtensionError", "ConfigError", "EntryMissingError",
+    "EnvknitError", "EnvknitTimeoutError", "IntegrityError", "InterpreterClosedError",
+    "InterpreterNotFoundError", "InvalidNameError", "LockError", "LockSchemaError",
+    "MessageTooLargeError", "ProtocolError", "RemoteError", "ResolverError", "StoreError",
+    "StrictModeError", "SubInterpreterError", "UnknownEnvironmentError",
+    "UnsupportedPlatformError", "VersionNotInstalledError", "WorkerCrashedError", "WorkerError",
     "WorkerRemoteError",
 ]
 
@@ -70,43 +53,40 @@ class EnvknitError(Exception):
 
     __module__ = "envknit"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Users import these from ``envknit``; tracebacks and reprs should say so. Subclasses
+        # defined elsewhere (a user's own, say) keep their module.
+        if cls.__module__ == __name__:
+            cls.__module__ = "envknit"
 
-class ConfigError(EnvknitError, ValueError):
+
+class _LocatedError(EnvknitError, ValueError):
+    """A problem in a file: ``path`` and ``field`` (when given) prefix the message."""
+
+    _quote_field = False
+
+    def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
+        self.path = path
+        self.field = field
+        where = f"{path}: " if path else ""
+        if field:
+            where += f"{field!r}: " if self._quote_field else f"{field}: "
+        super().__init__(f"{where}{message}")
+
+
+class ConfigError(_LocatedError):
     """``envknit.yaml`` is missing, malformed or invalid."""
 
-    __module__ = "envknit"
 
-    def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
-        self.path = path
-        self.field = field
-        where = ""
-        if path:
-            where += f"{path}: "
-        if field:
-            where += f"{field}: "
-        super().__init__(f"{where}{message}")
-
-
-class LockError(EnvknitError, ValueError):
+class LockError(_LocatedError):
     """``envknit.lock.yaml`` is malformed or invalid; ``field`` names the offending field."""
 
-    __module__ = "envknit"
-
-    def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
-        self.path = path
-        self.field = field
-        where = ""
-        if path:
-            where += f"{path}: "
-        if field:
-            where += f"{field!r}: "
-        super().__init__(f"{where}{message}")
+    _quote_field = True  # lock fields are paths such as 'packages[0].version'
 
 
 class LockSchemaError(LockError):
     """The lock's ``schema_version`` has a major version this envknit does not know."""
-
-    __module__ = "envknit"
 
     def __init__(self, found: str, supported: str, *, path: str | None = None):
         self.found = found
@@ -122,22 +102,15 @@ class LockSchemaError(LockError):
 class UnknownEnvironmentError(EnvknitError, LookupError):
     """An environment name that the config or lock does not define."""
 
-    __module__ = "envknit"
-
     def __init__(self, name: str, available: Sequence[str], *, source: str = "the lock"):
         self.name = name
         self.available = tuple(available)
         names = ", ".join(repr(n) for n in self.available) or "none"
         super().__init__(f"unknown environment {name!r} in {source}; environments: {names}")
 
-    def __str__(self) -> str:  # LookupError would repr() the message otherwise
-        return str(self.args[0])
-
 
 class InvalidNameError(EnvknitError, ValueError):
     """A package name, version or environment name that is malformed or unsafe."""
-
-    __module__ = "envknit"
 
     def __init__(self, kind: str, value: str, reason: str):
         self.kind = kind
@@ -149,13 +122,9 @@ class InvalidNameError(EnvknitError, ValueError):
 class StoreError(EnvknitError):
     """A problem with the global store."""
 
-    __module__ = "envknit"
-
 
 class EntryMissingError(StoreError):
     """A locked package has no complete entry in the store."""
-
-    __module__ = "envknit"
 
     def __init__(self, name: str, version: str, *, env: str | None = None):
         self.name = name
@@ -164,44 +133,30 @@ class EntryMissingError(StoreError):
         in_env = f" (environment {env!r})" if env else ""
         hint = f"envknit install --env {env}" if env else "envknit install"
         super().__init__(
-            f"{name}=={version}{in_env} is locked but not installed in the store; "
-            f"run '{hint}'"
+            f"{name}=={version}{in_env} is locked but not installed in the store; run '{hint}'"
         )
 
 
 class IntegrityError(StoreError):
     """A file or distribution whose hash does not match what was recorded."""
 
-    __module__ = "envknit"
-
 
 class ResolverError(EnvknitError):
     """uv failed to resolve or install; the message carries uv's own output."""
-
-    __module__ = "envknit"
 
 
 class InterpreterNotFoundError(EnvknitError, LookupError):
     """No Python interpreter of the requested version could be found."""
 
-    __module__ = "envknit"
-
     def __init__(self, version: str, searched: Sequence[str] = ()):
         self.version = version
         self.searched = tuple(searched)
         where = "; searched: " + ", ".join(self.searched) if self.searched else ""
-        super().__init__(
-            f"no Python {version} interpreter found (PATH, pyenv, uv-managed){where}"
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+        super().__init__(f"no Python {version} interpreter found (PATH, pyenv, uv-managed){where}")
 
 
 class UnsupportedPlatformError(EnvknitError, RuntimeError):
     """The running Python cannot provide the requested feature."""
-
-    __module__ = "envknit"
 
 
 class RemoteError(EnvknitError, RuntimeError):
@@ -211,7 +166,6 @@ class RemoteError(EnvknitError, RuntimeError):
     message and ``remote_traceback`` the remote traceback text.
     """
 
-    __module__ = "envknit"
     where = "remote"
 
     def __init__(self, remote_type: str, remote_message: str, remote_traceback: str = ""):
@@ -228,33 +182,25 @@ class RemoteError(EnvknitError, RuntimeError):
 class SubInterpreterError(RemoteError):
     """An exception raised by code running inside a sub-interpreter."""
 
-    __module__ = "envknit"
     where = "in a sub-interpreter"
 
 
 class WorkerRemoteError(RemoteError):
     """An exception raised by code running inside a worker process."""
 
-    __module__ = "envknit"
     where = "in a worker process"
 
 
 class InterpreterClosedError(EnvknitError, RuntimeError):
     """A sub-interpreter handle used after it was closed."""
 
-    __module__ = "envknit"
-
 
 class EnvknitTimeoutError(EnvknitError, TimeoutError):
     """A call into a sub-interpreter or worker did not finish within its timeout."""
 
-    __module__ = "envknit"
-
 
 class CExtIncompatibleError(EnvknitError, ImportError):
     """A C extension module cannot be loaded inside a sub-interpreter."""
-
-    __module__ = "envknit"
 
     def __init__(self, module: str, detail: str = ""):
         self.module = module
@@ -269,8 +215,6 @@ class CExtIncompatibleError(EnvknitError, ImportError):
 
 class CExtensionError(EnvknitError, ImportError):
     """``use()`` of a package with compiled extensions, which cannot load twice in a process."""
-
-    __module__ = "envknit"
 
     def __init__(self, name: str, version: str, extensions: Sequence[str] = ()):
         self.package = name
@@ -289,8 +233,6 @@ class CExtensionError(EnvknitError, ImportError):
 class VersionNotInstalledError(EnvknitError, ModuleNotFoundError):
     """A requested version that is not installed; names the versions that are."""
 
-    __module__ = "envknit"
-
     def __init__(self, name: str, version: str, available: Sequence[str]):
         self.package = name
         self.version = version
@@ -306,8 +248,6 @@ class VersionNotInstalledError(EnvknitError, ModuleNotFoundError):
 class StrictModeError(EnvknitError, ImportError):
     """A plain import of an envknit-managed package outside any ``use()`` block, in strict mode."""
 
-    __module__ = "envknit"
-
     def __init__(self, name: str, versions: Sequence[str] = ()):
         self.package = name
         self.versions = tuple(versions)
@@ -322,13 +262,9 @@ class StrictModeError(EnvknitError, ImportError):
 class WorkerError(EnvknitError, RuntimeError):
     """A worker process failed."""
 
-    __module__ = "envknit"
-
 
 class WorkerCrashedError(WorkerError):
     """A worker process died: ``signal`` or ``exit_code`` says how."""
-
-    __module__ = "envknit"
 
     def __init__(self, message: str, *, exit_code: int | None = None, signal: str | None = None):
         self.exit_code = exit_code
@@ -339,13 +275,9 @@ class WorkerCrashedError(WorkerError):
 class ProtocolError(WorkerError):
     """A malformed frame or a protocol version mismatch between host and worker."""
 
-    __module__ = "envknit"
-
 
 class MessageTooLargeError(WorkerError, ValueError):
     """A message larger than the documented limit."""
-
-    __module__ = "envknit"
 
     def __init__(self, size: int, limit: int):
         self.size = size
