@@ -94,7 +94,7 @@ def bench_calls(repeat: int, number: int) -> None:
     # The raw floor runs on this thread: create, exec + queue round trip, destroy.
     interp = adapter.create()
     queue = adapter.create_queue()
-    token = adapter.queue_token(queue)
+    token = queue  # queue handles are shareable as they are
     raw_script = SNIPPET + "\n_envknit_out = str(result)\n" + FLOOR_SEND[type(adapter).__name__]
     raw_prepared = adapter.prepare(raw_script)  # 3.13: a code object; 3.12: the same text
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from typing import cast
 
-from ._adapter import RunFailure
+from ._contract import RunFailure
 
 assert sys.version_info >= (3, 12)
 
@@ -59,9 +59,6 @@ class Py312Adapter:
 
     def create_queue(self) -> object:
         return _channels.create()
-
-    def queue_token(self, queue: object) -> object:
-        return queue
 
     def queue_get(self, queue: object) -> str | None:
         item = _channels.recv(queue, _EMPTY)

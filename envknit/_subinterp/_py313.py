@@ -6,9 +6,9 @@ Rides on private CPython 3.13 APIs (3.14 publishes them as ``concurrent.interpre
 from __future__ import annotations
 
 import sys
-from typing import cast
+from typing import Final, cast
 
-from ._adapter import RunFailure
+from ._contract import RunFailure
 
 assert sys.version_info >= (3, 13)
 
@@ -18,8 +18,11 @@ import _interpreters  # noqa: E402
 __all__ = ["Py313Adapter"]
 
 # _interpqueues.create(maxsize, fmt, unboundop): 0 = unbounded, fmt 0 = plain shareable object,
-# unboundop 3 = UNBOUND (an item outlives the interpreter that put it).
-_MAXSIZE, _FMT, _UNBOUNDOP = 0, 0, 3  # (create() wants the literal 3 for mypy)
+# unboundop 3 = UNBOUND (an item outlives the interpreter that put it). Final keeps the literal
+# types that the stubs of create() and put() ask for.
+_MAXSIZE: Final = 0
+_FMT: Final = 0
+_UNBOUNDOP: Final = 3
 
 
 class Py313Adapter:
@@ -59,10 +62,7 @@ class Py313Adapter:
         )
 
     def create_queue(self) -> object:
-        return _queues.create(_MAXSIZE, _FMT, 3)
-
-    def queue_token(self, queue: object) -> object:
-        return queue
+        return _queues.create(_MAXSIZE, _FMT, _UNBOUNDOP)
 
     def queue_get(self, queue: object) -> str | None:
         # get() on an empty queue raises QueueEmpty, a class 3.13.0 imports lazily from

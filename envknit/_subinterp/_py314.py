@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from ._adapter import RunFailure
+from ._contract import RunFailure
 
 assert sys.version_info >= (3, 14)
 
@@ -50,9 +50,6 @@ class Py314Adapter:
 
     def create_queue(self) -> object:
         return interpreters.create_queue()
-
-    def queue_token(self, queue: object) -> object:
-        return queue
 
     def queue_get(self, queue: object) -> str | None:
         try:

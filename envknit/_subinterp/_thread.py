@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
 from ..errors import InterpreterClosedError, SubInterpreterError
-from ._adapter import Adapter, RunFailure
+from ._contract import Adapter, RunFailure
 
 __all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
 
@@ -174,7 +174,7 @@ class Driver:
                 "__envknit_child_path__": CHILD_PATH,
                 "__envknit_child_code__": child_code(),
                 "__envknit_boot__": json.dumps(self._boot_config),
-                "__envknit_q__": adapter.queue_token(self._queue),
+                "__envknit_q__": self._queue,
             },
         )
         if failure is not None:
