@@ -1,4 +1,7 @@
-"""Shared fixtures: every test gets its own ENVKNIT_HOME and leaves the import system as it was."""
+"""Fixtures only: every test gets its own ENVKNIT_HOME and leaves the import system as it was.
+
+Helpers that tests import live in ``tests/_helpers.py`` and its siblings, never here.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 _RESET_HOOKS = (
     ("envknit.routing", "_reset_for_tests"),
     ("envknit.worker", "_reset_for_tests"),
+    ("envknit._worker", "_reset_for_tests"),  # the worker package's private name once renamed
     ("envknit._subinterp", "_reset_for_tests"),
 )
 
@@ -59,8 +63,3 @@ def _isolate(
 def envknit_home(_isolate: Path) -> Path:
     """This test's ENVKNIT_HOME (already exported in the environment)."""
     return _isolate
-
-
-gen2 = pytest.mark.skipif(
-    sys.version_info < (3, 12), reason="sub-interpreters with their own GIL need CPython 3.12+"
-)

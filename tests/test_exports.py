@@ -28,4 +28,8 @@ def test_import_has_no_side_effects(tmp_path: object) -> None:
     )
     home = f"{tmp_path}/home"
     env = {"ENVKNIT_HOME": home, "PATH": "/usr/bin:/bin"}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stderr) == (0, "")

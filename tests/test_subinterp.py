@@ -18,7 +18,7 @@ from envknit.errors import (
     SubInterpreterError,
     UnsupportedPlatformError,
 )
-from tests.conftest import gen2
+from tests._helpers import gen2
 
 pytestmark = pytest.mark.timeout(120)
 

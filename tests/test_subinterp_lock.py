@@ -10,7 +10,7 @@ import pytest
 import envknit
 from envknit.errors import EntryMissingError, UnknownEnvironmentError
 from tests._builders import make_store_entry, package_files, write_lock
-from tests.conftest import gen2
+from tests._helpers import gen2, run_fresh
 
 pytestmark = [gen2, pytest.mark.timeout(120)]
 
@@ -89,3 +89,27 @@ def test_reuse_pool_keeps_a_warm_interpreter(envknit_home: Path, tmp_path: Path)
     fresh = envknit.SubInterpreterEnv("pooled")  # reuse=False: a new interpreter
     with fresh, pytest.raises(envknit.SubInterpreterError, match="ModuleNotFoundError"):
         fresh.eval_json("import demo_pkg")
+
+
+# Runs in a new process: a pooled interpreter and one never closed, both configured from a lock,
+# are still alive when the interpreter finalizes.
+LEFT_OPEN_AT_EXIT = """\
+import os
+import envknit
+
+with envknit.SubInterpreterEnv("pooled", reuse=True) as pooled:
+    pooled.configure_from_lock(os.environ["ENVKNIT_TEST_LOCK"], env_name="new")
+    assert pooled.call("demo_pkg.calc:double", 21) == 42
+left = envknit.SubInterpreterEnv("left").__enter__()
+left.configure_from_lock(os.environ["ENVKNIT_TEST_LOCK"], env_name="old")
+assert left.eval_json("import demo_pkg\\nresult = demo_pkg.__version__") == "1.0.0"
+print("done")
+"""
+
+
+def test_configured_interpreters_left_open_finalize_cleanly(
+    envknit_home: Path, tmp_path: Path
+) -> None:
+    lock = two_env_lock(envknit_home, tmp_path)
+    proc = run_fresh(LEFT_OPEN_AT_EXIT, env={"ENVKNIT_TEST_LOCK": str(lock)})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "done\n", "")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import gen2
+from tests._helpers import gen2
 
 pytestmark = [gen2, pytest.mark.timeout(180)]
 
