@@ -33,9 +33,9 @@ T = TypeVar("T")
 #   clean (tests/test_subinterp_safety.py::test_inline_calls_from_many_threads_then_destroy).
 # * CPython 3.12 reuses the interpreter's first thread state whatever OS thread calls
 #   (python/cpython#109860). The one thing that broke was destroy() hanging forever when the
-#   interpreter had imported ``threading`` on another OS thread than the destroying one (bug #3
-#   of the machine's facts): the child's before_destroy() now releases what threading recorded
-#   (see _child._end_recorded_main_thread), which made the same experiment 24/24 clean.
+#   interpreter had imported ``threading`` on another OS thread than the destroying one
+#   (measured on 3.12.1): the child's before_destroy() releases what threading
+#   recorded (see _child._end_recorded_main_thread), which made the same experiment 24/24 clean.
 
 CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
 
