@@ -1,7 +1,8 @@
 """CPython 3.14+ adapter: the public ``concurrent.interpreters`` API of PEP 734.
 
-Written to the documented 3.14 API; Python 3.14 is not installed on the machine this was
-developed on, so this adapter has not been run here.
+Written to the documented 3.14 API
+(https://docs.python.org/3.14/library/concurrent.interpreters.html); Python 3.14 is not
+installed on the machine this was developed on, so this adapter has not been run here.
 """
 
 from __future__ import annotations
