@@ -16,7 +16,6 @@ import pytest
 _RESET_HOOKS = (
     ("envknit.routing", "_reset_for_tests"),
     ("envknit.worker", "_reset_for_tests"),
-    ("envknit._worker", "_reset_for_tests"),  # the worker package's private name once renamed
     ("envknit._subinterp", "_reset_for_tests"),
 )
 

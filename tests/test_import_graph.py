@@ -231,3 +231,18 @@ def test_architecture_doc_mirrors_the_layers() -> None:
         name: tuple(re.findall(r"`([\w.]+)`", parts)) for name, parts in reversed(rows)
     }
     assert list(documented.items()) == list(LAYERS.items())
+
+
+def test_tests_import_helpers_from_helper_modules_not_conftest() -> None:
+    offenders = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            if any(name.rpartition(".")[2] == "conftest" for name in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, f"import from tests/_helpers.py instead: {offenders}"
