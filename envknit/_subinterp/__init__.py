@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import re
 import sys
 import threading
 from concurrent.futures import Future
@@ -20,7 +19,7 @@ from ..errors import (
     UnsupportedPlatformError,
 )
 from ..names import validate_env_name
-from . import _safety
+from . import _safety, _verdicts
 from ._adapter import get_adapter
 from ._thread import Driver, NotStarted, StillRunning
 
@@ -34,7 +33,10 @@ HOST_GRACE_SECONDS = 1.0
 # Warm interpreters kept per environment name for SubInterpreterEnv(..., reuse=True).
 POOL_SIZE_PER_NAME = 4
 
-_CEXT_RE = re.compile(r"module (\S+) does not support loading in subinterpreters")
+# The probe process that decides C-extension verdicts (see _verdicts.py) may take this long.
+PROBE_TIMEOUT_SECONDS = 300.0
+_PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_probe.py")
+_ENVKNIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 _lock = threading.Lock()
 _live: set[_Interp] = set()
@@ -56,7 +58,16 @@ class _Interp:
         self.stuck: Job | None = None
         self.driver = Driver(
             get_adapter(),
-            {"stdlib": _safety.stdlib_dirs(), "refused": list(_refused)},
+            {
+                "stdlib": _safety.stdlib_dirs(),
+                "refused": list(_refused),
+                "probe": {
+                    "python": sys.executable,
+                    "script": _PROBE_SCRIPT,
+                    "envknit_dir": _ENVKNIT_DIR,
+                    "timeout": PROBE_TIMEOUT_SECONDS,
+                },
+            },
             label,
         )
 
@@ -113,6 +124,7 @@ def _reset_for_tests() -> None:
     undo (on 3.12 a refused module must never be tried again in this process).
     """
     _shutdown()
+    _verdicts._reset_for_tests()
 
 
 class SubInterpreterEnv:
@@ -319,9 +331,7 @@ class SubInterpreterEnv:
         remote = _remote_error(answer)
         if answer.get("cext"):
             if raise_on_cext:
-                match = _CEXT_RE.search(answer["traceback"])
-                detail = match.group(0) if match else answer["message"]
-                raise CExtIncompatibleError(name, detail) from remote
+                raise CExtIncompatibleError(name, answer["cext"]) from remote
             return False
         if answer["type"] == "ModuleNotFoundError":
             raise ModuleNotFoundError(answer["message"], name=name) from remote
@@ -333,16 +343,24 @@ class SubInterpreterEnv:
     def configure_from_lock(
         self, lock_path: str | os.PathLike[str], env_name: str = "default"
     ) -> None:
-        """Set sys.path inside to the store dirs of ``env_name``'s packages + the stdlib."""
-        from ..resolve import environment_paths
+        """Set sys.path inside to the store dirs of ``env_name``'s packages + the stdlib.
 
-        paths = [str(p) for p in environment_paths(lock_path, env_name)]
+        Store entries with compiled modules are guarded by their C-extension verdicts (see
+        docs/hard-isolation.md, "C extensions: verdicts").
+        """
+        from ..lock import load_lock
+        from ..resolve import environment_entries
+
+        entries = environment_entries(load_lock(lock_path).environment(env_name))
+        paths = [str(e.site_dir) for e in entries]
         resolved = Path(lock_path).resolve()
         key = (str(resolved), env_name, tuple(paths))
         interp = self._ensure()
         if interp.configured != key:
             limit = self._timeout_of(None)
-            answer = self._request({"kind": "configure", "paths": paths}, limit)
+            payload = {"kind": "configure", "paths": paths,
+                       "cext": _verdicts.entries_for_child(entries)}
+            answer = self._request(payload, limit)
             if not answer["ok"]:
                 self._failed(answer, limit, fallback=None)
             interp.configured = key
@@ -401,11 +419,13 @@ def _check_platform(version: tuple[int, ...]) -> None:
 
 
 def _add_note(exc: BaseException, note: str) -> None:
-    if sys.version_info >= (3, 11):
-        exc.add_note(note)
+    exc.add_note(note)  # type: ignore[attr-defined,unused-ignore]  # Gen 2: 3.12+ only
 
 
 def _learn(answer: dict[str, Any]) -> None:
+    verdicts = answer.get("verdicts")
+    if verdicts:
+        _verdicts.learn(verdicts)
     refused = answer.get("refused")
     if refused:
         with _lock:

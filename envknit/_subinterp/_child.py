@@ -38,6 +38,18 @@ _env_dirs: list[str] = []
 # never offered to the import system a second time: the host shares this set with every child.
 _refused: set[str] = set()
 _newly_refused: list[str] = []
+# Store entries of the configured environment that hold compiled modules: site dir ->
+# {"label", "file" (its verdict file), "tops" (top-level import names), "verdict" (a record
+# or None)}. Set by configure; see _verdict_allows.
+_cext_entries: dict[str, dict[str, Any]] = {}
+# How to start a probe: {"python", "script", "envknit_dir", "timeout"} (from the boot config).
+_probe_cmd: dict[str, Any] = {}
+# Verdicts decided (or read from disk) by this interpreter since the last answer.
+_new_verdicts: dict[str, dict[str, Any]] = {}
+# In a probe process: the one entry's site dir whose compiled modules are recorded, and what
+# happened to each ({"ok": bool, "error": str}).
+_probe_site: list[str] = []
+_probe_results: dict[str, dict[str, Any]] = {}
 
 
 def bootstrap(config_json: str) -> None:
@@ -45,6 +57,9 @@ def bootstrap(config_json: str) -> None:
     config = json.loads(config_json)
     _stdlib_dirs[:] = config["stdlib"]
     _refused.update(config.get("refused", ()))
+    _probe_cmd.update(config.get("probe", {}))
+    if config.get("probe_site"):
+        _probe_site[:] = [config["probe_site"]]
     _install_extension_guard()
     _set_path([])
 
@@ -115,10 +130,14 @@ def handle(request_json: str) -> str:
             _refused.update(request["refused"])
         if _newly_refused:
             del _newly_refused[:]
+        if _new_verdicts:
+            _new_verdicts.clear()
         value = _dispatch(request)
         answer = {"ok": True, "result": value, "id": request.get("id")}
         if _newly_refused:
             answer["refused"] = list(_newly_refused)
+        if _new_verdicts:
+            answer["verdicts"] = dict(_new_verdicts)
         try:
             text = json.dumps(answer)
         except (TypeError, ValueError) as exc:
@@ -135,7 +154,11 @@ def _dispatch(request: dict[str, Any]) -> Any:
     kind = request["kind"]
     if kind == "configure":
         _set_path(request["paths"])
+        _cext_entries.clear()
+        _cext_entries.update(request.get("cext", {}))
         return None
+    if kind == "probe_report":
+        return dict(_probe_results)
     timeout = request.get("timeout")
     watchdog = None
     if timeout is not None:
@@ -205,11 +228,8 @@ def _describe(exc: BaseException, request: dict[str, Any]) -> dict[str, Any]:
     name = kind.__qualname__
     if module not in ("builtins", "__main__"):
         name = f"{module}.{name}"
-    # Drop this module's own frames: the traceback starts at the caller's code.
-    frames = exc.__traceback__
-    while frames is not None and _is_own(frames.tb_frame.f_code.co_filename):
-        frames = frames.tb_next
-    exc.__traceback__ = frames
+    cext = _cext_detail(exc)
+    _strip_own_frames(exc, set())
     import linecache
     import traceback
 
@@ -223,17 +243,72 @@ def _describe(exc: BaseException, request: dict[str, Any]) -> dict[str, Any]:
         message = str(exc)
     except Exception:  # noqa: BLE001 - same reason
         message = "<unprintable exception>"
-    return {
+    answer = {
         "ok": False,
         "type": name,
         "message": message,
         "traceback": tb,
         "timeout": isinstance(exc, TimeoutError) and bool(getattr(exc, "_envknit_deadline", False)),
-        "module_not_found": isinstance(exc, ModuleNotFoundError),
-        "cext": CEXT_MARKER in tb,
+        "cext": cext,
         "refused": list(_newly_refused),
         "id": request.get("id"),
     }
+    if _new_verdicts:
+        answer["verdicts"] = dict(_new_verdicts)
+    return answer
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception it was raised from or while handling (each once)."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        item = todo.pop()
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [e for e in (item.__cause__, item.__context__) if e is not None]
+    return seen
+
+
+def _cext_detail(exc: BaseException) -> str | None:
+    """The text of the C-extension failure behind ``exc`` (None if there is none).
+
+    A failure marked by the extension guard anywhere in the chain counts (numpy, for one,
+    catches its extension's ImportError and raises its own), and so does CPython's refusal
+    text in any message (a package that re-raises it without chaining).
+    """
+    chain = _chain(exc)
+    for item in chain:
+        if getattr(item, "_envknit_cext", False):
+            return str(item)
+    for item in chain:
+        text = str(item)
+        if CEXT_MARKER in text:
+            return text
+    return None
+
+
+def _strip_own_frames(exc: BaseException, seen: set[int]) -> None:
+    """Unlink this module's frames from ``exc``'s traceback and from those it chains to.
+
+    The guard's frames sit in the middle of an import's traceback (between the caller's code and
+    the import system), not only at its start, so every own frame is dropped, not just the
+    leading ones.
+    """
+    for item in _chain(exc):
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        kept = []
+        frames = item.__traceback__
+        while frames is not None:
+            if not _is_own(frames.tb_frame.f_code.co_filename):
+                kept.append(frames)
+            frames = frames.tb_next
+        for here, after in zip(kept, kept[1:] + [None]):
+            here.tb_next = after
+        item.__traceback__ = kept[0] if kept else None
 
 
 def _set_path(env_dirs: list[str]) -> None:
@@ -269,25 +344,223 @@ def _is_core_finder(finder: object) -> bool:
 
 
 def _install_extension_guard() -> None:
+    """Route every extension module load in this interpreter through ``_guard``.
+
+    Patching the class only affects this interpreter: each interpreter has its own copy of
+    the import machinery's classes.
+    """
     from importlib.machinery import ExtensionFileLoader
 
-    original = ExtensionFileLoader.create_module
+    create, execute = ExtensionFileLoader.create_module, ExtensionFileLoader.exec_module
 
     def create_module(self: Any, spec: Any) -> Any:
-        if spec.name in _refused:
-            raise ImportError(f"module {spec.name} {CEXT_MARKER} (refused earlier in this "
-                              "process; envknit does not try it again)", name=spec.name)
-        try:
-            return original(self, spec)
-        except ImportError as exc:
-            if CEXT_MARKER in str(exc):
-                _refused.add(spec.name)
-                _newly_refused.append(spec.name)
-            raise
+        return _guard(create, self, spec, spec)
 
-    # Patching the class only affects this interpreter: each interpreter has its own copy of
-    # the import machinery's classes.
+    def exec_module(self: Any, module: Any) -> None:
+        _guard(execute, self, module.__spec__, module)
+
     ExtensionFileLoader.create_module = create_module  # type: ignore[method-assign]
+    ExtensionFileLoader.exec_module = exec_module  # type: ignore[method-assign]
+
+
+def _guard(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
+    """Run one step of loading an extension module, if this interpreter may run it.
+
+    * A module refused earlier in this process is refused again without running anything.
+    * A compiled module of a store entry runs only when the entry's verdict (decided in a
+      throwaway process, see ``_verdict_allows``) says it loads.
+    * ANY exception from the loader is a C-extension incompatibility (numpy's init fails with
+      an AttributeError before CPython can refuse it): it becomes an ImportError marked as
+      such, naming the original error, and the module is never tried again in this process.
+    """
+    name = spec.name
+    if name in _refused:
+        raise _cext_error(name, "refused earlier in this process; envknit does not try it again")
+    if _probe_site:
+        return _probe_step(step, loader, spec, arg)
+    if _cext_entries:
+        _verdict_allows(name, spec.origin or "")
+    try:
+        return step(loader, arg)
+    except BaseException as exc:  # noqa: BLE001 - any failure of an extension's loader counts
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) or getattr(
+                exc, "_envknit_deadline", False):
+            raise
+        _refused.add(name)
+        _newly_refused.append(name)
+        if isinstance(exc, ImportError) and CEXT_MARKER in str(exc):
+            exc._envknit_cext = True  # type: ignore[attr-defined]
+            raise
+        raise _cext_error(name, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _cext_error(name: str, why: str) -> ImportError:
+    error = ImportError(f"module {name} cannot load in an isolated sub-interpreter: {why}",
+                        name=name)
+    error._envknit_cext = True  # type: ignore[attr-defined]
+    return error
+
+
+def _entry_of(origin: str) -> dict[str, Any] | None:
+    for site, entry in _cext_entries.items():
+        if origin.startswith(site + os.sep):
+            return entry
+    return None
+
+
+def _verdict_allows(name: str, origin: str) -> None:
+    """Raise the C-extension ImportError unless ``name``'s store entry is known to load it.
+
+    The entry's verdict comes from the host (read from disk), else from disk now (another
+    interpreter or process may have decided it meanwhile), else from a probe process run now.
+    A module the verdict does not cover yet (not imported by the probe) is probed on its own.
+    """
+    entry = _entry_of(origin)
+    if entry is None:
+        return  # stdlib, or an entry without compiled modules
+    record = entry.get("verdict") or _read_verdict(entry["file"])
+    if record is None or (record.get("source") != "override" and record["verdict"] != "crashed"
+                          and name not in record["modules"]):
+        record = _probe(entry, name, record)
+    entry["verdict"] = record
+    verdict = record["verdict"]
+    if record.get("source") == "override":
+        if verdict == "loads":
+            return
+        raise _cext_error(name, f"{entry['label']} is marked '{verdict}' by "
+                                "ENVKNIT_CEXT_OVERRIDES")
+    if verdict == "crashed":
+        raise _cext_error(name, f"importing {entry['label']} in a sub-interpreter crashed a "
+                                f"probe process ({record['detail']})")
+    module = record["modules"].get(name) or {"ok": False, "error": "not probed"}
+    if not module["ok"]:
+        raise _cext_error(name, f"{module['error']} (decided by a probe process)")
+
+
+def _read_verdict(path: str) -> dict[str, Any] | None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            record: dict[str, Any] = json.load(file)
+    except (OSError, ValueError):
+        return None
+    return record if record.get("format") == 1 else None
+
+
+def _probe(entry: dict[str, Any], name: str, known: dict[str, Any] | None) -> dict[str, Any]:
+    """Decide in a throwaway process whether ``entry``'s compiled modules load; record it."""
+    import subprocess
+
+    modules = [name] if known is not None else [*entry["tops"], name]
+    request = {"envknit_dir": _probe_cmd["envknit_dir"], "paths": list(_env_dirs),
+               "site": _entry_site(entry), "modules": modules}
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(
+            [_probe_cmd["python"], "-I", "-S", _probe_cmd["script"]],
+            input=json.dumps(request), capture_output=True, text=True,
+            timeout=_probe_cmd.get("timeout", 300), check=False,
+        )
+    except subprocess.TimeoutExpired:
+        # Not recorded: a slow machine is not a verdict. This import is refused; the next
+        # one tries again.
+        raise _cext_error(name, f"the probe process deciding {entry['label']} did not finish "
+                                f"within {_probe_cmd.get('timeout', 300)} s") from None
+    record = _verdict_from(entry, name, proc, time.monotonic() - start)
+    if known is not None and record["verdict"] != "crashed":
+        merged = dict(known["modules"])
+        merged.update(record["modules"])
+        record["modules"] = merged
+        record["verdict"] = "refused" if any(not m["ok"] for m in merged.values()) else "loads"
+        record["detail"] = _detail(merged) or known.get("detail", "")
+    _write_verdict(entry["file"], record)
+    _new_verdicts[entry["file"]] = record
+    return record
+
+
+def _entry_site(entry: dict[str, Any]) -> str:
+    for site, value in _cext_entries.items():
+        if value is entry:
+            return site
+    raise KeyError(entry["label"])
+
+
+def _verdict_from(entry: dict[str, Any], name: str, proc: Any, seconds: float) -> dict[str, Any]:
+    mark = "\x1eenvknit-probe "
+    loading = ""
+    final: dict[str, Any] | None = None
+    for line in proc.stdout.split("\n"):  # not splitlines(): it splits at the \x1e mark
+        if not line.startswith(mark):
+            continue
+        item = json.loads(line[len(mark):])
+        if "loading" in item:
+            loading = item["loading"]
+        elif item.get("done"):
+            final = item
+    record: dict[str, Any] = {
+        "format": 1, "entry": entry["label"], "python": sys.version.split()[0],
+        "source": "probe", "seconds": round(seconds, 3),
+        "probed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "signal": None,
+    }
+    if proc.returncode != 0 or final is None:
+        if proc.returncode < 0:
+            import signal
+
+            try:
+                how = signal.Signals(-proc.returncode).name
+            except ValueError:
+                how = f"signal {-proc.returncode}"
+            record["signal"] = how
+        else:
+            how = f"exit code {proc.returncode}"
+        last = (proc.stderr.strip().splitlines() or [""])[-1][:300]
+        where = f" while loading {loading}" if loading else ""
+        record.update(verdict="crashed", modules={},
+                      detail=f"the probe died with {how}{where}" + (f": {last}" if last else ""))
+        return record
+    modules = final["modules"]
+    if name not in modules:
+        # The import never reached the module (an import error before it): not proof it loads.
+        why = final["imports"].get(name, "not reached")
+        modules[name] = {"ok": why == "ok", "error": "" if why == "ok" else why}
+    bad = any(not m["ok"] for m in modules.values())
+    record.update(verdict="refused" if bad else "loads", modules=modules, detail=_detail(modules))
+    return record
+
+
+def _detail(modules: dict[str, Any]) -> str:
+    for module_name, result in sorted(modules.items()):
+        if not result["ok"]:
+            return f"{module_name}: {result['error']}"
+    return ""
+
+
+def _write_verdict(path: str, record: dict[str, Any]) -> None:
+    """Atomically (write, then rename), so a reader never sees half a file."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
+        with open(temp, "w", encoding="utf-8") as file:
+            json.dump(record, file, indent=1, sort_keys=True)
+        os.replace(temp, path)
+    except OSError:
+        pass  # a read-only home: the verdict still holds for this interpreter and the host
+
+
+def _probe_step(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
+    """In a probe process: announce, run and record the steps of the probed entry's modules."""
+    name = spec.name
+    if not (spec.origin or "").startswith(_probe_site[0] + os.sep):
+        return step(loader, arg)
+    if name not in _probe_results:
+        os.write(1, ("\x1eenvknit-probe " + json.dumps({"loading": name}) + "\n").encode())
+    try:
+        value = step(loader, arg)
+    except BaseException as exc:
+        _probe_results[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        _refused.add(name)
+        raise
+    _probe_results.setdefault(name, {"ok": True, "error": ""})
+    return value
 
 
 class _Watchdog:
