@@ -375,7 +375,10 @@ def _guard(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
     """
     name = spec.name
     if name in _refused:
-        raise _cext_error(name, "refused earlier in this process; envknit does not try it again")
+        error = ImportError(f"module {name} {CEXT_MARKER} (refused earlier in this process; "
+                            "envknit does not try it again)", name=name)
+        error._envknit_cext = True  # type: ignore[attr-defined]
+        raise error
     if _probe_site:
         return _probe_step(step, loader, spec, arg)
     if _cext_entries:
