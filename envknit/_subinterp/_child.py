@@ -306,7 +306,7 @@ def _strip_own_frames(exc: BaseException, seen: set[int]) -> None:
             if not _is_own(frames.tb_frame.f_code.co_filename):
                 kept.append(frames)
             frames = frames.tb_next
-        for here, after in zip(kept, kept[1:] + [None]):
+        for here, after in zip(kept, [*kept[1:], None], strict=True):
             here.tb_next = after
         item.__traceback__ = kept[0] if kept else None
 
@@ -385,7 +385,7 @@ def _guard(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
         _verdict_allows(name, spec.origin or "")
     try:
         return step(loader, arg)
-    except BaseException as exc:  # noqa: BLE001 - any failure of an extension's loader counts
+    except BaseException as exc:  # any failure of an extension's loader counts (see above)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)) or getattr(
                 exc, "_envknit_deadline", False):
             raise

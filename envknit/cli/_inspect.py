@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from .. import _uv
 from ..config import config_hash
 from ..errors import EnvknitError
-from ..lock import Lock
+from ..lock import Lock, LockedEnvironment
 from ..pythons import find_python
 from ..resolve import python_tuple
 from ..store.layout import envknit_home, find_entry
@@ -103,8 +104,43 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         check(not missing, f"{name}: {len(env.packages) - len(missing)}/{len(env.packages)} "
               "locked packages in the store",
               f"run 'envknit install --env {name}'")
+        if not missing and python == sys.version_info[:2]:
+            _show_verdicts(name, env, home, reprobe=getattr(args, "reprobe", False))
     print("doctor: all good" if not problems else f"doctor: {problems} problem(s)")
     return 1 if problems else 0
+
+
+def _show_verdicts(name: str, env: LockedEnvironment, home: Path, *, reprobe: bool) -> None:
+    """Whether each compiled package loads in a sub-interpreter of this Python (information)."""
+    from .._subinterp import _verdicts
+    from ..resolve import environment_entries
+
+    compiled = [e for e in environment_entries(env, home=home) if _verdicts.has_extensions(e)]
+    if not compiled:
+        return
+    if reprobe:
+        count = _verdicts.forget(compiled, home)
+        print(f"[info] {name}: forgot {count} C-extension verdict(s); the next import in a "
+              "sub-interpreter probes again")
+        return
+    table = _verdicts.overrides()
+    shown = []
+    for entry in compiled:
+        label = f"{entry.name} {entry.version}"
+        forced = table.get(f"{entry.name}=={entry.version}") or table.get(entry.name)
+        record = _verdicts.read_verdict(_verdicts.verdict_path(entry, home))
+        if forced:
+            shown.append(f"{label}: {forced} ({_verdicts.OVERRIDES_VAR})")
+        elif record is None:
+            shown.append(f"{label}: not probed yet")
+        else:
+            why = f" ({record.get('detail')})" if record.get("detail") else ""
+            shown.append(f"{label}: {record['verdict']}{why}")
+    python = sys.version.split()[0]
+    print(f"[info] {name}: compiled packages in sub-interpreters of Python {python} "
+          f"(verdicts in {_verdicts.verdicts_root(home)}):")
+    for line in shown:
+        print(f"       {line}")
 
 
 def cmd_status(args: argparse.Namespace) -> int:

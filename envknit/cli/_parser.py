@@ -65,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check store entries against their manifests")
     p.add_argument("--env", help="only this environment (default: all)")
 
-    sub.add_parser("doctor", help="check uv, interpreters, the store and the lock")
+    p = sub.add_parser("doctor", help="check uv, interpreters, the store and the lock")
+    p.add_argument("--reprobe", action="store_true",
+                   help="forget this Python's C-extension verdicts of the project's packages")
     sub.add_parser("status", help="per environment: locked, installed, stale")
 
     store = sub.add_parser("store", help="inspect or clean the global store")

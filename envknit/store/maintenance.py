@@ -176,5 +176,8 @@ def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
         freed += size
     if not dry_run:
         clean_stale_builds(home)
+        from .._subinterp._verdicts import prune  # C-extension verdicts of removed entries
+
+        prune(home)
     return GcResult(removed=tuple(removed), kept=kept, freed=freed)
 
