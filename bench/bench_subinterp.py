@@ -330,10 +330,100 @@ def bench_parallel(repeat: int, n: int) -> None:
           f"{med['serial'] / med['threads']:.2f}x; os.cpu_count()={os.cpu_count()}")
 
 
+def _cext_entry(home: str) -> str:
+    """A store entry ``benchcx 1.0`` with one compiled module (a copy of ``_testmultiphase``,
+    which loads in isolated interpreters), written by hand; returns its directory."""
+    import hashlib
+    import shutil
+    import sysconfig
+
+    suffix = str(sysconfig.get_config_var("EXT_SUFFIX"))
+    source = os.path.join(_safety.stdlib_dirs()[-1], "_testmultiphase" + suffix)
+    for d in _safety.stdlib_dirs():
+        if os.path.exists(os.path.join(d, "_testmultiphase" + suffix)):
+            source = os.path.join(d, "_testmultiphase" + suffix)
+    sha = hashlib.sha256(b"benchcx 1.0").hexdigest()
+    root = os.path.join(home, "store", "benchcx", "1.0", sha[:16])
+    os.makedirs(os.path.join(root, "site", "benchcx"))
+    with open(os.path.join(root, "site", "benchcx", "__init__.py"), "w") as f:
+        f.write("from . import _testmultiphase\n")
+    shutil.copy(source, os.path.join(root, "site", "benchcx", "_testmultiphase" + suffix))
+    files = {"site/benchcx/__init__.py": sha, f"site/benchcx/_testmultiphase{suffix}": sha}
+    with open(os.path.join(root, "ENTRY.json"), "w") as f:
+        json.dump({"format": 1, "name": "benchcx", "version": "1.0", "sha256": sha,
+                   "filename": "benchcx-1.0.whl", "tags": [], "files": files}, f)
+    return root
+
+
+def bench_verdicts(repeat: int, number: int) -> None:
+    print("\n[4] C-extension verdicts (a store entry with one compiled module)")
+    from pathlib import Path
+
+    from envknit._subinterp import _verdicts
+    from envknit.store.layout import read_entry
+
+    home = tempfile.mkdtemp(prefix="envknit-bench-home-")
+    os.environ["ENVKNIT_HOME"] = home
+    entry = read_entry(Path(_cext_entry(home)))
+    assert entry is not None and _verdicts.has_extensions(entry)
+    paths = [str(entry.site_dir)]
+    code = "import benchcx\nresult = x + 1"
+
+    def configure(env: envknit.SubInterpreterEnv, guarded: bool) -> None:
+        cext = _verdicts.entries_for_child([entry]) if guarded else {}
+        answer = env._request({"kind": "configure", "paths": paths, "cext": cext}, None)
+        assert answer["ok"], answer
+
+    # one-time probe: a fresh interpreter meets the entry with no verdict on disk
+    verdict_file = _verdicts.verdict_path(entry)
+
+    def first_import(known: bool) -> float:
+        if not known:
+            verdict_file.unlink(missing_ok=True)
+            _verdicts._reset_for_tests()
+        with envknit.SubInterpreterEnv("bench-verdict") as env:
+            configure(env, True)
+            start = time.perf_counter()
+            assert env.try_import("benchcx") is True
+            return (time.perf_counter() - start) * 1e3
+
+    first_import(False)
+    probe, known = [], []
+    for _ in range(max(3, repeat // 3)):
+        probe.append(first_import(False))
+        known.append(first_import(True))
+    with envknit.SubInterpreterEnv("plain") as plain, \
+            envknit.SubInterpreterEnv("guarded") as guarded:
+        configure(plain, False)
+        configure(guarded, True)
+        assert plain.eval_json(code, x=1) == guarded.eval_json(code, x=1) == 2
+        samples: dict[str, list[float]] = {}
+        cases = {
+            "tiny": lambda: plain.eval_json(SNIPPET, x=1),
+            "plain": lambda: plain.eval_json(code, x=1),
+            "guarded": lambda: guarded.eval_json(code, x=1),
+        }
+        for _ in range(repeat):
+            for name, func in cases.items():
+                samples.setdefault(name, []).append(median_us(func, 1, number))
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    row("eval_json importing it, no verdict map (today)", med["plain"], "us")
+    row("eval_json importing it, entry judged 'loads'", med["guarded"], "us", med["plain"],
+        f"(+{med['guarded'] - med['plain']:.2f} us; goal < 2 us)")
+    row("eval_json(`result = x + 1`) for scale", med["tiny"], "us", med["plain"])
+    row("first import, verdict already on disk", statistics.median(known), "ms")
+    row("first import, probed in a throwaway process", statistics.median(probe), "ms",
+        statistics.median(known), "(once per entry and Python build)")
+    import shutil
+
+    shutil.rmtree(home, ignore_errors=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--only", choices=["calls", "lifecycle", "parallel"], action="append",
+    parser.add_argument("--only", choices=["calls", "lifecycle", "parallel", "verdicts"],
+                        action="append",
                         help="run only these sections (repeatable)")
     args = parser.parse_args()
     if sys.version_info < (3, 12):
@@ -342,13 +432,15 @@ def main() -> int:
     print(f"Python {sys.version.split()[0]} ({sys.implementation.name}), "
           f"adapter {type(get_adapter()).__name__}")
     quick = args.quick
-    only = set(args.only or ["calls", "lifecycle", "parallel"])
+    only = set(args.only or ["calls", "lifecycle", "parallel", "verdicts"])
     if "calls" in only:
         bench_calls(repeat=5 if quick else 15, number=200 if quick else 500)
     if "lifecycle" in only:
         bench_lifecycle(repeat=5 if quick else 21)
     if "parallel" in only:
         bench_parallel(repeat=3 if quick else 7, n=2_000_000 if quick else 4_000_000)
+    if "verdicts" in only:
+        bench_verdicts(repeat=5 if quick else 15, number=200 if quick else 500)
     return 0
 
 
