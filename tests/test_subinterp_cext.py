@@ -245,3 +245,26 @@ def test_gc_prunes_verdicts_of_removed_entries(
     assert _verdicts.prune(envknit_home) == 1
     files = sorted(p.name for p in (envknit_home / "verdicts").glob("*/*/*/*.json"))
     assert files == [entry_of(envknit_home, kept).name + ".json"]
+
+
+def test_doctor_shows_and_reprobe_forgets_verdicts(
+        envknit_home: Path, tmp_path: Path, compiled: dict[str, tuple[str, bytes]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from envknit.cli._inspect import _show_verdicts
+    from envknit.lock import load_lock
+
+    pkgs = [cext_package(envknit_home, compiled, "single"),
+            cext_package(envknit_home, compiled, "ok"),
+            make_store_entry(envknit_home, "plain", "1.0")]
+    lock = write_lock(tmp_path / "envknit.lock.yaml", {"default": pkgs})
+    with envknit.SubInterpreterEnv("d") as interp:
+        interp.configure_from_lock(lock)
+        assert interp.try_import("cx_single") is False
+    env = load_lock(lock).environment("default")
+    _show_verdicts("default", env, envknit_home, reprobe=False)
+    out = capsys.readouterr().out
+    assert "cx-single 1.0: refused (cx_single._single: ImportError:" in out
+    assert "cx-ok 1.0: not probed yet" in out and "plain" not in out
+    _show_verdicts("default", env, envknit_home, reprobe=True)
+    assert "forgot 1 C-extension verdict(s)" in capsys.readouterr().out
+    assert list((envknit_home / "verdicts").glob("*/*/*/*.json")) == []
