@@ -82,7 +82,8 @@ CASE = textwrap.dedent("""\
     verdicts = pathlib.Path(os.environ["ENVKNIT_HOME"], "verdicts")
     records = {f.parent.parent.name: json.loads(f.read_text())
                for f in verdicts.glob("*/*/*/*.json")}
-    out["probes"] = {name: [r["verdict"], r["seconds"]] for name, r in records.items()}
+    out["probes"] = {name: [r["verdict"], r["seconds"], r["detail"]]
+                     for name, r in records.items()}
     print(json.dumps(out))
 """)
 

@@ -468,6 +468,9 @@ def _probe(entry: dict[str, Any], name: str, known: dict[str, Any] | None) -> di
         # one tries again.
         raise _cext_error(name, f"the probe process deciding {entry['label']} did not finish "
                                 f"within {_probe_cmd.get('timeout', 300)} s") from None
+    except OSError as exc:  # no runnable sys.executable (an embedding host): not a verdict
+        raise _cext_error(name, f"the probe process deciding {entry['label']} could not start: "
+                                f"{exc}") from None
     record = _verdict_from(entry, name, proc, time.monotonic() - start)
     if known is not None and record["verdict"] != "crashed":
         merged = dict(known["modules"])
