@@ -306,8 +306,8 @@ def _strip_own_frames(exc: BaseException, seen: set[int]) -> None:
             if not _is_own(frames.tb_frame.f_code.co_filename):
                 kept.append(frames)
             frames = frames.tb_next
-        for here, after in zip(kept, [*kept[1:], None], strict=True):
-            here.tb_next = after
+        for i, here in enumerate(kept):
+            here.tb_next = kept[i + 1] if i + 1 < len(kept) else None
         item.__traceback__ = kept[0] if kept else None
 
 

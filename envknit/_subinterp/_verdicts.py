@@ -16,7 +16,6 @@ verdict). ``ENVKNIT_CEXT_OVERRIDES="numpy=loads,orjson==3.10.0=refused"`` overri
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import sys
@@ -68,6 +67,11 @@ def build_info() -> dict[str, str]:
 @functools.cache
 def build_key() -> str:
     """16 hex digits naming this Python build's verdict directory."""
+    # Imported here, not at module level: importing envknit must not change which stdlib C
+    # paths the main interpreter has warmed (tests/test_subinterp_safety.py's controls rely on
+    # that; see _safety.prepare_host).
+    import hashlib
+
     text = json.dumps(build_info(), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
