@@ -268,3 +268,38 @@ def test_doctor_shows_and_reprobe_forgets_verdicts(
     _show_verdicts("default", env, envknit_home, reprobe=True)
     assert "forgot 1 C-extension verdict(s)" in capsys.readouterr().out
     assert list((envknit_home / "verdicts").glob("*/*/*/*.json")) == []
+
+
+OUTSIDE = textwrap.dedent("""\
+    import json, sys
+    import envknit
+    with envknit.SubInterpreterEnv("outside") as interp:
+        code = "import sys\\nsys.path.insert(0, d)\\nimport _crash"
+        try:
+            interp.eval_json(code, d=sys.argv[1])
+            out = "imported"
+        except envknit.SubInterpreterError as exc:
+            out = exc.remote_message
+        ok = interp.eval_json(
+            "import sys\\nsys.path.insert(0, d)\\nimport _ok\\nresult = _ok.answer", d=sys.argv[2])
+    print(json.dumps([out, ok]))
+""")
+
+
+def test_compiled_modules_outside_the_store_are_probed_too(
+        tmp_path: Path, compiled: dict[str, tuple[str, bytes]]) -> None:
+    """Code inside that puts its own directory on sys.path cannot crash the host either."""
+    dirs = []
+    for mode in ("crash", "ok"):
+        folder = tmp_path / mode
+        folder.mkdir()
+        filename, data = compiled[mode]
+        (folder / filename).write_bytes(data)
+        dirs.append(str(folder))
+    proc = run_fresh(tmp_path, OUTSIDE, *dirs)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    refused, ok = json.loads(proc.stdout)
+    assert "crashed a probe process" in refused and "SIGABRT" in refused
+    assert ok == 42
+    assert not (Path(os.environ["ENVKNIT_HOME"]) / "verdicts").exists()  # memory only

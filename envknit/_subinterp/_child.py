@@ -381,8 +381,7 @@ def _guard(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
         raise error
     if _probe_site:
         return _probe_step(step, loader, spec, arg)
-    if _cext_entries:
-        _verdict_allows(name, spec.origin or "")
+    _verdict_allows(name, spec.origin or "")
     try:
         return step(loader, arg)
     except BaseException as exc:  # any failure of an extension's loader counts (see above)
@@ -420,7 +419,9 @@ def _verdict_allows(name: str, origin: str) -> None:
     """
     entry = _entry_of(origin)
     if entry is None:
-        return  # stdlib, or an entry without compiled modules
+        entry = _outside_entry(name, origin)
+        if entry is None:
+            return  # the standard library
     record = entry.get("verdict") or _read_verdict(entry["file"])
     if record is None or (record.get("source") != "override" and record["verdict"] != "crashed"
                           and name not in record["modules"]):
@@ -440,7 +441,38 @@ def _verdict_allows(name: str, origin: str) -> None:
         raise _cext_error(name, f"{module['error']} (decided by a probe process)")
 
 
+# Compiled modules found outside the store (code inside put another directory on sys.path):
+# their directory -> a verdict entry kept in this interpreter's memory only (no store entry to
+# record it against).
+_outside: dict[str, dict[str, Any]] = {}
+
+
+def _outside_entry(name: str, origin: str) -> dict[str, Any] | None:
+    """A memory-only verdict entry for a compiled module outside the stdlib and the store.
+
+    Such a module is probed too, so that no compiled module runs in this process before a
+    throwaway process has survived it; its directory on sys.path is found from the module name.
+    """
+    if not origin or not _probe_cmd:
+        return None
+    norm = os.path.normcase(os.path.abspath(origin))
+    if any(norm.startswith(os.path.normcase(d) + os.sep) for d in _stdlib_dirs):
+        return None
+    site = os.path.dirname(os.path.abspath(origin))
+    for _ in range(name.count(".")):
+        site = os.path.dirname(site)
+    entry = _outside.get(site)
+    if entry is None:
+        top = name.split(".", maxsplit=1)[0]
+        entry = {"label": f"{top} (from {site})", "file": "", "site": site, "tops": [top],
+                 "verdict": None}
+        _outside[site] = entry
+    return entry
+
+
 def _read_verdict(path: str) -> dict[str, Any] | None:
+    if not path:
+        return None
     try:
         with open(path, encoding="utf-8") as file:
             record: dict[str, Any] = json.load(file)
@@ -454,8 +486,13 @@ def _probe(entry: dict[str, Any], name: str, known: dict[str, Any] | None) -> di
     import subprocess
 
     modules = [name] if known is not None else [*entry["tops"], name]
-    request = {"envknit_dir": _probe_cmd["envknit_dir"], "paths": list(_env_dirs),
-               "site": _entry_site(entry), "modules": modules}
+    if entry.get("site"):  # outside the store: the interpreter's current path
+        paths = [p for p in sys.path if p not in _stdlib_dirs]
+        site = entry["site"]
+    else:
+        paths, site = list(_env_dirs), _entry_site(entry)
+    request = {"envknit_dir": _probe_cmd["envknit_dir"], "paths": paths, "site": site,
+               "modules": modules}
     start = time.monotonic()
     try:
         proc = subprocess.run(
@@ -478,8 +515,9 @@ def _probe(entry: dict[str, Any], name: str, known: dict[str, Any] | None) -> di
         record["modules"] = merged
         record["verdict"] = "refused" if any(not m["ok"] for m in merged.values()) else "loads"
         record["detail"] = _detail(merged) or known.get("detail", "")
-    _write_verdict(entry["file"], record)
-    _new_verdicts[entry["file"]] = record
+    if entry["file"]:
+        _write_verdict(entry["file"], record)
+        _new_verdicts[entry["file"]] = record
     return record
 
 
