@@ -59,7 +59,8 @@ def main() -> int:
     safety.prepare_host()
     driver = thread_mod.Driver(
         adapter_mod.get_adapter(),
-        {"stdlib": safety.stdlib_dirs(), "probe_site": request["site"]},
+        {"stdlib": safety.stdlib_dirs(), "refused": safety.refused_from_the_start(),
+         "probe_site": request["site"]},
         "probe",
     )
     imports: dict[str, str] = {}
