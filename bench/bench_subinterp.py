@@ -359,7 +359,7 @@ def bench_verdicts(repeat: int, number: int) -> None:
     print("\n[4] C-extension verdicts (a store entry with one compiled module)")
     from pathlib import Path
 
-    from envknit._subinterp import _verdicts
+    from envknit.store import verdicts as _verdicts
     from envknit.store.layout import read_entry
 
     home = tempfile.mkdtemp(prefix="envknit-bench-home-")
@@ -380,7 +380,7 @@ def bench_verdicts(repeat: int, number: int) -> None:
     def first_import(known: bool) -> float:
         if not known:
             verdict_file.unlink(missing_ok=True)
-            _verdicts._reset_for_tests()
+            _verdicts.reset_memory()
         with envknit.SubInterpreterEnv("bench-verdict") as env:
             configure(env, True)
             start = time.perf_counter()

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 import envknit
-from envknit._subinterp import _verdicts
 from envknit.lock import LockedPackage
+from envknit.store import verdicts as _verdicts
 from envknit.store.layout import entry_dir, read_entry
 from tests._builders import make_store_entry, write_lock
 from tests._cext_builders import build_extension, have_compiler
-from tests.conftest import gen2
+from tests._helpers import gen2
 
 pytestmark = [
     gen2,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests._cli_helpers import ENVKNIT, PY
-from tests.conftest import gen2
+from tests._helpers import gen2
 
 pytestmark = [gen2, pytest.mark.network, pytest.mark.timeout(900)]
 

@@ -19,7 +19,7 @@ from ..errors import (
     UnsupportedPlatformError,
 )
 from ..names import validate_env_name
-from . import _safety, _verdicts
+from . import _safety
 from ._adapter import get_adapter
 from ._thread import Driver, NotStarted, StillRunning
 
@@ -33,7 +33,7 @@ HOST_GRACE_SECONDS = 1.0
 # Warm interpreters kept per environment name for SubInterpreterEnv(..., reuse=True).
 POOL_SIZE_PER_NAME = 4
 
-# The probe process that decides C-extension verdicts (see _verdicts.py) may take this long.
+# The probe process that decides C-extension verdicts (see store/verdicts.py) may take this long.
 PROBE_TIMEOUT_SECONDS = 300.0
 _PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_probe.py")
 _ENVKNIT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,7 +124,9 @@ def _reset_for_tests() -> None:
     undo (on 3.12 a refused module must never be tried again in this process).
     """
     _shutdown()
-    _verdicts._reset_for_tests()
+    from ..store import verdicts
+
+    verdicts.reset_memory()
 
 
 class SubInterpreterEnv:
@@ -350,6 +352,7 @@ class SubInterpreterEnv:
         """
         from ..lock import load_lock
         from ..resolve import environment_entries
+        from ..store import verdicts
 
         entries = environment_entries(load_lock(lock_path).environment(env_name))
         paths = [str(e.site_dir) for e in entries]
@@ -359,7 +362,7 @@ class SubInterpreterEnv:
         if interp.configured != key:
             limit = self._timeout_of(None)
             payload = {"kind": "configure", "paths": paths,
-                       "cext": _verdicts.entries_for_child(entries)}
+                       "cext": verdicts.entries_for_child(entries)}
             answer = self._request(payload, limit)
             if not answer["ok"]:
                 self._failed(answer, limit, fallback=None)
@@ -423,9 +426,11 @@ def _add_note(exc: BaseException, note: str) -> None:
 
 
 def _learn(answer: dict[str, Any]) -> None:
-    verdicts = answer.get("verdicts")
-    if verdicts:
-        _verdicts.learn(verdicts)
+    decided = answer.get("verdicts")
+    if decided:
+        from ..store import verdicts
+
+        verdicts.learn(decided)
     refused = answer.get("refused")
     if refused:
         with _lock:

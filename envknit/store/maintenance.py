@@ -176,7 +176,7 @@ def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
         freed += size
     if not dry_run:
         clean_stale_builds(home)
-        from .._subinterp._verdicts import prune  # C-extension verdicts of removed entries
+        from .verdicts import prune  # the C-extension verdicts of removed entries
 
         prune(home)
     return GcResult(removed=tuple(removed), kept=kept, freed=freed)

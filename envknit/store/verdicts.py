@@ -1,7 +1,8 @@
-"""C-extension verdicts: whether a store entry's compiled modules load in an isolated interpreter.
+"""C-extension verdicts on disk: whether a store entry's compiled modules load in a sub-interpreter.
 
 A verdict is decided once per (store entry, exact Python build) by a throwaway probe process
-(``_probe.py``, started by the guard in ``_child.py``) and kept on disk::
+(``envknit/_subinterp/_probe.py``, started by the guard in ``_subinterp/_child.py``) and kept
+on disk::
 
     $ENVKNIT_HOME/verdicts/<build>/BUILD.json              which Python build <build> stands for
     $ENVKNIT_HOME/verdicts/<build>/<name>/<version>/<key>.json   one entry's verdict
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..names import normalize_name
-from ..store.layout import Entry, envknit_home, iter_entries
+from .layout import Entry, envknit_home, iter_entries
 
 __all__ = [
     "Verdict",
@@ -39,6 +40,7 @@ __all__ = [
     "overrides",
     "prune",
     "read_verdict",
+    "reset_memory",
     "verdict_path",
     "verdicts_root",
 ]
@@ -228,12 +230,12 @@ def prune(home: Path) -> int:
                     directory.rmdir()  # only when empty
                 except OSError:
                     continue
-    with _lock:
-        _known.clear()
+    reset_memory()
     return count
 
 
-def _reset_for_tests() -> None:
+def reset_memory() -> None:
+    """Forget the records read so far (they are read from disk again)."""
     with _lock:
         _known.clear()
 
