@@ -89,11 +89,14 @@ class EnvironmentConfig:
     python_version: str | None = None
     packages: tuple[str, ...] = ()
     dev_packages: tuple[str, ...] = ()
+    node_version: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         if self.python_version:
             data["python_version"] = self.python_version
+        if self.node_version:
+            data["node_version"] = self.node_version
         data["packages"] = list(self.packages)
         data["dev_packages"] = list(self.dev_packages)
         return data
@@ -109,6 +112,8 @@ def config_hash(env: EnvironmentConfig) -> str:
         "packages": sorted(env.packages),
         "dev_packages": sorted(env.dev_packages),
     }
+    if env.node_version:  # only when set: locks of environments without Node stay fresh
+        canonical["node_version"] = env.node_version
     blob = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -163,11 +168,11 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
         body = {}
     if not isinstance(body, Mapping):
         raise ConfigError("expected a mapping", path=where, field=field_)
-    unknown = sorted(set(body) - {"python_version", "packages", "dev_packages"})
+    unknown = sorted(set(body) - {"python_version", "node_version", "packages", "dev_packages"})
     if unknown:
         raise ConfigError(
             f"unknown key(s) {', '.join(map(str, unknown))}; "
-            "allowed: python_version, packages, dev_packages",
+            "allowed: python_version, node_version, packages, dev_packages",
             path=where,
             field=field_,
         )
@@ -188,6 +193,7 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
             py = validate_python_version(str(py))
         except InvalidNameError as exc:
             raise ConfigError(str(exc), path=where, field=f"{field_}.python_version") from None
+    node = _node_version(body.get("node_version"), where, f"{field_}.node_version")
     lists: dict[str, tuple[str, ...]] = {}
     for key in ("packages", "dev_packages"):
         raw = body.get(key) or []
@@ -211,8 +217,23 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
             reqs.append(req)
         lists[key] = tuple(reqs)
     return EnvironmentConfig(
-        name=name, python_version=py, packages=lists["packages"], dev_packages=lists["dev_packages"]
+        name=name, python_version=py, packages=lists["packages"],
+        dev_packages=lists["dev_packages"], node_version=node,
     )
+
+
+def _node_version(value: object, where: str, field_: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f'expected a version string such as "20", got {value!r}',
+                          path=where, field=field_)
+    from .nodes import validate_node_version
+
+    try:
+        return validate_node_version(str(value))
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=where, field=field_) from None
 
 
 def find_config(start: str | os.PathLike[str] | None = None) -> Path:

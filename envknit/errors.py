@@ -14,6 +14,8 @@
     ├── ResolverError                          uv failed to resolve or install
     ├── InterpreterNotFoundError (LookupError) no Python of the requested version was found
     ├── UnsupportedPlatformError (RuntimeError) a feature this Python cannot provide
+    ├── ClusterMismatchError (RuntimeError)    a locked environment the Ray cluster cannot run
+    ├── NodeNotFoundError (LookupError)        no installed Node matches an env's node_version
     ├── RemoteError (RuntimeError)             an exception raised on the other side of a boundary
     │   ├── SubInterpreterError                ... inside a sub-interpreter
     │   └── WorkerRemoteError                  ... inside a worker process
@@ -38,11 +40,12 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
-    "CExtIncompatibleError", "CExtensionError", "ConfigError", "EntryMissingError",
-    "EnvknitError", "EnvknitTimeoutError", "IntegrityError", "InterpreterClosedError",
-    "InterpreterNotFoundError", "InvalidNameError", "LockError", "LockSchemaError",
-    "MessageTooLargeError", "ProtocolError", "RemoteError", "ResolverError", "StoreError",
-    "StrictModeError", "SubInterpreterError", "UnknownEnvironmentError",
+    "CExtIncompatibleError", "CExtensionError", "ClusterMismatchError", "ConfigError",
+    "EntryMissingError", "EnvknitError", "EnvknitTimeoutError", "IntegrityError",
+    "InterpreterClosedError", "InterpreterNotFoundError", "InvalidNameError", "LockError",
+    "LockSchemaError", "MessageTooLargeError", "NodeNotFoundError", "ProtocolError",
+    "RemoteError", "ResolverError", "StoreError", "StrictModeError", "SubInterpreterError",
+    "UnknownEnvironmentError",
     "UnsupportedPlatformError", "VersionNotInstalledError", "WorkerCrashedError", "WorkerError",
     "WorkerRemoteError",
 ]
@@ -285,4 +288,29 @@ class MessageTooLargeError(WorkerError, ValueError):
         super().__init__(
             f"message of {size} bytes exceeds the limit of {limit} bytes; "
             "keep large data in the worker (a proxy) or pass it in smaller pieces"
+        )
+
+
+class ClusterMismatchError(EnvknitError, RuntimeError):
+    """A locked environment that the Ray cluster cannot run as locked (Python, platform)."""
+
+    def __init__(self, env: str, reason: str, hint: str):
+        self.env = env
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"environment {env!r} cannot run on this Ray cluster: {reason}; {hint}")
+
+
+class NodeNotFoundError(EnvknitError, LookupError):
+    """No installed Node.js matches an environment's ``node_version``."""
+
+    def __init__(self, version: str, env: str, searched: Sequence[str] = ()):
+        self.version = version
+        self.env = env
+        self.searched = tuple(searched)
+        where = "; searched: " + ", ".join(self.searched) if self.searched else ""
+        super().__init__(
+            f"environment {env!r} needs Node {version}, which is not installed{where}; "
+            f"install it with 'fnm install {version}' (or nvm install / mise install "
+            f"node@{version} / volta install node@{version})"
         )

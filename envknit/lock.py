@@ -7,6 +7,7 @@ Schema 1.x (see docs/lock-schema.md)::
     environments:
       default:
         python_version: "3.12"
+        node_version: "20"          # only when envknit.yaml sets one
         config_hash: "<sha256 of the environment's entry in envknit.yaml>"
         requirements: ["attrs==23.1.0"]
         packages:
@@ -151,6 +152,7 @@ class LockedEnvironment:
     packages: tuple[LockedPackage, ...] = ()
     requirements: tuple[str, ...] = ()
     config_hash: str = ""
+    node_version: str = ""
 
     def package(self, name: str) -> LockedPackage | None:
         """The locked package called ``name`` (any spelling), or None."""
@@ -193,21 +195,26 @@ class LockedEnvironment:
         config_hash = data.get("config_hash", "")
         if not isinstance(config_hash, str):
             raise LockError("expected a string", field=f"{where}.config_hash")
+        node = data.get("node_version", "")
+        if not isinstance(node, str):
+            raise LockError("expected a string", field=f"{where}.node_version")
         return cls(
             name=name,
             python_version=py,
             packages=pkgs,
             requirements=tuple(reqs_raw),
             config_hash=config_hash,
+            node_version=node,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "python_version": self.python_version,
-            "config_hash": self.config_hash,
-            "requirements": list(self.requirements),
-            "packages": [p.to_dict() for p in sorted(self.packages, key=lambda p: p.name)],
-        }
+        data: dict[str, Any] = {"python_version": self.python_version}
+        if self.node_version:
+            data["node_version"] = self.node_version
+        data["config_hash"] = self.config_hash
+        data["requirements"] = list(self.requirements)
+        data["packages"] = [p.to_dict() for p in sorted(self.packages, key=lambda p: p.name)]
+        return data
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

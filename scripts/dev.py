@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 VENVS = ROOT / ".venvs"
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
+# the one venv that gets the heavy 'ray' extra, so tests/test_ray.py runs there (and only there)
+RAY_PYTHON = "3.12"
 
 
 def log(msg: str) -> None:
@@ -90,10 +92,10 @@ def ensure_venv(ver: str, base: Path, extras: str) -> Path:
 
 def setup(interpreters: dict[str, Path]) -> dict[str, Path]:
     newest = max(interpreters, key=lambda v: tuple(map(int, v.split("."))))
-    return {
-        ver: ensure_venv(ver, base, "test,lint" if ver == newest else "test")
-        for ver, base in interpreters.items()
-    }
+    def extras(ver: str) -> str:
+        return "test" + (",lint" if ver == newest else "") + (",ray" if ver == RAY_PYTHON else "")
+
+    return {ver: ensure_venv(ver, base, extras(ver)) for ver, base in interpreters.items()}
 
 
 def require_gen2(interpreters: dict[str, Path]) -> None:

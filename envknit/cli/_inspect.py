@@ -89,6 +89,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             check(True, f"{name}: Python {version} at {find_python(version)}")
         except EnvknitError as exc:
             check(False, f"{name}: {exc}", f"install Python {version} (pyenv, uv python install)")
+        if env_cfg.node_version:
+            from ..nodes import find_node
+
+            try:
+                node = find_node(env_cfg.node_version, name)
+                check(True, f"{name}: Node {node.version} ({node.source}) at {node.node}")
+            except EnvknitError as exc:
+                check(False, f"{name}: {exc}")
     try:
         lock = project.lock()
     except EnvknitError as exc:

@@ -22,6 +22,7 @@ _COMMANDS = {
     "verify": ("_inspect", "cmd_verify"),
     "doctor": ("_inspect", "cmd_doctor"),
     "status": ("_inspect", "cmd_status"),
+    "export": ("_export", "cmd_export"),
     "store list": ("_store", "cmd_store_list"),
     "store gc": ("_store", "cmd_store_gc"),
 }
@@ -65,9 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check store entries against their manifests")
     p.add_argument("--env", help="only this environment (default: all)")
 
-    p = sub.add_parser("doctor", help="check uv, interpreters, the store and the lock")
+    p = sub.add_parser("doctor", help="check uv, interpreters, Node, the store and the lock")
     p.add_argument("--reprobe", action="store_true",
                    help="forget this Python's C-extension verdicts of the project's packages")
+    from ._export import add_export_parser
+
+    add_export_parser(sub)
     sub.add_parser("status", help="per environment: locked, installed, stale")
 
     store = sub.add_parser("store", help="inspect or clean the global store")

@@ -151,6 +151,7 @@ def lock_environment(env: EnvironmentConfig) -> LockedEnvironment:
         packages=packages,
         requirements=(*env.packages, *env.dev_packages),
         config_hash=config_hash(env),
+        node_version=env.node_version or "",
     )
 
 

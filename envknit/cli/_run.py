@@ -103,6 +103,8 @@ def _cached_plan(cache: str, lock_path: str, env: str, no_dev: bool) -> dict[str
         return None
     if not os.path.isfile(os.path.join(plan.get("shim", ""), "python")):
         return None
+    if plan.get("node_bin") and not os.access(os.path.join(plan["node_bin"], "node"), os.X_OK):
+        return None  # that Node was uninstalled: look again
     return plan
 
 
@@ -120,6 +122,11 @@ def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[
     entries = environment_entries(env, include_dev=not no_dev, home=Path(home))
     python = find_python(env.python_version)
     shim = python_shim_dir(Path(home), python, env.python_version)
+    node_bin = ""
+    if env.node_version:
+        from ..nodes import find_node
+
+        node_bin = str(find_node(env.node_version, env_name).bin_dir)
     return {
         "format": _CACHE_FORMAT,
         "lock": lock_path,
@@ -131,6 +138,7 @@ def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[
         "entries": [str(e.path) for e in entries],
         "paths": [str(e.site_dir) for e in entries],
         "bins": [str(e.bin_dir) for e in entries if e.bin_dir.is_dir()],
+        "node_bin": node_bin,
     }
 
 
@@ -179,8 +187,9 @@ def run_command(argv: Sequence[str]) -> int:
     if paths:
         child_env["PYTHONPATH"] = os.pathsep.join(paths)
     child_env["ENVKNIT_ENV"] = env_name
+    node_first = [plan["node_bin"]] if plan.get("node_bin") else []
     child_env["PATH"] = os.pathsep.join(
-        [plan["shim"], *plan["bins"], child_env.get("PATH", os.defpath)]
+        [*node_first, plan["shim"], *plan["bins"], child_env.get("PATH", os.defpath)]
     )
     sys.stdout.flush()
     sys.stderr.flush()
