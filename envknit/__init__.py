@@ -12,6 +12,7 @@ from ._version import __version__ as __version__
 from .errors import (
     CExtensionError as CExtensionError,
     CExtIncompatibleError as CExtIncompatibleError,
+    ClusterMismatchError as ClusterMismatchError,
     ConfigError as ConfigError,
     EntryMissingError as EntryMissingError,
     EnvknitError as EnvknitError,
@@ -23,6 +24,7 @@ from .errors import (
     LockError as LockError,
     LockSchemaError as LockSchemaError,
     MessageTooLargeError as MessageTooLargeError,
+    NodeNotFoundError as NodeNotFoundError,
     ProtocolError as ProtocolError,
     RemoteError as RemoteError,
     ResolverError as ResolverError,
