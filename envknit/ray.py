@@ -54,6 +54,35 @@ def _check_ray() -> None:
         )
 
 
+def _ship(wheels: list[Path]) -> list[str]:
+    """The wheels as ``py_modules`` entries: uploaded to the connected cluster, else paths.
+
+    Ray accepts local paths in ``py_modules`` only in the job's own runtime_env
+    (``ray.init(runtime_env=...)``), which it uploads itself; a task's or actor's runtime_env
+    needs URIs. So when Ray is initialized the wheels are put in the cluster's GCS package
+    store under the URI Ray would give them (``gcs://<wheel file name>``), through Ray's
+    private ``ray._private.runtime_env.packaging`` helpers (the ones ``ray.init`` uses;
+    checked with Ray 2.44-2.60).
+    """
+    import ray
+
+    if not ray.is_initialized():
+        return [str(w) for w in wheels]
+    from ray._private.runtime_env.packaging import (
+        get_uri_for_package,
+        package_exists,
+        upload_package_to_gcs,
+    )
+
+    uris = []
+    for wheel in wheels:
+        uri = str(get_uri_for_package(wheel))
+        if not package_exists(uri):
+            upload_package_to_gcs(uri, wheel.read_bytes())
+        uris.append(uri)
+    return uris
+
+
 def _cluster_python(python: str | None) -> tuple[int, int]:
     if python is None:
         # Ray refuses a driver whose Python minor differs from the cluster's
@@ -130,7 +159,7 @@ def runtime_env(
         from .wheelhouse import locked_file
 
         folders = [Path(w) for w in wheelhouse]
-        return {"py_modules": [str(locked_file(p, d, folders=folders)) for p, d in chosen]}
+        return {"py_modules": _ship([locked_file(p, d, folders=folders) for p, d in chosen])}
     packages = [
         f"{p.name}=={p.version} " + " ".join(f"--hash=sha256:{h}" for h in sorted(p.hashes))
         for p, _ in chosen
