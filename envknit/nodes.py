@@ -2,7 +2,8 @@
 
 Where each tool keeps its installs (Linux and macOS)::
 
-    fnm    $FNM_DIR (else ~/.local/share/fnm, or the older ~/.fnm)/node-versions/v20.11.1/installation/bin/node
+    fnm    $FNM_DIR (else ~/.local/share/fnm, or the older ~/.fnm)
+           then node-versions/v20.11.1/installation/bin/node
     nvm    $NVM_DIR (else ~/.nvm)/versions/node/v20.11.1/bin/node
     mise   $MISE_INSTALLS_DIR, else $MISE_DATA_DIR/installs, else ~/.local/share/mise/installs
            then node/20.11.1/bin/node

@@ -40,10 +40,11 @@ def find_links_folders() -> list[Path]:
     raw = os.environ.get("UV_FIND_LINKS", "")
     folders = []
     for item in raw.replace(",", " ").split():
+        local = item
         if item.startswith("file://"):
-            item = urllib.parse.unquote(urllib.parse.urlsplit(item).path)
-        if "://" not in item and Path(item).is_dir():
-            folders.append(Path(item))
+            local = urllib.parse.unquote(urllib.parse.urlsplit(item).path)
+        if "://" not in local and Path(local).is_dir():
+            folders.append(Path(local))
     return folders
 
 
@@ -68,7 +69,7 @@ def _index_files(page: str) -> tuple[tuple[str, str], ...]:
     """``(filename, absolute url)`` of every file an index page lists (fetched once)."""
     request = urllib.request.Request(page, headers={"Accept": _JSON})
     try:
-        with urllib.request.urlopen(request, timeout=60) as resp:  # noqa: S310 - an index URL
+        with urllib.request.urlopen(request, timeout=60) as resp:
             data = json.load(resp)
     except (OSError, ValueError) as exc:
         raise StoreError(
@@ -101,9 +102,9 @@ def _adopt(source: Path, dist: DistFile, cache: Path) -> Path:
         )
     final = cache / dist.sha256 / dist.name
     final.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=final.parent, delete=False) as tmp:
-        with source.open("rb") as src:
-            shutil.copyfileobj(src, tmp)
+    with tempfile.NamedTemporaryFile(dir=final.parent, delete=False) as tmp, \
+            source.open("rb") as src:
+        shutil.copyfileobj(src, tmp)
     os.replace(tmp.name, final)
     return final
 
@@ -128,7 +129,7 @@ def locked_file(
     with tempfile.TemporaryDirectory(prefix="envknit-wheel-") as tmp:
         target = Path(tmp) / dist.name
         try:
-            with urllib.request.urlopen(url, timeout=300) as resp, target.open("wb") as out:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=300) as resp, target.open("wb") as out:
                 shutil.copyfileobj(resp, out)
         except OSError as exc:
             raise StoreError(f"cannot download {dist.name} from {url}: {exc}") from None

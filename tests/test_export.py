@@ -54,7 +54,8 @@ def test_export_writes_valid_pep751_files(project: Path, env: dict[str, str]) ->
             for wheel in pkg.wheels or ():  # paths are relative to the pylock file and exist
                 assert wheel.path is not None and not wheel.path.startswith("/")
                 assert (project / wheel.path).is_file()
-    dev = {p.name: p.tool for p in pylock.Pylock.from_dict(_load_toml(project / "pylock.new.toml")).packages}
+    new = pylock.Pylock.from_dict(_load_toml(project / "pylock.new.toml"))
+    dev = {p.name: p.tool for p in new.packages}
     assert dev["tool"] == {"envknit": {"dev": True}}
 
 
@@ -120,7 +121,7 @@ def test_files_not_found_locally_get_their_index_url(
     assert 'index = "https://example.invalid/simple"' in text
     assert ('sdist = {name = "attrs-23.1.0.tar.gz", url = "https://files.example.invalid/'
             'attrs-23.1.0.tar.gz", hashes = {sha256 = "' + "b" * 64 + '"}}') in text
-    assert f'url = "https://files.example.invalid/attrs-23.1.0-py3-none-any.whl"' in text
+    assert 'url = "https://files.example.invalid/attrs-23.1.0-py3-none-any.whl"' in text
     assert sorted(seen) == [("attrs", "attrs-23.1.0-py3-none-any.whl"),
                             ("attrs", "attrs-23.1.0.tar.gz")]
 

@@ -1,4 +1,4 @@
-"""``envknit export [--env NAME] [-o FILE]``: write one locked environment as PEP 751 pylock.toml."""
+"""``envknit export [--env NAME] [-o FILE]``: one locked environment as a PEP 751 pylock.toml."""
 
 from __future__ import annotations
 
