@@ -27,7 +27,10 @@ def project(tmp_path: Path, env: dict[str, str]) -> Path:
 
 
 def _load_toml(path: Path) -> dict[str, object]:
-    tomllib = pytest.importorskip("tomllib", reason="tomllib (to read TOML) is Python 3.11+")
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # 3.10 has no tomllib; pip (in every test venv) vendors the same parser, tomli
+        from pip._vendor import tomli as tomllib
     data: dict[str, object] = tomllib.loads(path.read_text(encoding="utf-8"))
     return data
 
