@@ -117,6 +117,7 @@ def _local(*args, **kwargs):  # the test's cluster: two CPUs, loopback only, sho
 ray.init = _local
 code = open(sys.argv[1], encoding="utf-8").read()
 exec(compile(code, "cluster-example", "exec"), {"__name__": "__main__"})
+ray.shutdown()
 """
 
 

@@ -26,7 +26,8 @@ def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "export", help="write an environment as a PEP 751 pylock.toml",
         description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--env", default="default", help="the environment to export (default: default)")
+    p.add_argument("--env", default="default", metavar="NAME",
+                   help="the environment to export (default: default)")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="where to write (default: pylock[.NAME].toml by the lock; '-': stdout)")
     p.add_argument("--find-links", metavar="DIR", action="append", default=[],
