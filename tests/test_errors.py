@@ -13,6 +13,7 @@ from envknit import errors
 ANCESTRY: dict[str, tuple[str, ...]] = {
     "CExtIncompatibleError": ("EnvknitError", "ImportError", "Exception"),
     "CExtensionError": ("EnvknitError", "ImportError", "Exception"),
+    "ClusterMismatchError": ("EnvknitError", "RuntimeError", "Exception"),
     "ConfigError": ("EnvknitError", "ValueError", "Exception"),
     "EntryMissingError": ("StoreError", "EnvknitError", "Exception"),
     "EnvknitError": ("Exception",),
@@ -26,6 +27,7 @@ ANCESTRY: dict[str, tuple[str, ...]] = {
     "MessageTooLargeError": (
         "WorkerError", "EnvknitError", "RuntimeError", "ValueError", "Exception",
     ),
+    "NodeNotFoundError": ("EnvknitError", "LookupError", "Exception"),
     "ProtocolError": ("WorkerError", "EnvknitError", "RuntimeError", "Exception"),
     "RemoteError": ("EnvknitError", "RuntimeError", "Exception"),
     "ResolverError": ("EnvknitError", "Exception"),
@@ -85,6 +87,15 @@ MESSAGES: list[tuple[Callable[[], BaseException], str]] = [
         "run 'envknit install --env ml'",
     ),
     (lambda: errors.IntegrityError("hash"), "hash"),
+    (
+        lambda: errors.ClusterMismatchError("old", "it is locked for Python 3.11", "re-lock"),
+        "environment 'old' cannot run on this Ray cluster: it is locked for Python 3.11; re-lock",
+    ),
+    (
+        lambda: errors.NodeNotFoundError("20", "web", ["/n"]),
+        "environment 'web' needs Node 20, which is not installed; searched: /n; install it with "
+        "'fnm install 20' (or nvm install / mise install node@20 / volta install node@20)",
+    ),
     (lambda: errors.ResolverError("uv said no"), "uv said no"),
     (
         lambda: errors.InterpreterNotFoundError("3.9"),

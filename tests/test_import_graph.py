@@ -18,15 +18,16 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # envknit._worker); the parts that replace them are listed already, so either tree passes.
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("envknit.errors", "envknit._version"),
-    "utilities": ("envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons"),
+    "utilities": ("envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
+                  "envknit.nodes"),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv": ("envknit._uv",),
     "store and locking": ("envknit.store", "envknit.locking"),
-    "lock to store": ("envknit.resolve",),
-    "shared services": ("envknit._configured", "envknit._dists"),
+    "lock to store": ("envknit.resolve", "envknit.wheelhouse"),
+    "shared services": ("envknit._configured", "envknit._dists", "envknit.pylock"),
     "workers": ("envknit.worker", "envknit._worker"),
     "isolation": ("envknit.routing", "envknit._subinterp"),
-    "interfaces": ("envknit", "envknit.cli"),
+    "interfaces": ("envknit", "envknit.cli", "envknit.ray"),
     "entry point": ("envknit.__main__",),
 }
 
