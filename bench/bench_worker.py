@@ -138,8 +138,8 @@ def placements() -> list[tuple[str, int, int]]:
 
 def round_trips(host_cpu: int, child_cpu: int) -> dict[str, float]:
     """Median microseconds of each contender's round trip, all pinned as given."""
-    from envknit.worker import shutdown_workers, worker
-    from envknit.worker._pool import live_workers
+    from envknit import shutdown_workers, worker
+    from envknit._worker._pool import live_workers
 
     os.sched_setaffinity(0, {host_cpu})
     samples: dict[str, list[int]] = {"proxy": [], "raw": [], "mp": []}
@@ -161,7 +161,7 @@ def round_trips(host_cpu: int, child_cpu: int) -> dict[str, float]:
 
 
 def main() -> int:
-    from envknit.worker import shutdown_workers, worker
+    from envknit import shutdown_workers, worker
     from tests._builders import make_store_entry, package_files, write_lock
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,9 +1,9 @@
 """envknit: several versions of a package in one Python process.
 
 Importing envknit changes nothing: no import hook is installed and no directory is created.
-``SubInterpreterEnv`` and the Gen 1 routing API load on first use (PEP 562), so that a bare
-``import envknit`` and the ``envknit`` command stay lean: ``envknit run`` has a start-up budget
-(docs/benchmarks.md), and every module-level import here is paid by every command.
+``SubInterpreterEnv``, the Gen 1 routing API and the worker API load on first use (PEP 562), so
+that a bare ``import envknit`` and the ``envknit`` command stay lean: ``envknit run`` has a
+start-up budget (docs/benchmarks.md), and every module-level import here is paid by every command.
 """
 
 from typing import TYPE_CHECKING
@@ -39,16 +39,13 @@ from .errors import (
     WorkerRemoteError as WorkerRemoteError,
 )
 
-# ``envknit.worker`` is both a sub-package and the function it exports: importing the
-# sub-package eagerly (it is light) makes the function win the attribute for good.
-from .worker import (
-    WorkerProxy as WorkerProxy,
-    shutdown_workers as shutdown_workers,
-    worker as worker,
-)
-
 if TYPE_CHECKING:
     from ._subinterp import SubInterpreterEnv as SubInterpreterEnv
+    from ._worker import (
+        WorkerProxy as WorkerProxy,
+        shutdown_workers as shutdown_workers,
+        worker as worker,
+    )
     from .routing import (
         ContextExecutor as ContextExecutor,
         ContextThread as ContextThread,
@@ -72,6 +69,9 @@ _LAZY = {
     "import_version": ".routing",
     "set_default": ".routing",
     "use": ".routing",
+    "WorkerProxy": "._worker",
+    "shutdown_workers": "._worker",
+    "worker": "._worker",
 }
 
 

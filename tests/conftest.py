@@ -15,7 +15,7 @@ import pytest
 # Each part of envknit exposes a test-only reset hook; called after every test when present.
 _RESET_HOOKS = (
     ("envknit.routing", "_reset_for_tests"),
-    ("envknit.worker", "_reset_for_tests"),
+    ("envknit._worker", "_reset_for_tests"),
     ("envknit._subinterp", "_reset_for_tests"),
 )
 

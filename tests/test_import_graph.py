@@ -34,14 +34,6 @@ LAYERS: dict[str, tuple[str, ...]] = {
 # Edges that break the rules today and are being removed; each says which rule and why it is
 # here. Empty this as the fixes land: an entry whose edge no longer exists fails the test.
 ALLOWED_FOR_NOW: dict[tuple[str, str], str] = {
-    ("envknit.worker._locate", "envknit.routing"): (
-        "upward, and a routing <-> worker circle: the worker reads the configured locks from "
-        "routing; they move to a shared service below both"
-    ),
-    ("envknit.worker._locate", "envknit.routing._registry"): (
-        "upward, and a private module of another package: read_package (installed "
-        "distributions) moves to a shared service below both"
-    ),
     ("envknit.store.maintenance", "envknit.resolve"): (
         "upward, and a store <-> resolve circle: python_tuple; the lock -> store lookup moves "
         "into the store package and python_tuple to names"

@@ -286,7 +286,9 @@ def test_use_auto_worker_hands_compiled_packages_to_worker(
         def __exit__(self, *exc: object) -> None:
             calls.append("exit")
 
-    monkeypatch.setattr(sys.modules["envknit.worker"], "worker", FakeWorker)
+    from envknit import _worker
+
+    monkeypatch.setattr(_worker, "worker", FakeWorker)
     with envknit.use("fast", "2.0", auto_worker=True) as proxy:
         assert proxy == "proxy"
         assert importlib.metadata.version("fast") == "2.0"

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 import envknit
+from envknit import _configured
+from envknit._worker import WorkerProxy, _pool, _protocol
+from envknit._worker._proxy import worker_stats
 from envknit.errors import (
     EntryMissingError,
     EnvknitTimeoutError,
@@ -25,8 +28,6 @@ from envknit.errors import (
     WorkerError,
     WorkerRemoteError,
 )
-from envknit.worker import WorkerProxy, _pool, _protocol
-from envknit.worker._proxy import worker_stats
 
 from ._builders import make_store_entry, write_lock
 from ._worker_fixtures import make_demo, make_demo_project
@@ -333,7 +334,7 @@ def test_configured_locks_are_searched(
     lock.parent.mkdir()
     make_demo(envknit_home, lock, version="3.1")
     monkeypatch.chdir(tmp_path)  # no lock in the working directory
-    monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (lock,))
+    monkeypatch.setattr(_configured, "configured_locks", lambda: (lock,))
     with envknit.worker("demo", "3.1") as mod:
         assert mod.__version__ == "3.1"
 
@@ -456,10 +457,10 @@ def test_an_environment_whose_python_is_missing_is_skipped_for_one_that_works(
     second = tmp_path / "b" / "envknit.lock.yaml"
     second.parent.mkdir()
     make_demo(envknit_home, second)
-    monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (first,))
+    monkeypatch.setattr(_configured, "configured_locks", lambda: (first,))
     with pytest.raises(InterpreterNotFoundError, match=r"3\.99"), envknit.worker("demo", "1.0"):
         pass
-    monkeypatch.setattr(envknit.routing, "configured_locks", lambda: (first, second))
+    monkeypatch.setattr(_configured, "configured_locks", lambda: (first, second))
     with envknit.worker("demo", "1.0") as mod:
         assert mod.echo(1) == 1
 

@@ -1,4 +1,4 @@
-"""envknit.worker.fallback: eval_json and call for a whole environment (SubInterpreterEnv)."""
+"""envknit._worker.fallback: eval_json and call for a whole environment (SubInterpreterEnv)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from envknit._worker import fallback
 from envknit.errors import EnvknitTimeoutError, UnknownEnvironmentError, WorkerRemoteError
-from envknit.worker import fallback
 
 from ._worker_fixtures import make_demo
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from envknit._worker import _protocol as P
+from envknit._worker._errors import remote_error
 from envknit.errors import RemoteError, WorkerRemoteError
-from envknit.worker import _protocol as P
-from envknit.worker._errors import remote_error
 
 
 @pytest.fixture

@@ -395,7 +395,7 @@ class SubInterpreterEnv:
             )
             raise remote
         try:
-            from ..worker import fallback as worker_fallback
+            from .._worker import fallback as worker_fallback
         except ImportError as exc:
             _add_note(remote, f"envknit: the worker fallback is unavailable ({exc})")
             raise remote from None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from .. import _configured
+from .._configured import configured_locks as configured_locks
 from . import _router
 from ._api import (
     configure_from_lock as configure_from_lock,
-    configured_locks as configured_locks,
     import_version as import_version,
     set_default as set_default,
     use as use,
@@ -29,3 +30,4 @@ def _reset_for_tests() -> None:
     _router.disable()
     _router.park_clear()
     _REGISTRY.clear()
+    _configured.forget_locks()

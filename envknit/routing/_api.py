@@ -11,6 +11,7 @@ from typing import Any
 
 from packaging.version import Version
 
+from .._configured import configured_locks
 from ..errors import CExtensionError, UnknownEnvironmentError, VersionNotInstalledError
 from ..lock import LOCK_FILENAME
 from ..names import normalize_version
@@ -18,9 +19,7 @@ from . import _router
 from ._context import ACTIVE, Active
 from ._registry import REGISTRY, RoutedPackage
 
-__all__ = [
-    "configure_from_lock", "configured_locks", "import_version", "set_default", "use",
-]
+__all__ = ["configure_from_lock", "import_version", "set_default", "use"]
 
 
 def configure_from_lock(
@@ -39,14 +38,9 @@ def configure_from_lock(
     return count
 
 
-def configured_locks() -> tuple[Path, ...]:
-    """The lock files passed to ``configure_from_lock()`` so far, in order (resolved paths)."""
-    return REGISTRY.locks
-
-
 def _configure_local_lock() -> None:
     """Convenience: with no lock configured yet, the working directory's lock, if any."""
-    if not REGISTRY.locks and Path(LOCK_FILENAME).is_file():
+    if not configured_locks() and Path(LOCK_FILENAME).is_file():
         configure_from_lock()
 
 
@@ -120,7 +114,9 @@ class _Use:
             if pkg is None or not self._import_name:
                 result: Any = None  # an environment, or a distribution without modules
             elif pkg.extensions:
-                from ..worker import worker  # lazily: workers start processes
+                # The one edge between the two packages, lazily (workers start processes):
+                # routing uses the worker package's public API; workers never import routing.
+                from .._worker import worker
 
                 worker_cm = worker(pkg.dist, pkg.version)
                 result = worker_cm.__enter__()

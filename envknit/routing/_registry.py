@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import threading
@@ -14,6 +13,8 @@ from types import MappingProxyType
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from .. import _configured
+from .._dists import main_import, read_installed
 from ..lock import load_lock
 from ..names import normalize_name
 from ..resolve import python_tuple
@@ -24,9 +25,7 @@ __all__ = ["ALIAS_ROOT", "Registry", "RoutedPackage", "REGISTRY"]
 #: Every routed module lives in ``sys.modules`` under ``_envknit_v.<import name>__<version>``.
 ALIAS_ROOT = "_envknit_v"
 
-_EXTENSION_SUFFIXES = (".so", ".pyd")
 _NOT_IDENT = re.compile(r"[^0-9A-Za-z]")
-_MODULE_NAME = re.compile(r"[0-9A-Za-z_]+")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,79 +50,24 @@ class RoutedPackage:
 
     @property
     def main_import(self) -> str:
-        """The import name ``use()`` returns: the one spelled like the distribution, else the
-        first public one (PyYAML -> ``yaml``); "" for a distribution with no module."""
-        guess = self.dist.replace("-", "_")
-        if guess in self.import_names:
-            return guess
-        public = [n for n in self.import_names if not n.startswith("_")]
-        return (public or [*self.import_names, ""])[0]
-
-
-def _find_dist_info(site: Path, dist: str) -> Path | None:
-    for candidate in sorted(site.glob("*.dist-info")):
-        stem = candidate.name[: -len(".dist-info")]
-        if canonicalize_name(stem.rsplit("-", 1)[0]) == dist:
-            return candidate
-    return None
-
-
-def _record_paths(dist_info: Path | None) -> list[str]:
-    if dist_info is None:
-        return []
-    try:
-        text = (dist_info / "RECORD").read_text(encoding="utf-8")
-    except OSError:
-        return []
-    return [row[0] for row in csv.reader(text.splitlines()) if row and row[0]]
-
-
-def _importable(site: Path, name: str) -> bool:
-    if (site / name).is_dir() or (site / f"{name}.py").is_file():
-        return True
-    return any(
-        (site / f"{name}{suffix}").is_file() or any(site.glob(f"{name}.*{suffix}"))
-        for suffix in _EXTENSION_SUFFIXES
-    )
-
-
-def read_import_names(site: Path, dist_info: Path | None, record: Iterable[str]) -> tuple[str, ...]:
-    """Top-level import names: those of ``top_level.txt`` (setuptools) and the top entries of
-    RECORD (every installer), kept if they exist in ``site``.
-
-    Names need not be identifiers: mypyc's shared module (``81d243bd...__mypyc``) is imported
-    by C code under a name that starts with a digit.
-    """
-    names: list[str] = []
-    if dist_info is not None and (dist_info / "top_level.txt").is_file():
-        lines = (dist_info / "top_level.txt").read_text(encoding="utf-8").splitlines()
-        names = [n.strip().replace("/", ".").split(".")[0] for n in lines if n.strip()]
-    for path in record:
-        first = path.split("/", 1)[0]
-        if first.endswith((".dist-info", ".data")) or first in ("..", "__pycache__", ""):
-            continue
-        names.append(first.split(".", 1)[0] if "/" not in path else first)
-    return tuple(
-        n for n in dict.fromkeys(names) if _MODULE_NAME.fullmatch(n) and _importable(site, n)
-    )
+        """The import name ``use()`` returns (see ``envknit._dists.main_import``)."""
+        return main_import(self.dist, self.import_names)
 
 
 def read_package(
     dist: str, version: str, site: Path, dependencies: Iterable[str] = ()
 ) -> RoutedPackage:
     """Describe the installed ``dist==version`` whose files live in ``site``."""
-    dist_info = _find_dist_info(site, dist)
-    record = _record_paths(dist_info)
-    names = read_import_names(site, dist_info, record)
-    extensions = tuple(p for p in record if p.endswith(_EXTENSION_SUFFIXES))
+    installed = read_installed(dist, site)
+    names = installed.import_names
     namespace = f"{dist.replace('-', '_')}__{_NOT_IDENT.sub('_', version)}"
     return RoutedPackage(
         dist=dist,
         version=version,
         site_dir=site,
-        dist_info=dist_info,
+        dist_info=installed.dist_info,
         import_names=names,
-        extensions=extensions,
+        extensions=installed.extensions,
         dependencies=tuple(dependencies),
         namespace=namespace,
         aliases=MappingProxyType({n: f"{namespace}.{n}" for n in names}),
@@ -149,7 +93,6 @@ class Registry:
         self.by_namespace: Mapping[str, RoutedPackage] = {}
         self.envs: Mapping[str, Mapping[str, str]] = {}
         self.pkg_envs: Mapping[tuple[str, str], tuple[str, ...]] = {}
-        self.locks: tuple[Path, ...] = ()
         self.defaults: Mapping[str, str] = {}
         self._closures: dict[tuple[str, str, str | None], Mapping[str, str]] = {}
         #: (name as asked, version as asked) -> (package, import name); makes use() cheap.
@@ -272,8 +215,7 @@ class Registry:
             self.by_namespace = by_namespace
             self._closures = {}
             self.lookups = {}
-            if path not in self.locks:
-                self.locks = (*self.locks, path)
+            _configured.add_lock(path)
         return len(found)
 
 

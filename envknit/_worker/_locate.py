@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import _configured
+from .._dists import read_installed
 from ..errors import EntryMissingError, InterpreterNotFoundError, VersionNotInstalledError
 from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
 from ..names import normalize_name, normalize_version
@@ -28,9 +30,7 @@ class Located:
 
 def candidate_locks() -> list[Path]:
     """Locks given to ``configure_from_lock()`` (in order), then ``./envknit.lock.yaml``."""
-    from .. import routing  # the routing package imports lazily-loaded parts of envknit
-
-    paths = [Path(given) for given in routing.configured_locks()]
+    paths = list(_configured.configured_locks())
     local = Path.cwd() / LOCK_FILENAME
     if local.is_file():
         paths.append(local)
@@ -53,15 +53,13 @@ def spec_for_environment(lock_path: str | os.PathLike[str], env_name: str) -> Wo
     return _spec(path, env, environment_entries(env), f"environment {env_name!r}")
 
 
-def _module_name(dist: str, version: str, entry: Entry | None) -> str:
+def _module_name(dist: str, entry: Entry | None) -> str:
     """The top-level module to import for ``dist`` (``PyYAML`` -> ``yaml``), read from its
     dist-info as the router reads it; the usual spelling if the entry installs none."""
     guess = dist.replace("-", "_").replace(".", "_")
     if entry is None:
         return guess
-    from ..routing._registry import read_package  # lazily: see worker()
-
-    return read_package(dist, version, entry.site_dir).main_import or guess
+    return read_installed(dist, entry.site_dir).main_import or guess
 
 
 # Successful look-ups, keyed by what they were read from: re-entering ``worker()`` for the same
@@ -124,7 +122,7 @@ def _locate(canonical: str, wanted: str, locks: Sequence[Path]) -> Located:
                 missing = missing or exc  # another environment may pin it too: keep looking
                 continue
             entry = next((e for e in entries if normalize_name(e.name) == canonical), None)
-            return Located(spec=spec, module=_module_name(canonical, wanted, entry))
+            return Located(spec=spec, module=_module_name(canonical, entry))
     if missing is not None:
         raise missing
     raise VersionNotInstalledError(canonical, wanted, sorted(available))
