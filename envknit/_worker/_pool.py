@@ -173,6 +173,38 @@ class Worker:
         with self.lock:
             self._stop(graceful=True)
 
+    def hang_up(self) -> None:
+        """Close the request pipe so the process starts exiting, without waiting for it.
+
+        A worker busy in another thread for longer than ``EXIT_GRACE`` is killed instead; that
+        request then sees the crash. ``close()`` afterwards waits for the exit.
+        """
+        if self.lock.acquire(timeout=EXIT_GRACE):
+            try:
+                if self._wfd >= 0:
+                    os.close(self._wfd)
+                    self._wfd = -1
+            finally:
+                self.lock.release()
+        else:
+            proc = self._proc  # read once: the busy thread may be clearing it
+            if proc is not None:
+                proc.kill()
+
+    def disown(self) -> subprocess.Popen[bytes] | None:
+        """In a forked child: drop the parent's process and pipes without touching the process.
+
+        Returns the process object, which the caller must keep (never wait on it, never let it
+        be collected: it is the parent's child, not ours).
+        """
+        self.lock = threading.Lock()
+        proc = self._proc
+        for fd in (self._wfd, self._reader.fd if self._reader is not None else -1):
+            if fd >= 0:
+                os.close(fd)
+        self._wfd, self._reader, self._proc = -1, None, None
+        return proc
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -325,18 +357,7 @@ def shutdown_workers() -> None:
         workers = list(set(_pool.values()) | _live)
         _pool.clear()
     for w in workers:
-        # Closing every pipe first lets all workers exit in parallel before we wait on each.
-        if w.lock.acquire(timeout=EXIT_GRACE):
-            try:
-                if w._wfd >= 0:
-                    os.close(w._wfd)
-                    w._wfd = -1
-            finally:
-                w.lock.release()
-        else:  # busy in another thread: kill it; that request sees the crash
-            proc = w._proc  # read once: the busy thread may be clearing it
-            if proc is not None:
-                proc.kill()
+        w.hang_up()  # every pipe first, so that all workers exit in parallel before we wait
     for w in workers:
         w.close()
 
@@ -356,13 +377,9 @@ def _forget_after_fork() -> None:
     global _pool_lock
     _pool_lock = threading.Lock()
     for w in set(_pool.values()) | _live:
-        w.lock = threading.Lock()
-        if w._proc is not None:
-            _not_ours.append(w._proc)  # not our child: never wait on it, never drop it
-        for fd in (w._wfd, w._reader.fd if w._reader is not None else -1):
-            if fd >= 0:
-                os.close(fd)
-        w._wfd, w._reader, w._proc = -1, None, None
+        proc = w.disown()
+        if proc is not None:
+            _not_ours.append(proc)  # not our child: never wait on it, never drop it
     _pool.clear()
     _live.clear()
 
