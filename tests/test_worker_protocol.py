@@ -171,3 +171,21 @@ def test_unknown_builtin_names_give_the_plain_error() -> None:
     for builtin in (None, "NoSuchError", "print", "ExceptionGroup", "SystemExit"):
         err = remote_error({"type": "x.Y", "message": "m", "traceback": "", "builtin": builtin})
         assert type(err) is WorkerRemoteError
+
+
+def test_forwarded_operators_are_one_list_for_proxy_and_worker() -> None:
+    import builtins
+    import operator
+
+    from envknit import WorkerProxy
+
+    for name in (*P.BINARY_OPERATORS, *P.UNARY_OPERATORS, *P.COMPARISONS):
+        assert callable(getattr(operator, name)), name  # what the worker calls
+    for name in P.CONVERSIONS:
+        assert isinstance(getattr(builtins, name), type), name
+    dunders = {n for n in vars(WorkerProxy) if n.startswith("__") and n.endswith("__")}
+    for name in P.BINARY_OPERATORS:
+        assert {f"__{name.rstrip('_')}__", f"__r{name.rstrip('_')}__"} <= dunders
+    for name in (*P.UNARY_OPERATORS, *P.COMPARISONS, *P.CONVERSIONS):
+        assert f"__{name}__" in dunders
+    assert "__eq__" not in dunders and "__hash__" not in dunders  # identity: proxies hash

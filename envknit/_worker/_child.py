@@ -8,6 +8,7 @@ stderr are left alone: a package that prints cannot corrupt the protocol, which 
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
 import operator
@@ -44,12 +45,10 @@ else:
 __all__ = ["Server", "main"]
 
 _THIS_FILE = os.path.abspath(__file__)
-_NEXT_BATCH = 64
-_OPERATORS = frozenset({
-    "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
-    "and_", "or_", "xor", "neg", "pos", "abs", "invert", "lt", "le", "gt", "ge", "index",
-})
-_CONVERSIONS: dict[str, Callable[[Any], Any]] = {"int": int, "float": float}
+_OPERATORS = frozenset((*P.BINARY_OPERATORS, *P.UNARY_OPERATORS, *P.COMPARISONS))
+_CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    name: getattr(builtins, name) for name in P.CONVERSIONS
+}
 
 
 def _type_name(tp: type) -> str:
@@ -60,8 +59,6 @@ def _type_name(tp: type) -> str:
 
 def _builtin_base(tp: type) -> str | None:
     """The most derived builtin ``Exception`` subclass in ``tp``'s MRO (not Exception itself)."""
-    import builtins
-
     for cls in tp.__mro__:
         if (
             cls.__module__ == "builtins"
@@ -184,7 +181,7 @@ class Server:
     def op_next(self, msg: dict[str, Any]) -> Any:
         it = self.obj(msg)
         items = []
-        for _ in range(min(int(msg.get("n", 1)), _NEXT_BATCH)):
+        for _ in range(min(int(msg.get("n", 1)), P.NEXT_BATCH)):
             try:
                 items.append(self.result(next(it)))
             except StopIteration:

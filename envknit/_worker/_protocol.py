@@ -28,10 +28,15 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
+    "BINARY_OPERATORS",
+    "COMPARISONS",
+    "CONVERSIONS",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_DEPTH",
+    "NEXT_BATCH",
     "PROTOCOL_VERSION",
     "SCALARS",
+    "UNARY_OPERATORS",
     "FrameReader",
     "FrameTimeout",
     "FrameTooLarge",
@@ -52,6 +57,22 @@ PROTOCOL_VERSION = 1
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: Containers nested deeper than this are not sent by value.
 MAX_DEPTH = 100
+#: The most items one ``next`` request returns from a remote iterator.
+NEXT_BATCH = 64
+
+# What the ``operator`` request may name: functions of the ``operator`` module, by their name
+# there (``and_``, not ``and``), plus two conversions. A proxy forwards exactly these.
+#: Binary operators; a proxy has the reflected method (``__radd__``) of each as well.
+BINARY_OPERATORS = (
+    "add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
+    "and_", "or_", "xor",
+)
+#: Unary operators.
+UNARY_OPERATORS = ("neg", "pos", "abs", "invert", "index")
+#: Ordering comparisons (``==`` and ``!=`` stay identity on the host: proxies remain hashable).
+COMPARISONS = ("lt", "le", "gt", "ge")
+#: Builtin conversions, called as ``int(x)`` / ``float(x)`` in the worker.
+CONVERSIONS = ("int", "float")
 
 _HEADER = struct.Struct(">I")
 _READ_CHUNK = 1 << 16
@@ -83,7 +104,7 @@ class NotPlain(TypeError):
 
 
 #: Types that are their own wire form.
-SCALARS = _SCALARS = frozenset({str, int, float, bool, type(None)})
+SCALARS = frozenset({str, int, float, bool, type(None)})
 # The base type's own conversion, so that an overridden __str__/__int__ cannot change the value.
 _PLAIN: tuple[tuple[type, Callable[[Any], Any]], ...] = (
     (str, str.__str__), (int, int.__int__), (float, float.__float__), (bytes, bytes),
@@ -101,7 +122,7 @@ def encode(
     bytes are the one type whose encoding is much larger than the value already in memory.
     """
     kind = type(value)
-    if kind in _SCALARS:  # the common case first: exact types, no isinstance chain
+    if kind in SCALARS:  # the common case first: exact types, no isinstance chain
         return value
     if _depth > MAX_DEPTH:
         if other is not None:
@@ -109,14 +130,14 @@ def encode(
         raise NotPlain(f"nested deeper than {MAX_DEPTH} levels")
     depth = _depth + 1
     if kind is list:
-        return [v if type(v) in _SCALARS else encode(v, other, depth, limit) for v in value]
+        return [v if type(v) in SCALARS else encode(v, other, depth, limit) for v in value]
     if kind is dict:
         for k in value:
             if type(k) is not str or k[:1] == "$":
                 break
         else:
             return {
-                k: v if type(v) in _SCALARS else encode(v, other, depth, limit)
+                k: v if type(v) in SCALARS else encode(v, other, depth, limit)
                 for k, v in value.items()
             }
         items = value.items()
@@ -142,14 +163,14 @@ def decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None = None) -> Any
     """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values."""
     kind = type(data)
     if kind is list:
-        return [v if type(v) in _SCALARS else decode(v, ref) for v in data]
+        return [v if type(v) in SCALARS else decode(v, ref) for v in data]
     if kind is not dict:
         return data
     for key in data:
         if key[:1] == "$":
             return _decode_tagged(key, data, ref)
         break
-    return {k: v if type(v) in _SCALARS else decode(v, ref) for k, v in data.items()}
+    return {k: v if type(v) in SCALARS else decode(v, ref) for k, v in data.items()}
 
 
 def _decode_tagged(

@@ -16,8 +16,6 @@ __all__ = [
     "WorkerAttrProxy", "WorkerModuleProxy", "WorkerProxy", "import_module", "worker_stats",
 ]
 
-_ITER_BATCH = 64
-
 
 class WorkerProxy:
     """An object living in a worker process; operations on it run there.
@@ -132,7 +130,7 @@ class WorkerProxy:
         iterator = self._ek_call("iter")
         done = False
         while not done:
-            batch = iterator._ek_call("next", {"n": _ITER_BATCH})
+            batch = iterator._ek_call("next", {"n": P.NEXT_BATCH})
             done = batch["done"]
             yield from batch["items"]
 
@@ -152,14 +150,9 @@ class WorkerProxy:
         )
 
 
-_BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift",
-           "rshift", "and", "or", "xor")
-_UNARY = ("neg", "pos", "abs", "invert", "index", "int", "float")
-_COMPARE = ("lt", "le", "gt", "ge")  # == and != stay identity: proxies remain hashable
-
-
-def _forward(name: str, *, reflected: bool = False, unary: bool = False) -> Any:
-    remote = name + "_" if name in ("and", "or") else name
+def _forward(remote: str, *, reflected: bool = False, unary: bool = False) -> Any:
+    """The proxy method for the worker-side operator ``remote`` (``and_`` -> ``__and__``)."""
+    name = remote.rstrip("_")
 
     def method(self: WorkerProxy, *other: Any) -> Any:
         args = [self] if unary else [other[0], self] if reflected else [self, other[0]]
@@ -169,13 +162,13 @@ def _forward(name: str, *, reflected: bool = False, unary: bool = False) -> Any:
     return method
 
 
-for _name in _BINARY:
-    setattr(WorkerProxy, f"__{_name}__", _forward(_name))
-    setattr(WorkerProxy, f"__r{_name}__", _forward(_name, reflected=True))
-for _name in _COMPARE:
-    setattr(WorkerProxy, f"__{_name}__", _forward(_name))
-for _name in _UNARY:
-    setattr(WorkerProxy, f"__{_name}__", _forward(_name, unary=True))
+# == and != are not forwarded (see P.COMPARISONS): they stay identity, so proxies remain hashable.
+for _method in (
+    *(_forward(op) for op in (*P.BINARY_OPERATORS, *P.COMPARISONS)),
+    *(_forward(op, reflected=True) for op in P.BINARY_OPERATORS),
+    *(_forward(op, unary=True) for op in (*P.UNARY_OPERATORS, *P.CONVERSIONS)),
+):
+    setattr(WorkerProxy, _method.__name__, _method)
 
 
 class WorkerModuleProxy(WorkerProxy):
