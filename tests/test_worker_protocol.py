@@ -26,6 +26,11 @@ def pipe() -> Iterator[tuple[int, int]]:
             os.close(fd)
 
 
+def header(size: int) -> bytes:
+    """A well-formed frame header announcing ``size`` payload bytes."""
+    return struct.pack(">4sI", b"EKw\x01", size)
+
+
 VALUES: list[Any] = [
     None, True, False, 0, -(2**70), 1.5, float("inf"), "", "héllo ✓\x00",
     [], {}, [1, [2, [3]]], {"a": {"b": [None]}},
@@ -127,7 +132,7 @@ def test_bytes_past_the_limit_are_refused_before_their_base64_is_built() -> None
 def test_oversized_length_is_refused_before_reading_the_payload(pipe: tuple[int, int]) -> None:
     r, w = pipe
     # A header claiming ~4 GiB with no payload behind it: refused from the header alone.
-    os.write(w, struct.pack(">I", 0xFFFFFFF0))
+    os.write(w, header(0xFFFFFFF0))
     with pytest.raises(P.FrameTooLarge, match="4294967280 bytes"):
         P.FrameReader(r, P.DEFAULT_MAX_MESSAGE_SIZE).read(time.monotonic() + 5)
 
@@ -135,9 +140,9 @@ def test_oversized_length_is_refused_before_reading_the_payload(pipe: tuple[int,
 def test_reader_times_out_and_reports_closed_peer(pipe: tuple[int, int]) -> None:
     r, w = pipe
     reader = P.FrameReader(r, 100)
-    os.write(w, struct.pack(">I", 10) + b"12345")  # half a frame
+    os.write(w, header(10) + b"12345")  # half a frame
     with pytest.raises(P.FrameTimeout):
-        reader.read(time.monotonic() + 0.2)
+        reader.read(time.monotonic() + 0.2)  # the call's deadline comes before the frame's
     os.close(w)
     with pytest.raises(P.PeerClosed):
         reader.read()

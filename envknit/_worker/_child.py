@@ -203,7 +203,7 @@ class Server:
         namespace.update(self.arg(msg.get("inputs", {})))
         code = compile(msg["code"], "<envknit eval_json>", "exec")
         exec(code, namespace)
-        return _plain_json(namespace.get("result"))
+        return self.plain(namespace.get("result"))
 
     def op_call_target(self, msg: dict[str, Any]) -> Any:
         module_name, sep, attr = str(msg["target"]).partition(":")
@@ -214,11 +214,19 @@ class Server:
         func: Any = importlib.import_module(module_name)
         for part in attr.split("."):
             func = getattr(func, part)
-        return _plain_json(func(*self.arg(msg.get("args", [])), **self.arg(msg.get("kwargs", {}))))
+        return self.plain(func(*self.arg(msg.get("args", [])), **self.arg(msg.get("kwargs", {}))))
+
+    def plain(self, value: Any) -> Any:
+        """``value`` as the JSON value a sub-interpreter would return, in its wire form: a
+        result ``{"$t": [1]}`` must arrive as that dict, not as a tuple."""
+        return P.encode(_plain_json(value), limit=self.limit)
 
     # -- loop --------------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
-        payload = P.dumps(message)
+        try:
+            payload = P.dumps(message)
+        except P.NotPlain as exc:  # an int past the int/str digit limit, say
+            payload = P.dumps({"i": message.get("i"), "err": _describe_error(exc)})
         if len(payload) > self.limit:
             payload = P.dumps(
                 {"i": message.get("i"), "big": {"size": len(payload), "limit": self.limit}}
@@ -229,9 +237,17 @@ class Server:
         while True:
             try:
                 raw = self.reader.read()
-                msg = P.loads(raw)
             except P.PeerClosed:
                 return  # the host closed the pipe: shut down quietly
+            try:
+                msg = P.loads(raw)
+                if not isinstance(msg, dict):
+                    raise P.WireError("a request must be a JSON object")
+            except P.WireError as exc:
+                # A whole frame was read, so the stream is still in step: say so and go on.
+                # The host never sends such a frame; it reads this as a protocol error.
+                self.send({"i": None, "err": _describe_error(exc)})
+                continue
             for hid in msg.get("rel", ()):
                 self.handles.pop(hid, None)
             op = msg.get("op")
@@ -258,8 +274,29 @@ def _plain_json(value: Any) -> Any:
         raise TypeError(f"result must be JSON-compatible: {exc}") from None
 
 
+def _out_of_the_way(fd: int) -> int:
+    """``fd`` moved to a high, close-on-exec descriptor number (the low one closed).
+
+    User code that writes to "fd 4" or opens files (which take the lowest free numbers) then
+    misses the protocol pipe, and subprocesses the package starts do not inherit it. Only a
+    hardening: a frame corrupted anyway is refused by the host (see ``_protocol``).
+    """
+    import fcntl
+
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    except OSError:  # a descriptor limit below _HIGH_FD: keep the number we were given
+        return fd
+    os.close(fd)
+    return moved
+
+
+#: Where the protocol pipes move to in the worker (below the usual 1024 descriptor limit).
+_HIGH_FD = 512
+
+
 def main(argv: list[str]) -> int:
-    read_fd, write_fd = int(argv[0]), int(argv[1])
+    read_fd, write_fd = _out_of_the_way(int(argv[0])), _out_of_the_way(int(argv[1]))
     # Ctrl-C in the terminal reaches the whole process group; only the host decides what to do.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     reader = P.FrameReader(read_fd, P.DEFAULT_MAX_MESSAGE_SIZE)
@@ -283,8 +320,17 @@ def main(argv: list[str]) -> int:
     answer.update(
         pid=os.getpid(), python=list(sys.version_info[:3]), executable=sys.executable, path=sys.path
     )
-    P.write_frame(write_fd, P.dumps(answer), limit)
-    Server(reader, write_fd, limit).serve()
+    reader.frame_timeout = float(hello.get("frame_timeout", P.DEFAULT_FRAME_TIMEOUT))
+    try:
+        P.write_frame(write_fd, P.dumps(answer), limit)
+        Server(reader, write_fd, limit).serve()
+    except (BrokenPipeError, P.PeerClosed):
+        # The host went away mid-reply (it killed us after a timeout, or exited): nothing is
+        # left to tell it, and a traceback would land on the host's stderr, which we share.
+        return 0
+    except P.WireError as exc:  # a half-written request frame: the host is gone or broken
+        print(f"envknit worker: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

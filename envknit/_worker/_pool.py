@@ -31,6 +31,10 @@ __all__ = ["Worker", "WorkerSpec", "get_worker", "shutdown_workers"]
 CHILD_SCRIPT = Path(__file__).resolve().with_name("_child.py")
 #: The largest message sent or accepted, in bytes (64 MiB); read when a worker is created.
 MAX_MESSAGE_SIZE = P.DEFAULT_MAX_MESSAGE_SIZE
+#: Once a reply frame has started, the rest must arrive within this many seconds, whatever the
+#: call's timeout (stray bytes on the pipe can then never hang the host); read when a worker
+#: is created, and sent to the worker for the frames it reads.
+FRAME_TIMEOUT = P.DEFAULT_FRAME_TIMEOUT
 #: How long a new worker may take to start and answer the handshake.
 STARTUP_TIMEOUT = 60.0
 #: After this many seconds without a reply, check that the worker is alive before a request.
@@ -112,13 +116,18 @@ class Worker:
         # (write_frame waits for room with a deadline) instead of blocking in write().
         os.set_blocking(host_w, False)
         self._proc, self._wfd = proc, host_w
-        self._reader = P.FrameReader(host_r, self.limit)
+        self._reader = P.FrameReader(host_r, self.limit, FRAME_TIMEOUT)
         self.generation += 1
         self.pid = proc.pid
         self._released.clear()
         with _pool_lock:
             _live.add(self)
-        hello = {"protocol": P.PROTOCOL_VERSION, "limit": self.limit, "path": list(self.spec.paths)}
+        hello = {
+            "protocol": P.PROTOCOL_VERSION,
+            "limit": self.limit,
+            "frame_timeout": FRAME_TIMEOUT,
+            "path": list(self.spec.paths),
+        }
         try:
             P.write_frame(
                 self._wfd, P.dumps(hello), self.limit, time.monotonic() + STARTUP_TIMEOUT
@@ -126,6 +135,10 @@ class Worker:
             answer = P.loads(self._reader.read(time.monotonic() + STARTUP_TIMEOUT))
         except (P.WireError, OSError) as exc:
             how, code, sig = self._stop()
+            if type(exc) is P.WireError:  # a whole answer, but garbled
+                raise ProtocolError(
+                    f"bad start-up answer from the worker for {self.spec.label}: {exc}"
+                ) from None
             if isinstance(exc, P.FrameTimeout):
                 how = f"did not answer within {STARTUP_TIMEOUT:g} s"
             raise WorkerCrashedError(
@@ -141,8 +154,14 @@ class Worker:
             )
         self._last_reply = time.monotonic()
 
-    def _stop(self, *, graceful: bool = False) -> tuple[str, int | None, str | None]:
-        """End the process (kill unless ``graceful``), close the pipes, say how it ended."""
+    def _stop(
+        self, *, graceful: bool = False, now: bool = False
+    ) -> tuple[str, int | None, str | None]:
+        """End the process (kill unless ``graceful``), close the pipes, say how it ended.
+
+        ``now`` kills at once: the worker is alive but must not go on (a timeout, a protocol
+        error), and given a moment it would only fail to write to the closed pipe.
+        """
         proc, self._proc = self._proc, None
         with _pool_lock:
             _live.discard(self)
@@ -159,6 +178,8 @@ class Worker:
                 proc.wait(EXIT_GRACE)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        elif now:
+            proc.kill()
         elif proc.poll() is None:
             # It may be exiting on its own (a crash we are reporting): give it a moment so the
             # report names the real signal or exit code rather than our SIGKILL.
@@ -271,14 +292,18 @@ class Worker:
         current = self._take_released() if self._released else None
         if current:
             message["rel"] = current
-        payload = P.dumps(message)
+        try:
+            payload = P.dumps(message)
+        except P.NotPlain:  # an int past the int/str digit limit: a TypeError for the caller
+            self._released.extend((self.generation, h) for h in current or ())
+            raise
         if len(payload) > self.limit:
             self._released.extend((self.generation, h) for h in current or ())
             raise MessageTooLargeError(len(payload), self.limit)
         reply, raw = self._exchange(payload, op, timeout)
         self._last_reply = time.monotonic()
         if not isinstance(reply, dict) or reply.get("i") != rid:
-            self._stop()
+            self._stop(now=True)
             raise ProtocolError(f"reply {reply!r:.80} does not answer request {rid}")
         if "ok" in reply:
             value = reply["ok"]
@@ -302,7 +327,7 @@ class Worker:
             return P.loads(raw), raw
         except P.FrameTimeout:
             pid = self.pid
-            self._stop()
+            self._stop(now=True)
             raise EnvknitTimeoutError(
                 f"{op!r} in the worker for {self.spec.label} did not finish within {timeout:g} s; "
                 f"the worker (pid {pid}) was killed and the next call starts a new one"
@@ -316,15 +341,15 @@ class Worker:
                 exit_code=code, signal=sig,
             ) from exc
         except P.FrameTooLarge as exc:
-            self._stop()  # the stream cannot be resynchronised past an unread payload
+            self._stop(now=True)  # the stream cannot be resynchronised past an unread payload
             raise MessageTooLargeError(exc.size, exc.limit) from None
         except P.WireError as exc:
-            self._stop()
+            self._stop(now=True)
             raise ProtocolError(f"bad reply from the worker for {self.spec.label}: {exc}") from None
         except BaseException:
             # KeyboardInterrupt (or anything unexpected) mid-request: the reply may still come,
             # so this process can never be trusted to answer the next request in order.
-            self._stop()
+            self._stop(now=True)
             raise
 
 

@@ -1,15 +1,19 @@
 """The worker wire format: length-prefixed frames of tagged JSON (stdlib only; host and child).
 
-A frame is a 4-byte big-endian payload length followed by that many bytes of UTF-8 JSON. The
-length is checked against the limit *before* the payload is read, so a corrupt or hostile
-length can never make the reader allocate more than the limit.
+A frame is an 8-byte header (the magic ``EKw`` and a frame-format byte, then the payload
+length as 4 big-endian bytes) followed by that many bytes of UTF-8 JSON. The header is checked
+(magic, length against the limit) *before* the payload is read, so stray or hostile bytes on
+the pipe are refused at once and can never make the reader allocate more than the limit; once
+a frame has started, the rest must arrive within the reader's frame timeout, whatever the
+caller's own deadline.
 
 JSON carries ``None``, ``bool``, ``int``, ``float``, ``str``, ``list`` and ``dict`` with string
 keys as themselves. A few more types travel as single-key objects whose key starts with ``$``:
 
 ``{"$b": "<base64>"}`` bytes · ``{"$t": [...]}`` tuple · ``{"$d": [[k, v], ...]}`` a dict whose
 keys are not all strings, or that has a key starting with ``$`` · ``{"$r": id, ...}`` a handle to
-an object that stays in the worker.
+an object that stays in the worker. Because every dict with a ``$`` key travels as ``$d``, user
+data can never be read as a tag: ``{"$t": [1]}`` or ``{"$ref": "#/a"}`` arrive as themselves.
 
 Nothing else can be expressed, so decoding never runs code (there is no pickle in either
 direction). This module runs inside the worker too: it must import only the standard library and
@@ -31,6 +35,7 @@ __all__ = [
     "BINARY_OPERATORS",
     "COMPARISONS",
     "CONVERSIONS",
+    "DEFAULT_FRAME_TIMEOUT",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_DEPTH",
     "NEXT_BATCH",
@@ -38,6 +43,7 @@ __all__ = [
     "SCALARS",
     "UNARY_OPERATORS",
     "FrameReader",
+    "FrameStalled",
     "FrameTimeout",
     "FrameTooLarge",
     "NotPlain",
@@ -52,9 +58,11 @@ __all__ = [
 ]
 
 #: Bumped whenever a message or tag changes meaning; host and worker refuse to talk otherwise.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 #: The largest payload either side sends or accepts (64 MiB), unless the host configures another.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: Once a frame's first byte has arrived, the rest must arrive within this many seconds.
+DEFAULT_FRAME_TIMEOUT = 5.0
 #: Containers nested deeper than this are not sent by value.
 MAX_DEPTH = 100
 #: The most items one ``next`` request returns from a remote iterator.
@@ -74,7 +82,9 @@ COMPARISONS = ("lt", "le", "gt", "ge")
 #: Builtin conversions, called as ``int(x)`` / ``float(x)`` in the worker.
 CONVERSIONS = ("int", "float")
 
-_HEADER = struct.Struct(">I")
+#: Starts every frame: ``EKw`` and the frame format (1), which changes only with the header.
+_MAGIC = b"EKw\x01"
+_HEADER = struct.Struct(">4sI")
 _READ_CHUNK = 1 << 16
 
 
@@ -88,6 +98,10 @@ class PeerClosed(WireError):
 
 class FrameTimeout(WireError):
     """No complete frame arrived before the deadline."""
+
+
+class FrameStalled(WireError):
+    """A frame started but its rest did not arrive within the frame timeout."""
 
 
 class FrameTooLarge(WireError):
@@ -160,25 +174,38 @@ def encode(
 
 
 def decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None = None) -> Any:
-    """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values."""
+    """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values.
+
+    Raises ``WireError`` (only) for anything ``encode`` cannot have produced, including
+    nesting too deep to walk.
+    """
+    try:
+        return _decode(data, ref)
+    except RecursionError:
+        raise WireError("value nested too deeply to decode") from None
+
+
+def _decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None) -> Any:
     kind = type(data)
     if kind is list:
-        return [v if type(v) in SCALARS else decode(v, ref) for v in data]
+        return [v if type(v) in SCALARS else _decode(v, ref) for v in data]
     if kind is not dict:
         return data
     for key in data:
         if key[:1] == "$":
             return _decode_tagged(key, data, ref)
         break
-    return {k: v if type(v) in SCALARS else decode(v, ref) for k, v in data.items()}
+    return {k: v if type(v) in SCALARS else _decode(v, ref) for k, v in data.items()}
 
 
 def _decode_tagged(
     key: str, data: dict[str, Any], ref: Callable[[dict[str, Any]], Any] | None
 ) -> Any:
     body = data[key]
+    if len(data) != 1 and key != "$r":  # a handle carries its type name too
+        raise WireError(f"tag {key!r} with other keys")
     if key == "$t" and isinstance(body, list):
-        return tuple(decode(v, ref) for v in body)
+        return tuple(_decode(v, ref) for v in body)
     if key == "$b" and isinstance(body, str):
         try:
             return base64.b64decode(body.encode("ascii"), validate=True)
@@ -189,9 +216,9 @@ def _decode_tagged(
         for item in body:
             if not isinstance(item, list) or len(item) != 2:
                 raise WireError("bad item in a tagged dict")
-            k = decode(item[0], ref)
+            k = _decode(item[0], ref)
             try:
-                out[k] = decode(item[1], ref)
+                out[k] = _decode(item[1], ref)
             except TypeError:
                 raise WireError(f"unhashable dict key of type {type(k).__name__}") from None
         return out
@@ -213,8 +240,15 @@ def is_tagged(payload: bytes) -> bool:
 
 
 def dumps(message: Any) -> bytes:
-    """A message (already encoded) as frame payload bytes."""
-    return _ENCODER.encode(message).encode("utf-8")
+    """A message (already encoded) as frame payload bytes.
+
+    ``NotPlain`` for what JSON cannot write: an int past CPython's int/str conversion limit
+    (4,300 digits by default, 3.11+), or a value nested too deeply for the encoder.
+    """
+    try:
+        return _ENCODER.encode(message).encode("utf-8")
+    except (ValueError, RecursionError) as exc:
+        raise NotPlain(f"value cannot be written as JSON: {exc}") from None
 
 
 def loads(payload: bytes) -> Any:
@@ -223,6 +257,8 @@ def loads(payload: bytes) -> Any:
         return _DECODER.decode(payload.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         raise WireError(f"frame is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise WireError("frame nested too deeply to read") from None
 
 
 def write_frame(fd: int, payload: bytes, limit: int, deadline: float | None = None) -> None:
@@ -234,7 +270,7 @@ def write_frame(fd: int, payload: bytes, limit: int, deadline: float | None = No
     """
     if len(payload) > limit:
         raise FrameTooLarge(len(payload), limit)
-    data = _HEADER.pack(len(payload)) + payload
+    data = _HEADER.pack(_MAGIC, len(payload)) + payload
     try:
         written = os.write(fd, data)
     except BlockingIOError:
@@ -259,47 +295,78 @@ def write_frame(fd: int, payload: bytes, limit: int, deadline: float | None = No
 
 
 class FrameReader:
-    """Reads frames from a pipe file descriptor, with an optional deadline per frame."""
+    """Reads frames from a pipe file descriptor.
 
-    def __init__(self, fd: int, limit: int) -> None:
+    ``read(deadline)`` waits for a frame's first byte until ``deadline`` (None: for ever);
+    from then on the rest of the frame must arrive within ``frame_timeout`` seconds (and
+    before ``deadline``), else ``FrameStalled``: a peer that wrote half a frame, or stray
+    bytes that happen to parse as a header, cannot hang the reader.
+    """
+
+    def __init__(self, fd: int, limit: int, frame_timeout: float = DEFAULT_FRAME_TIMEOUT) -> None:
         self.fd = fd
         self.limit = limit
+        self.frame_timeout = frame_timeout
         self._buf = bytearray()
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
 
-    def _fill(self, need: int, deadline: float | None) -> None:
+    def _wait(self, deadline: float, frame_deadline: float | None) -> bool:
+        """Wait for data until ``deadline``; False if none came. Raises when it has passed."""
+        left = deadline - time.monotonic()
+        if left > 0 and self._poll.poll(max(1, int(left * 1000) + 1)):
+            return True
+        if time.monotonic() < deadline:
+            return False
+        if frame_deadline is not None and deadline >= frame_deadline:
+            raise FrameStalled(
+                f"a frame started but the rest of it did not arrive within "
+                f"{self.frame_timeout:g} s"
+            )
+        raise FrameTimeout("no reply before the deadline")
+
+    def _fill(self, need: int, deadline: float | None, frame_deadline: float | None) -> None:
+        if frame_deadline is not None and (deadline is None or frame_deadline < deadline):
+            deadline = frame_deadline
         while len(self._buf) < need:
-            if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0 or not self._poll.poll(max(1, int(left * 1000) + 1)):
-                    if time.monotonic() >= deadline:
-                        raise FrameTimeout("no reply before the deadline")
-                    continue
+            if deadline is not None and not self._wait(deadline, frame_deadline):
+                continue
             chunk = os.read(self.fd, max(_READ_CHUNK, need - len(self._buf)))
             if not chunk:
                 raise PeerClosed("the other side closed the pipe")
             self._buf += chunk
 
-    def read(self, deadline: float | None = None) -> bytes:
-        """The next frame's payload; ``deadline`` is a ``time.monotonic()`` value."""
-        if not self._buf and deadline is None:
-            # The common case, one whole small frame per read: no buffer bookkeeping.
-            chunk = os.read(self.fd, _READ_CHUNK)
-            if not chunk:
-                raise PeerClosed("the other side closed the pipe")
-            if len(chunk) >= _HEADER.size:
-                (size,) = _HEADER.unpack_from(chunk)
-                if size > self.limit:
-                    raise FrameTooLarge(size, self.limit)
-                if len(chunk) == _HEADER.size + size:
-                    return chunk[_HEADER.size :]
-            self._buf += chunk
-        self._fill(_HEADER.size, deadline)
-        (size,) = _HEADER.unpack_from(self._buf)
+    def _header(self, data: bytes | bytearray) -> int:
+        """The payload size the header at the start of ``data`` announces, once checked."""
+        magic, size = _HEADER.unpack_from(data)
+        if magic != _MAGIC:
+            raise WireError(f"not a frame: it starts with {bytes(data[:8])!r}")
         if size > self.limit:
             raise FrameTooLarge(size, self.limit)
-        self._fill(_HEADER.size + size, deadline)
+        return int(size)
+
+    def read(self, deadline: float | None = None) -> bytes:
+        """The next frame's payload; ``deadline`` is a ``time.monotonic()`` value."""
+        if not self._buf:
+            if deadline is None:
+                # The common case, one whole small frame per read: no buffer bookkeeping.
+                chunk = os.read(self.fd, _READ_CHUNK)
+                if not chunk:
+                    raise PeerClosed("the other side closed the pipe")
+                if len(chunk) >= _HEADER.size:
+                    size = self._header(chunk)
+                    if len(chunk) == _HEADER.size + size:
+                        return chunk[_HEADER.size :]
+                self._buf += chunk
+            else:
+                self._fill(1, deadline, None)
+        if not _MAGIC.startswith(bytes(self._buf[: len(_MAGIC)])):
+            raise WireError(f"not a frame: it starts with {bytes(self._buf[:8])!r}")
+        # The frame has started: bounded from here on, whatever ``deadline`` says.
+        frame_deadline = time.monotonic() + self.frame_timeout
+        self._fill(_HEADER.size, deadline, frame_deadline)
+        size = self._header(self._buf)
+        self._fill(_HEADER.size + size, deadline, frame_deadline)
         payload = bytes(self._buf[_HEADER.size : _HEADER.size + size])
         del self._buf[: _HEADER.size + size]
         return payload
