@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import importlib.metadata
 import random
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,62 @@ def test_one_use_object_shared_by_tasks(lock: Path) -> None:
     assert asyncio.run(main()) == ["1.0.0"] * 10
     with shared, shared as inner:  # nested entries of one object
         assert inner.__version__ == "1.0.0"
+
+
+def _pinned_mylib() -> str | None:
+    from envknit.routing._context import current
+
+    return current().pins.get("mylib")
+
+
+@pytest.mark.timeout(60)
+def test_block_held_across_yield_and_finished_in_another_thread(lock: Path) -> None:
+    def steps() -> Iterator[str]:
+        with envknit.use("mylib", "2.0.0") as mylib:
+            yield str(mylib.__version__)
+            yield "second"
+
+    with envknit.use("mylib", "1.0.0"):
+        gen = steps()
+        assert next(gen) == "2.0.0"
+        assert _observed() == ("2.0.0",) * 4  # suspended inside the block: still open here
+        errors: list[BaseException] = []
+
+        def finish() -> None:
+            try:
+                assert list(gen) == ["second"]
+                assert _pinned_mylib() is None  # this thread never entered the block
+            except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=finish)
+        thread.start()
+        thread.join(30)
+        assert errors == []
+        assert _observed() == ("1.0.0",) * 4  # back to the outer block: not pinned to 2.0.0
+    assert _pinned_mylib() is None
+
+
+def test_generator_closed_or_collected_out_of_order_pins_nothing(lock: Path) -> None:
+    def steps() -> Iterator[None]:
+        with envknit.use("mylib", "2.0.0"):
+            yield
+
+    gen = steps()
+    next(gen)
+    with envknit.use("mylib", "1.0.0"):
+        gen.close()  # its block exits while a later block is open in this context
+        assert _observed() == ("1.0.0",) * 4
+    assert _pinned_mylib() is None
+
+    gen = steps()
+    next(gen)
+    assert _pinned_mylib() == "2.0.0"
+    del gen
+    gc.collect()
+    assert _pinned_mylib() is None
+
+
+def test_exit_without_enter_is_still_an_error(lock: Path) -> None:
+    with pytest.raises(RuntimeError, match="without a matching __enter__"):
+        envknit.use("mylib", "1.0.0").__exit__(None, None, None)

@@ -16,7 +16,7 @@ from ..errors import CExtensionError, UnknownEnvironmentError, VersionNotInstall
 from ..lock import LOCK_FILENAME
 from ..names import normalize_version
 from . import _router
-from ._context import ACTIVE, Active
+from ._context import ACTIVE, Active, current
 from ._registry import REGISTRY, RoutedPackage
 
 __all__ = ["configure_from_lock", "import_version", "set_default", "use"]
@@ -74,7 +74,12 @@ def _check_env(env: str) -> None:
 
 class _Use:
     """What ``use()`` returns: a context manager. One object may be entered from several
-    threads or tasks at once: each exit finds the entry made in its own context."""
+    threads or tasks at once: each exit finds the entry made in its own context.
+
+    An exit in a context that did not make the entry (a generator suspended inside the block
+    and finished in another thread) ends that entry where it was made: the context that
+    entered reverts to its earlier versions at its next import (see ``_context.current``).
+    """
 
     __slots__ = ("_auto_worker", "_entries", "_env", "_import_name", "_pkg")
 
@@ -85,7 +90,7 @@ class _Use:
         self._import_name = import_name
         self._env = env
         self._auto_worker = auto_worker
-        self._entries: dict[int, tuple[contextvars.Token[Active], Any]] = {}
+        self._entries: dict[int, tuple[Active, contextvars.Token[Active], Any]] = {}
 
     def __enter__(self) -> Any:
         pkg = self._pkg
@@ -93,7 +98,7 @@ class _Use:
             raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
         if not _router._ENABLED:
             _router.enable()
-        outer = ACTIVE.get()
+        outer = current()
         env = self._env or outer.env
         pins: Mapping[str, str]
         if pkg is not None and not outer.pins and self._env is None:
@@ -107,7 +112,7 @@ class _Use:
             pins = MappingProxyType(merged)
         # A new object per entry (__exit__ finds its entry by identity); tuple.__new__ skips
         # the NamedTuple's Python-level __new__, this being the hot path of use().
-        active = tuple.__new__(Active, (pins, env))
+        active = tuple.__new__(Active, (pins, env, outer, [False]))
         token = ACTIVE.set(active)
         worker_cm: Any = None
         try:
@@ -125,7 +130,7 @@ class _Use:
         except BaseException:  # whatever failed (even KeyboardInterrupt): undo, then re-raise
             ACTIVE.reset(token)
             raise
-        self._entries[id(active)] = (token, worker_cm)
+        self._entries[id(active)] = (active, token, worker_cm)
         return result
 
     def __exit__(
@@ -135,17 +140,38 @@ class _Use:
         tb: TracebackType | None,
     ) -> bool | None:
         # Keyed by the identity of the state this entry set, which is what this context sees
-        # now; the state stays alive until reset below, so its id cannot be reused meanwhile.
-        entry = self._entries.pop(id(ACTIVE.get()), None)
+        # now; the state stays alive in the entry, so its id cannot be reused meanwhile.
+        here = ACTIVE.get()
+        entry = self._entries.pop(id(here), None)
+        own = entry is not None
         if entry is None:
-            raise RuntimeError("envknit.use(): __exit__ without a matching __enter__")
-        token, worker_cm = entry
+            entry = self._entry_elsewhere(here)
+        active, token, worker_cm = entry
         try:
             if worker_cm is not None:
                 return bool(worker_cm.__exit__(exc_type, exc, tb))
             return None
         finally:
-            ACTIVE.reset(token)
+            if own:
+                ACTIVE.reset(token)
+            else:
+                # Entered in another context (or under a block still open here): that context
+                # cannot be reset from here, so the state is marked ended and skipped there.
+                active.ended[0] = True
+
+    def _entry_elsewhere(self, here: Active) -> tuple[Active, contextvars.Token[Active], Any]:
+        """The entry an exit belongs to when it is not this context's newest state: one
+        further down this context's chain (exits out of order), else the newest entry."""
+        node = here.parent
+        while node is not None:
+            entry = self._entries.pop(id(node), None)
+            if entry is not None:
+                return entry
+            node = node.parent
+        try:
+            return self._entries.popitem()[1]  # atomic: another thread may exit meanwhile
+        except KeyError:
+            raise RuntimeError("envknit.use(): __exit__ without a matching __enter__") from None
 
 
 def use(

@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
-__all__ = ["ACTIVE", "Active", "ContextExecutor", "ContextThread", "context_wrap"]
+__all__ = ["ACTIVE", "Active", "ContextExecutor", "ContextThread", "context_wrap", "current"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -19,19 +19,34 @@ R = TypeVar("R")
 class Active(NamedTuple):
     """What one context routes: distribution -> version pins, and the active environment.
 
+    ``parent`` is the state the entry replaced. ``ended`` (one flag, shared by every copy of
+    the context) is set when the ``use()`` block that made this state exited in *another*
+    context (a generator finished in another thread): this context cannot be reset from
+    there, so it skips ended states instead (see ``current``), and is never pinned for good.
+
     A NamedTuple rather than a frozen dataclass: one is built on every ``use()`` entry and
     tuple construction is several times cheaper.
     """
 
     pins: Mapping[str, str]
     env: str | None
+    parent: Active | None
+    ended: list[bool]
 
 
-EMPTY = Active(MappingProxyType({}), None)
+EMPTY = Active(MappingProxyType({}), None, None, [False])
 
 #: Immutable value; ``use()`` sets a new one and resets it with its token, so threads and
 #: asyncio tasks (which copy the context) never see each other's versions.
 ACTIVE: contextvars.ContextVar[Active] = contextvars.ContextVar("envknit_active", default=EMPTY)
+
+
+def current() -> Active:
+    """What this context routes now: the newest state whose ``use()`` block has not ended."""
+    active = ACTIVE.get()
+    while active.ended[0]:
+        active = active.parent or EMPTY
+    return active
 
 
 def context_wrap(func: Callable[P, R]) -> Callable[P, R]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from ..errors import CExtensionError, StrictModeError, VersionNotInstalledError
-from ._context import ACTIVE
+from ._context import ACTIVE, current
 from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
 
 if TYPE_CHECKING:
@@ -72,6 +72,8 @@ def resolve(dist: str, globals_: Mapping[str, Any] | None) -> RoutedPackage | No
     lazy imports after the block ended), then the active context, then ``set_default()``.
     """
     active = ACTIVE.get()
+    if active.ended[0]:  # its block exited in another context: skip to what is still open
+        active = current()
     owner = _owner(globals_)
     version = None
     if owner is not None:
