@@ -312,7 +312,10 @@ class Worker:
             try:
                 return P.decode(value, decode)
             except P.WireError as exc:
-                raise ProtocolError(f"bad reply from the worker: {exc}") from None
+                self._stop(now=True)  # our encoder never sends that: this worker is broken
+                raise ProtocolError(
+                    f"bad reply from the worker for {self.spec.label}: {exc}"
+                ) from None
         if "big" in reply:
             raise too_large(reply["big"])
         raise remote_error(reply.get("err"))
