@@ -1,4 +1,4 @@
-"""Worker protocol faults: tag look-alikes, corrupt and stalled frames, deep replies, dying pipes."""
+"""Worker protocol faults: tag look-alikes, corrupt or stalled frames, deep replies, dying pipes."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 import envknit
-from envknit._worker import _pool, fallback
-from envknit._worker import _protocol as P
+from envknit._worker import _pool, _protocol as P, fallback
 from envknit.errors import ProtocolError
 
 from ._worker_fixtures import make_demo, make_demo_project
@@ -148,7 +147,8 @@ elif mode == "hello":
     os.write(write_fd, b"hello")
 elif mode == "deep":
     depth = 100000
-    os.write(write_fd, frame(b'{{"i": %d, "ok": ' % request["i"] + b"[" * depth + b"]" * depth + b"}}"))
+    body = b"[" * depth + b"]" * depth
+    os.write(write_fd, frame(b'{{"i": %d, "ok": ' % request["i"] + body + b"}}"))
 elif mode == "deep-tagged":
     depth = 400  # loads fine, but walking its tags recurses too deeply
     body = b'{{"$t": [' * depth + b"1" + b"]}}" * depth

@@ -67,6 +67,8 @@ def remote_error(report: Any) -> Exception:
 
 def too_large(report: Any) -> MessageTooLargeError:
     """The host exception for a reply the worker could not send because of its size."""
-    size = report.get("size", 0) if isinstance(report, dict) else 0
-    limit = report.get("limit", 0) if isinstance(report, dict) else 0
-    return MessageTooLargeError(int(size), int(limit))
+    fields = report if isinstance(report, dict) else {}
+    size, limit = fields.get("size"), fields.get("limit")
+    return MessageTooLargeError(
+        size if type(size) is int else 0, limit if type(limit) is int else 0
+    )
