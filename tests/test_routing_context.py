@@ -190,7 +190,7 @@ def test_block_held_across_yield_and_finished_in_another_thread(lock: Path) -> N
             try:
                 assert list(gen) == ["second"]
                 assert _pinned_mylib() is None  # this thread never entered the block
-            except BaseException as exc:
+            except BaseException as exc:  # any failure, reported to the main thread
                 errors.append(exc)
 
         thread = threading.Thread(target=finish)
