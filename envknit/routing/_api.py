@@ -98,7 +98,9 @@ class _Use:
             raise CExtensionError(pkg.dist, pkg.version, pkg.extensions)
         if not _router._ENABLED:
             _router.enable()
-        outer = current()
+        outer = ACTIVE.get()
+        if outer.ended[0]:  # its block exited in another context: build on what is still open
+            outer = current()
         env = self._env or outer.env
         pins: Mapping[str, str]
         if pkg is not None and not outer.pins and self._env is None:
