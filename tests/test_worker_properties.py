@@ -19,8 +19,8 @@ from envknit._worker import _pool, _protocol as P, fallback
 from envknit.errors import EnvknitError
 
 from ._builders import make_store_entry, package_files, write_lock
+from ._helpers import gen2
 from ._worker_fixtures import make_demo
-from .conftest import gen2
 
 pytestmark = pytest.mark.timeout(300)
 
