@@ -97,6 +97,25 @@ def reply_bytes(draw: st.DrawFn) -> bytes:
 
 
 @SETTINGS
+@given(st.lists(reply_bytes(), min_size=1, max_size=3).map(b"".join))
+def test_the_frame_reader_yields_payloads_or_one_wire_error(data: bytes) -> None:
+    """Bytes on a pipe, then end of file: frames come out, or WireError, nothing else."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    try:
+        written = os.write(write_fd, data) if data else 0
+        os.close(write_fd)
+        reader = P.FrameReader(read_fd, 1 << 16, 0.2)
+        started = time.monotonic()
+        with pytest.raises(P.WireError):  # PeerClosed at the latest, once the bytes ran out
+            for _ in range(written + 1):
+                P.decode(P.loads(reader.read(time.monotonic() + 1)))
+        assert time.monotonic() - started < 5
+    finally:
+        os.close(read_fd)
+
+
+@SETTINGS
 @given(reply_bytes())
 @example(_frame(b'{"i":1,"big":{"size":"x","limit":1}}'))
 @example(_frame(b'{"i":1,"big":{"size":1e400,"limit":[]}}'))

@@ -226,7 +226,8 @@ class Server:
         try:
             payload = P.dumps(message)
         except P.NotPlain as exc:  # an int past the int/str digit limit, say
-            payload = P.dumps({"i": message.get("i"), "err": _describe_error(exc)})
+            report = _describe_error(TypeError(f"the result cannot be sent: {exc}"))
+            payload = P.dumps({"i": message.get("i"), "err": report})
         if len(payload) > self.limit:
             payload = P.dumps(
                 {"i": message.get("i"), "big": {"size": len(payload), "limit": self.limit}}
