@@ -17,6 +17,7 @@ from .errors import (
     EntryMissingError as EntryMissingError,
     EnvknitError as EnvknitError,
     EnvknitTimeoutError as EnvknitTimeoutError,
+    HostImportRefusedError as HostImportRefusedError,
     IntegrityError as IntegrityError,
     InterpreterClosedError as InterpreterClosedError,
     InterpreterNotFoundError as InterpreterNotFoundError,

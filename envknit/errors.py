@@ -22,6 +22,7 @@
     ├── InterpreterClosedError (RuntimeError)  a sub-interpreter used after it was closed
     ├── EnvknitTimeoutError (TimeoutError)     a call exceeded its timeout
     ├── CExtIncompatibleError (ImportError)    a C extension cannot load in a sub-interpreter
+    ├── HostImportRefusedError (ImportError)   3.12: a module a sub-interpreter refused, in the host
     ├── CExtensionError (ImportError)          use() of a package with compiled extensions
     ├── VersionNotInstalledError (ModuleNotFoundError)  use() of a version that is not installed
     ├── StrictModeError (ImportError)          plain import of a managed package in strict mode
@@ -41,7 +42,8 @@ from typing import Any
 
 __all__ = [
     "CExtIncompatibleError", "CExtensionError", "ClusterMismatchError", "ConfigError",
-    "EntryMissingError", "EnvknitError", "EnvknitTimeoutError", "IntegrityError",
+    "EntryMissingError", "EnvknitError", "EnvknitTimeoutError", "HostImportRefusedError",
+    "IntegrityError",
     "InterpreterClosedError", "InterpreterNotFoundError", "InvalidNameError", "LockError",
     "LockSchemaError", "MessageTooLargeError", "NodeNotFoundError", "ProtocolError",
     "RemoteError", "ResolverError", "StoreError", "StrictModeError", "SubInterpreterError",
@@ -213,6 +215,23 @@ class CExtIncompatibleError(EnvknitError, ImportError):
             f"{module!r} needs a C extension that cannot load in a sub-interpreter{because}; "
             f"run it in a worker process instead: envknit.worker({module!r}, version)",
             name=module,
+        )
+
+
+class HostImportRefusedError(EnvknitError, ImportError):
+    """The host imports an extension module whose init function already ran in a refusing
+    sub-interpreter (CPython 3.12); loading it now would abort the process."""
+
+    def __init__(self, module: str, origin: str):
+        self.module = module
+        self.origin = origin
+        super().__init__(
+            f"envknit refuses to import {module!r} ({origin}) in this process: a "
+            "sub-interpreter already ran its init function and refused it, and on CPython "
+            "3.12 loading it again aborts the process (python/cpython#117953). Import it "
+            "before creating the first SubInterpreterEnv, or use it in envknit.worker()",
+            name=module,
+            path=origin,
         )
 
 

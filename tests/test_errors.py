@@ -18,6 +18,7 @@ ANCESTRY: dict[str, tuple[str, ...]] = {
     "EntryMissingError": ("StoreError", "EnvknitError", "Exception"),
     "EnvknitError": ("Exception",),
     "EnvknitTimeoutError": ("EnvknitError", "TimeoutError", "OSError", "Exception"),
+    "HostImportRefusedError": ("EnvknitError", "ImportError", "Exception"),
     "IntegrityError": ("StoreError", "EnvknitError", "Exception"),
     "InterpreterClosedError": ("EnvknitError", "RuntimeError", "Exception"),
     "InterpreterNotFoundError": ("EnvknitError", "LookupError", "Exception"),
@@ -128,6 +129,13 @@ MESSAGES: list[tuple[Callable[[], BaseException], str]] = [
         lambda: errors.CExtIncompatibleError("numpy", "single-phase init"),
         "'numpy' needs a C extension that cannot load in a sub-interpreter (single-phase init); "
         "run it in a worker process instead: envknit.worker('numpy', version)",
+    ),
+    (
+        lambda: errors.HostImportRefusedError("_x", "/lib/_x.so"),
+        "envknit refuses to import '_x' (/lib/_x.so) in this process: a sub-interpreter already "
+        "ran its init function and refused it, and on CPython 3.12 loading it again aborts the "
+        "process (python/cpython#117953). Import it before creating the first SubInterpreterEnv, "
+        "or use it in envknit.worker()",
     ),
     (
         lambda: errors.CExtensionError("np", "1.0"),

@@ -332,11 +332,11 @@ def test_without_the_preparation_keyword_calls_crash_at_exit(
     tmp_path: Path, workload: str
 ) -> None:
     # The call works inside; at exit the main interpreter frees the keyword tuple that the
-    # sub-interpreter allocated: SIGSEGV in _PyTuple_Fini or SIGABRT from free(), depending
-    # on the heap.
+    # sub-interpreter allocated: SIGSEGV in _PyTuple_Fini, SIGABRT from free() or (seen 3 in
+    # 25 runs of the keyword workload) SIGBUS, depending on the heap.
     proc = run_raw(tmp_path, WORKLOADS[workload].replace("result = ", "_ = "))
     assert proc.stdout.strip() == "ran None"
-    assert proc.returncode in (-6, -11), proc.stderr
+    assert proc.returncode in (-6, -7, -11), proc.stderr
 
 
 def test_parsers_are_warmed_without_running_anything(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ def _end_recorded_main_thread(threading: Any) -> None:
     which releases that lock only when it runs on the recorded thread and otherwise waits for it
     forever; the lock is tied to the interpreter's first thread state, which 3.12 reuses for
     every call and deletes only after ``_shutdown`` returns. So destroying from another OS
-    thread than the importer hung (bug #3 of the machine's facts; python/cpython#109860 is the
+    thread than the importer hung on 3.12.1 (python/cpython#109860 is the
     shared-thread-state issue). This does the release ``_shutdown`` would do on the right thread;
     the C-level release at thread-state deletion checks ``locked`` first, so it stays a no-op.
     Measured on 3.12.1: without it 2/2 runs hung, with it 24/24 exited cleanly.

@@ -13,7 +13,7 @@ import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from ..errors import EnvknitError
+from ..errors import HostImportRefusedError
 
 __all__ = ["guard_host_imports", "prepare_host", "refused_from_the_start", "stdlib_dirs"]
 
@@ -284,23 +284,6 @@ def refused_from_the_start() -> list[str]:
     if sys.version_info >= (3, 13):
         return []
     return list(_SINGLE_PHASE_STDLIB)
-
-
-class HostImportRefusedError(EnvknitError, ImportError):
-    """The host imports an extension module whose init function already ran in a refusing
-    sub-interpreter (CPython 3.12); loading it now would abort the process."""
-
-    def __init__(self, module: str, origin: str):
-        self.module = module
-        self.origin = origin
-        super().__init__(
-            f"envknit refuses to import {module!r} ({origin}) in this process: a "
-            "sub-interpreter already ran its init function and refused it, and on CPython "
-            "3.12 loading it again aborts the process (python/cpython#117953). Import it "
-            "before creating the first SubInterpreterEnv, or use it in envknit.worker()",
-            name=module,
-            path=origin,
-        )
 
 
 _guarded: set[str] = set()
