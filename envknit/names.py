@@ -7,6 +7,7 @@ Everything that ends up in a path or a command line passes through here first, s
 from __future__ import annotations
 
 import re
+import sys
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -16,6 +17,7 @@ from .errors import InvalidNameError
 __all__ = [
     "normalize_name",
     "normalize_version",
+    "python_tuple",
     "validate_env_name",
     "validate_filename",
     "validate_python_version",
@@ -81,3 +83,11 @@ def validate_sha256(value: object) -> str:
     if not isinstance(value, str) or not _SHA256_RE.match(value):
         raise InvalidNameError("sha256", str(value), "expected 64 lower-case hex digits")
     return value
+
+
+def python_tuple(version: str | None) -> tuple[int, int]:
+    """``"3.12"`` / ``"3.12.1"`` -> ``(3, 12)``; None -> the running interpreter."""
+    if not version:
+        return (sys.version_info.major, sys.version_info.minor)
+    major, minor = version.split(".")[:2]
+    return (int(major), int(minor))

@@ -15,7 +15,7 @@ import pytest
 
 from envknit.lock import load_lock
 from envknit.pythons import find_python
-from envknit.resolve import environment_paths
+from envknit.store.paths import environment_paths
 from envknit.store.layout import ENTRY_FILE, iter_entries, read_entry
 from envknit.store.maintenance import verify_entry
 from tests._builders import build_wheel, package_files

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from envknit.errors import EntryMissingError, InvalidNameError
-from envknit.resolve import environment_paths
+from envknit.store.paths import environment_paths
 from envknit.store.layout import ENTRY_FILE, entry_dir, find_entry, iter_entries, store_root
 
 from ._builders import make_store_entry, write_lock

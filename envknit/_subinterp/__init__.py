@@ -351,7 +351,7 @@ class SubInterpreterEnv:
         docs/hard-isolation.md, "C extensions: verdicts").
         """
         from ..lock import load_lock
-        from ..resolve import environment_entries
+        from ..store.paths import environment_entries
         from ..store import verdicts
 
         entries = environment_entries(load_lock(lock_path).environment(env_name))

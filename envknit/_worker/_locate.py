@@ -13,7 +13,7 @@ from ..errors import EntryMissingError, InterpreterNotFoundError, VersionNotInst
 from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
 from ..names import normalize_name, normalize_version
 from ..pythons import find_python
-from ..resolve import environment_entries
+from ..store.paths import environment_entries
 from ..store.layout import Entry
 from ._pool import WorkerSpec
 

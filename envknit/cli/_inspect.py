@@ -12,7 +12,7 @@ from ..config import config_hash
 from ..errors import EnvknitError
 from ..lock import Lock, LockedEnvironment
 from ..pythons import find_python
-from ..resolve import python_tuple
+from ..names import python_tuple
 from ..store.layout import envknit_home, find_entry
 from ..store.maintenance import verify_environment
 from ._common import Project, load_project
@@ -120,7 +120,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _show_verdicts(name: str, env: LockedEnvironment, home: Path, *, reprobe: bool) -> None:
     """Whether each compiled package loads in a sub-interpreter of this Python (information)."""
-    from ..resolve import environment_entries
+    from ..store.paths import environment_entries
     from ..store import verdicts as _verdicts
 
     compiled = [e for e in environment_entries(env, home=home) if _verdicts.has_extensions(e)]

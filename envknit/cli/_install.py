@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..pythons import find_python
-from ..resolve import python_tuple
+from ..names import python_tuple
 from ..store.install import install_environment
 from ..store.layout import envknit_home
 from ..store.projects import register_project

@@ -114,7 +114,7 @@ def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[
 
     from ..lock import load_lock
     from ..pythons import find_python
-    from ..resolve import environment_entries
+    from ..store.paths import environment_entries
     from ..store.shims import python_shim_dir
 
     lock_sig = _signature(lock_path)

@@ -17,7 +17,7 @@ from .. import _configured
 from .._dists import main_import, read_installed
 from ..lock import load_lock
 from ..names import normalize_name
-from ..resolve import python_tuple
+from ..names import python_tuple
 from ..store.layout import find_entry
 
 __all__ = ["ALIAS_ROOT", "Registry", "RoutedPackage", "REGISTRY"]

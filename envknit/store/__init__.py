@@ -1,7 +1,8 @@
 """The global store: layout and entry lookup here; ``install``, ``maintenance`` (verify, gc).
 
-The other modules (``install``, ``maintenance``, ``projects``, ``shims``, ``_locking``) are
-imported by the CLI only, so that reading the store from the library stays cheap.
+``paths`` maps a locked environment to its entries (library and CLI). The other modules
+(``install``, ``maintenance``, ``projects``, ``shims``, ``_locking``) are imported by the CLI
+only, so that reading the store from the library stays cheap.
 """
 
 from .layout import (

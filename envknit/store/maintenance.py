@@ -10,7 +10,7 @@ from typing import Literal
 
 from ..errors import EnvknitError
 from ..lock import LockedEnvironment, load_lock
-from ..resolve import python_tuple
+from ..names import python_tuple
 from ._locking import build_dir, clean_stale_builds, entry_lock, locks_root
 from .install import manifest
 from .layout import KEY_LENGTH, Entry, find_entry, iter_entries

@@ -1,24 +1,20 @@
-"""From a locked environment to the store entries (and ``sys.path`` directories) it needs."""
+"""From a locked environment to the store entries (and ``sys.path`` directories) it needs.
+
+Named for what it returns: where a locked environment lives in the store. (uv's resolution is
+``_uv.compile_environment``; choosing a version at import time is the router's.)
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-from .errors import EntryMissingError
-from .lock import LockedEnvironment, load_lock
-from .store.layout import Entry, find_entry
+from ..errors import EntryMissingError
+from ..lock import LockedEnvironment, load_lock
+from ..names import python_tuple
+from .layout import Entry, find_entry
 
-__all__ = ["environment_entries", "environment_paths", "python_tuple"]
-
-
-def python_tuple(version: str | None) -> tuple[int, int]:
-    """``"3.12"`` / ``"3.12.1"`` -> ``(3, 12)``; None -> the running interpreter."""
-    if not version:
-        return (sys.version_info.major, sys.version_info.minor)
-    major, minor = version.split(".")[:2]
-    return (int(major), int(minor))
+__all__ = ["environment_entries", "environment_paths"]
 
 
 def environment_entries(
