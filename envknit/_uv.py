@@ -1,23 +1,21 @@
 """The only module that spawns uv: resolving an environment and installing single files.
 
 uv comes from the ``uv`` PyPI package (a dependency). Its own environment variables
-(``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_NO_INDEX``, ``UV_OFFLINE``, ``UV_CACHE_DIR``...)
+(``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``, ``UV_CACHE_DIR``...)
 pass through unchanged; uv is always told never to download a Python.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
+from ._uv_output import parse_pylock, parse_requirements_txt
 from .errors import IntegrityError, ResolverError
-from .names import normalize_name, normalize_version, validate_filename, validate_sha256
 
 __all__ = [
     "ResolvedPackage",
@@ -27,15 +25,7 @@ __all__ = [
     "uv_environ",
     "uv_version",
 ]
-
-_PIN_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+?)(?:\s*;.*?)?\s*\\?$")
-_HASH_RE = re.compile(r"--hash=sha256:([0-9a-f]{64})")
-_VIA_RE = re.compile(r"^#\s+(?:via\s+)?(.+?)\s*$")
-_PYLOCK_PKG_RE = re.compile(r"^\[\[packages\]\]\s*$", re.MULTILINE)
-_PYLOCK_FIELD_RE = re.compile(r'^(name|version)\s*=\s*"([^"]*)"', re.MULTILINE)
-_PYLOCK_FILE_RE = re.compile(
-    r'url\s*=\s*"([^"]+)"[^{}]*?hashes\s*=\s*\{\s*sha256\s*=\s*"([0-9a-f]{64})"\s*\}'
-)
+_MAIN_INPUT = "main.in"  # the requirements file of an environment's ``packages``
 
 
 @lru_cache(maxsize=1)
@@ -91,61 +81,17 @@ def uv_version() -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ResolvedPackage:
-    """One package of a resolution: its pin, accepted files (name -> sha256) and parents."""
+    """One package of a resolution: its pin, accepted files (name -> sha256) and parents.
+
+    ``main_requirement``: the environment's ``packages`` (not only ``dev_packages``) ask for
+    it by name.
+    """
 
     name: str
     version: str
     files: Mapping[str, str]
     required_by: frozenset[str]
-    direct_from: frozenset[str]
-
-
-def _parse_requirements_txt(text: str) -> dict[str, tuple[str, list[str], set[str], set[str]]]:
-    """``uv pip compile`` output -> name -> (version, hashes, parents, input files)."""
-    result: dict[str, tuple[str, list[str], set[str], set[str]]] = {}
-    current: str | None = None
-    in_via = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        m = _PIN_RE.match(line)
-        if m and not raw.startswith((" ", "\t")):
-            current = normalize_name(m[1])
-            result[current] = (normalize_version(m[2]), [], set(), set())
-            in_via = False
-            continue
-        if current is None:
-            continue
-        for h in _HASH_RE.findall(line):
-            result[current][1].append(h)
-        if line.startswith("#"):
-            body = line[1:].strip()
-            if body.startswith("via"):
-                in_via = True
-                body = body[3:].strip()
-            if not in_via or not body:
-                continue
-            if body.startswith("-r "):
-                result[current][3].add(Path(body[3:].strip()).name)
-            elif not body.startswith("-"):
-                result[current][2].add(normalize_name(body.split()[0]))
-    return result
-
-
-def _parse_pylock(text: str) -> dict[str, dict[str, str]]:
-    """uv's ``pylock.toml`` -> name -> {file name: sha256} (only the fields envknit needs)."""
-    found: dict[str, dict[str, str]] = {}
-    for block in _PYLOCK_PKG_RE.split(text)[1:]:
-        fields = dict(_PYLOCK_FIELD_RE.findall(block))
-        if "name" not in fields:
-            continue
-        files: dict[str, str] = {}
-        for url, sha in _PYLOCK_FILE_RE.findall(block):
-            fname = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
-            files[validate_filename(fname)] = validate_sha256(sha)
-        found[normalize_name(fields["name"])] = files
-    return found
+    main_requirement: bool
 
 
 def compile_environment(
@@ -158,14 +104,15 @@ def compile_environment(
     """Resolve ``packages`` + ``dev_packages`` for ``python_version`` with hashes, via uv.
 
     Two ``uv pip compile`` runs: one in requirements.txt form (the closure, hashes and the
-    "via" annotations that give the dependency graph), one of the resulting pins in
-    ``pylock.toml`` form (the file name of every hash). The second is served from uv's cache.
+    "via" annotations that give the dependency graph; uv's pylock.toml records no
+    dependencies), one of the resulting pins in ``pylock.toml`` form (the file name of every
+    hash). The second is served from uv's cache. ``_uv_output`` parses both.
     """
     import tempfile  # here: install and run, which do not resolve, skip its imports
 
     with tempfile.TemporaryDirectory(prefix="envknit-lock-") as tmp:
         folder = Path(tmp)
-        (folder / "main.in").write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")
+        (folder / _MAIN_INPUT).write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")
         (folder / "dev.in").write_text("".join(f"{r}\n" for r in dev_packages), encoding="utf-8")
         common = [
             "--python", str(python), "--python-version", python_version,
@@ -173,38 +120,39 @@ def compile_environment(
         ]
         what = f"resolving for Python {python_version}"
         out = _run(
-            ["pip", "compile", *common, "--annotation-style", "split", "main.in", "dev.in"],
+            ["pip", "compile", *common, "--annotation-style", "split", _MAIN_INPUT, "dev.in"],
             what, cwd=folder,
         ).stdout
-        pins = _parse_requirements_txt(out)
+        pins = parse_requirements_txt(out)
         if not pins:
             return []
         (folder / "pins.in").write_text(
-            "".join(f"{n}=={v[0]}\n" for n, v in sorted(pins.items())), encoding="utf-8"
+            "".join(f"{p.name}=={p.version}\n" for _, p in sorted(pins.items())),
+            encoding="utf-8",
         )
         _run(
             ["pip", "compile", *common, "--no-deps", "--format", "pylock.toml",
              "pins.in", "-o", "pylock.toml"],
             what, cwd=folder,
         )
-        files = _parse_pylock((folder / "pylock.toml").read_text(encoding="utf-8"))
+        files = parse_pylock((folder / "pylock.toml").read_text(encoding="utf-8"))
     result = []
-    for name, (version, hashes, parents, inputs) in sorted(pins.items()):
+    for name, pin in sorted(pins.items()):
         # pylock.toml lists the files usable for this target (the sdist and the wheels that
         # fit); requirements.txt lists the hashes of every file. Lock the usable ones.
-        usable = {f: h for f, h in files.get(name, {}).items() if h in set(hashes)}
+        usable = {f: h for f, h in files.get(name, {}).items() if h in pin.hashes}
         if not usable:
             raise ResolverError(
-                f"uv gave no usable file (with a name and a hash) for {name}=={version}; "
+                f"uv gave no usable file (with a name and a hash) for {name}=={pin.version}; "
                 "cannot write a complete lock"
             )
         result.append(
             ResolvedPackage(
                 name=name,
-                version=version,
+                version=pin.version,
                 files=usable,
-                required_by=frozenset(parents),
-                direct_from=frozenset(inputs),
+                required_by=pin.required_by,
+                main_requirement=_MAIN_INPUT in pin.direct_from,
             )
         )
     return result

@@ -13,7 +13,7 @@ def test_uv_variables_pass_through_and_python_downloads_are_off(
     user = {
         "UV_INDEX_URL": "https://example.invalid/simple",
         "UV_FIND_LINKS": "/wheels",
-        "UV_NO_INDEX": "1",
+        "UV_EXTRA_INDEX_URL": "https://extra.invalid/simple",
         "UV_OFFLINE": "1",
         "UV_CACHE_DIR": "/cache",
     }

@@ -1,40 +1,28 @@
-"""``envknit init / add / remove / lock``: editing envknit.yaml and resolving it with uv."""
+"""``envknit init / add / remove / lock``: editing envknit.yaml; locking is ``envknit.locking``."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 import yaml
 
-from .. import _uv
 from .._atomic import atomic_write_text
 from ..config import (
     CONFIG_FILENAME,
     Config,
-    EnvironmentConfig,
-    config_hash,
     load_config,
     parse_requirement,
     requirement_name,
 )
 from ..errors import ConfigError, LockError
-from ..lock import (
-    LOCK_FILENAME,
-    DistFile,
-    Lock,
-    LockedEnvironment,
-    LockedPackage,
-    load_lock,
-    save_lock,
-)
+from ..lock import LOCK_FILENAME, Lock, load_lock, save_lock
+from ..locking import lock_environments
 from ..names import normalize_name, validate_env_name, validate_python_version
-from ..pythons import find_python
 from ._edit import edit_requirement
 
-__all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove", "lock_environment"]
+__all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove"]
 
 _TEMPLATE = """\
 # envknit.yaml: the environments of this project.
@@ -114,47 +102,6 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
-def lock_environment(env: EnvironmentConfig) -> LockedEnvironment:
-    """Resolve one environment with uv into its locked form (dev packages marked)."""
-    python_version = env.python_version or _running_python()
-    python = find_python(python_version)
-    resolved = _uv.compile_environment(
-        env.packages, env.dev_packages, python=python, python_version=python_version
-    )
-    children: dict[str, set[str]] = {r.name: set() for r in resolved}
-    for r in resolved:
-        for parent in r.required_by:
-            if parent in children:
-                children[parent].add(r.name)
-    # dev = not reachable from the non-dev requirements
-    main_roots = [r.name for r in resolved if "main.in" in r.direct_from]
-    reachable: set[str] = set()
-    stack = list(main_roots)
-    while stack:
-        name = stack.pop()
-        if name not in reachable:
-            reachable.add(name)
-            stack.extend(children.get(name, ()))
-    packages = tuple(
-        LockedPackage(
-            name=r.name,
-            version=r.version,
-            dev=r.name not in reachable,
-            dependencies=tuple(sorted(children[r.name])),
-            files=tuple(DistFile(name=f, sha256=h) for f, h in sorted(r.files.items())),
-        )
-        for r in resolved
-    )
-    return LockedEnvironment(
-        name=env.name,
-        python_version=python_version,
-        packages=packages,
-        requirements=(*env.packages, *env.dev_packages),
-        config_hash=config_hash(env),
-        node_version=env.node_version or "",
-    )
-
-
 def cmd_lock(args: argparse.Namespace) -> int:
     config = load_config()
     lock_path = config.root / LOCK_FILENAME
@@ -175,13 +122,12 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if not targets:
         raise ConfigError("no environments defined; add one with 'envknit add REQ'",
                           path=str(config.path))
-    locked = []
-    for env in targets:
-        print(f"resolving {env.name} ...", file=sys.stderr)
-        locked.append(lock_environment(env))
-    lock = dataclasses.replace(base.with_environments(locked), resolver_version=_uv.uv_version())
+    lock = lock_environments(
+        targets, base=base, progress=lambda msg: print(msg, file=sys.stderr)
+    )
     save_lock(lock, lock_path)
-    for env_locked in locked:
+    for env in targets:
+        env_locked = lock.environment(env.name)
         print(f"locked {env_locked.name}: {len(env_locked.packages)} package(s) for Python "
               f"{env_locked.python_version}")
     print(f"wrote {lock_path}")

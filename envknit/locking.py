@@ -1,0 +1,75 @@
+"""Locking: resolving environments of envknit.yaml with uv into ``envknit.lock.yaml`` form."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from . import _uv
+from .config import EnvironmentConfig, config_hash
+from .lock import DistFile, Lock, LockedEnvironment, LockedPackage
+from .names import python_tuple
+from .pythons import find_python
+
+__all__ = ["lock_environment", "lock_environments"]
+
+
+def _dev_only(resolved: list[_uv.ResolvedPackage], children: dict[str, set[str]]) -> set[str]:
+    """Packages not reachable from the environment's ``packages`` (only ``dev_packages``)."""
+    reachable: set[str] = set()
+    stack = [r.name for r in resolved if r.main_requirement]
+    while stack:
+        name = stack.pop()
+        if name not in reachable:
+            reachable.add(name)
+            stack.extend(children.get(name, ()))
+    return {r.name for r in resolved} - reachable
+
+
+def lock_environment(env: EnvironmentConfig) -> LockedEnvironment:
+    """Resolve one environment with uv into its locked form (dev-only packages marked)."""
+    python_version = env.python_version or "{}.{}".format(*python_tuple(None))
+    python = find_python(python_version)
+    resolved = _uv.compile_environment(
+        env.packages, env.dev_packages, python=python, python_version=python_version
+    )
+    children: dict[str, set[str]] = {r.name: set() for r in resolved}
+    for r in resolved:
+        for parent in r.required_by:
+            if parent in children:
+                children[parent].add(r.name)
+    dev = _dev_only(resolved, children)
+    packages = tuple(
+        LockedPackage(
+            name=r.name,
+            version=r.version,
+            dev=r.name in dev,
+            dependencies=tuple(sorted(children[r.name])),
+            files=tuple(DistFile(name=f, sha256=h) for f, h in sorted(r.files.items())),
+        )
+        for r in resolved
+    )
+    return LockedEnvironment(
+        name=env.name,
+        python_version=python_version,
+        packages=packages,
+        requirements=(*env.packages, *env.dev_packages),
+        config_hash=config_hash(env),
+        node_version=env.node_version or "",
+    )
+
+
+def lock_environments(
+    envs: Iterable[EnvironmentConfig],
+    *,
+    base: Lock | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Lock:
+    """Lock ``envs``; the other environments of ``base`` (if given) are kept as they are."""
+    say = progress or (lambda _msg: None)
+    locked = []
+    for env in envs:
+        say(f"resolving {env.name} ...")
+        locked.append(lock_environment(env))
+    lock = (base or Lock()).with_environments(locked)
+    return dataclasses.replace(lock, resolver_version=_uv.uv_version())
