@@ -8,11 +8,14 @@ from pathlib import Path
 __all__ = ["atomic_write_text"]
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, mode: int | None = None
+) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
 
-    A new file gets the mode a plain ``open()`` would give it (0o666 less the umask); a
-    replaced file keeps its mode.
+    The file gets ``mode`` if given (set before it appears under its name, so a concurrent
+    reader never sees it half-made, e.g. not yet executable). Otherwise a new file gets the
+    mode a plain ``open()`` would give it (0o666 less the umask) and a replaced one keeps its.
     """
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.tmp")
@@ -24,7 +27,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        if target.exists():
+        if mode is not None:
+            os.chmod(tmp, mode)
+        elif target.exists():
             os.chmod(tmp, target.stat().st_mode & 0o777)
         os.replace(tmp, target)
     except BaseException:

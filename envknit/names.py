@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import sys
 
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import InvalidNameError
@@ -24,8 +24,6 @@ __all__ = [
     "validate_sha256",
 ]
 
-# PEP 508 / core metadata project name.
-_NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PY_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.(whl|tar\.gz|zip|tar\.bz2)$")
@@ -34,11 +32,14 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 def normalize_name(name: object) -> str:
     """Return the canonical (PEP 503) form of a distribution name, refusing unsafe input."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidNameError(
-            "package name", str(name), "names are letters, digits, '.', '_' and '-' (PEP 508)"
-        )
-    return str(canonicalize_name(name))
+    try:
+        if isinstance(name, str):
+            return str(canonicalize_name(name, validate=True))
+    except InvalidName:
+        pass  # refused below, with our message
+    raise InvalidNameError(
+        "package name", str(name), "names are letters, digits, '.', '_' and '-' (PEP 508)"
+    )
 
 
 def normalize_version(version: object) -> str:

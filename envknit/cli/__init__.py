@@ -10,14 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-__all__ = ["build_parser", "main"]
-
-
-def build_parser() -> object:
-    """The argparse parser of every command (imported lazily: ``run`` does not need it)."""
-    from ._parser import build_parser as build
-
-    return build()
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

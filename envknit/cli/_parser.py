@@ -58,10 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", help="only this environment (default: all)")
     p.add_argument("--no-dev", action="store_true", help="skip dev packages")
 
-    p = sub.add_parser("run", help="run a command with an environment on PYTHONPATH")
-    p.add_argument("--env", default="default")
-    p.add_argument("--no-dev", action="store_true")
-    p.add_argument("cmd", nargs=argparse.REMAINDER)
+    # listed for --help only: main() hands 'run' to cli._run, whose own parser is the only one
+    # (it must not import argparse: see _run's docstring)
+    sub.add_parser("run", help="run a command with an environment on PYTHONPATH "
+                   "('envknit run --help')", add_help=False)
 
     p = sub.add_parser("verify", help="check store entries against their manifests")
     p.add_argument("--env", help="only this environment (default: all)")
@@ -84,15 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def dispatch(argv: Sequence[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(argv))
+    args, rest = parser.parse_known_args(list(argv))
     command = args.command
     if command is None:
         parser.print_help()
         return 2
-    if command == "run":  # main() normally takes 'run' before argparse is even imported
+    if command == "run":  # only after a global option: main() takes a leading 'run' itself
         from ._run import run_command
 
-        return run_command(argv[list(argv).index("run") + 1 :])
+        return run_command(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if command == "store":
         if args.store_command is None:
             print("usage: envknit store {list,gc} (see 'envknit store --help')", file=sys.stderr)

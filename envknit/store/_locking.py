@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["build_dir", "clean_stale_builds", "entry_lock", "locks_root", "tmp_root"]
+__all__ = ["build_dir", "clean_stale_builds", "discard", "entry_lock", "locks_root", "tmp_root"]
 
 
 def locks_root(home: Path) -> Path:
@@ -67,6 +67,17 @@ def build_dir(home: Path) -> Iterator[Path]:
     finally:
         os.close(fd)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def discard(home: Path, path: Path) -> None:
+    """Remove the directory ``path`` of the store: gone at once (one rename), deleted after.
+
+    Readers never see it half-deleted; if the deletion is interrupted, the next
+    ``clean_stale_builds`` finishes it.
+    """
+    with build_dir(home) as trash:
+        os.rename(path, trash / "old")
+        shutil.rmtree(trash / "old", ignore_errors=True)
 
 
 def clean_stale_builds(home: Path) -> list[Path]:

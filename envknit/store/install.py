@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
 import dataclasses
 import hashlib
 import json
 import os
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -21,8 +18,9 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from .. import _uv
 from ..errors import StoreError
 from ..lock import DistFile, LockedEnvironment, LockedPackage
-from ._locking import build_dir, clean_stale_builds, entry_lock
+from ._locking import build_dir, clean_stale_builds, discard, entry_lock
 from .layout import ENTRY_FILE, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry, tag_ranks
+from .record import move_record_rows, read_record
 
 __all__ = ["InstallResult", "choose_file", "install_environment", "manifest"]
 
@@ -105,30 +103,6 @@ def _fix_script(path: Path) -> None:
         path.write_bytes(_ENV_SHEBANG.encode() + rest)
 
 
-def _read_record(dist_info: Path) -> list[tuple[str, str | None]]:
-    """``(path relative to the install target, sha256 hex or None)`` of each RECORD row."""
-    with open(dist_info / "RECORD", encoding="utf-8", newline="") as fh:
-        rows = [row for row in csv.reader(fh) if row]
-    found: list[tuple[str, str | None]] = []
-    for row in rows:
-        rel = os.path.normpath(row[0])
-        if rel.startswith("..") or os.path.isabs(rel):
-            raise StoreError(
-                f"{dist_info.name}/RECORD lists {row[0]!r}, outside the install target; "
-                "envknit only installs files that stay inside a store entry"
-            )
-        if rel == os.curdir:
-            continue
-        algo, _, digest = row[1].partition("=") if len(row) > 1 else ("", "", "")
-        sha = None
-        if algo == "sha256" and digest:
-            with contextlib.suppress(ValueError):  # a malformed digest: nothing to check
-                raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
-                sha = raw.hex() if len(raw) == 32 else None
-        found.append((rel, sha))
-    return found
-
-
 def _check_record(entry: Entry, record: list[tuple[str, str | None]]) -> None:
     """Each installed file must be what its wheel's RECORD says it is.
 
@@ -193,11 +167,9 @@ def _finish_build(
             if script.is_file():
                 _fix_script(script)
         for record in site.glob("*.dist-info/RECORD"):
-            lines = record.read_text(encoding="utf-8").splitlines(keepends=True)
-            fixed = ["../" + ln if ln.startswith("bin/") else ln for ln in lines]
-            record.write_text("".join(fixed), encoding="utf-8")
+            move_record_rows(record, "bin", "../")  # scripts live beside site/, not in it
     if dist.name.endswith(".whl"):
-        tags = ["-".join(dist.name[: -len(".whl")].split("-")[-3:])]
+        tags = [str(tag) for tag in parse_wheel_filename(dist.name)[3]]
     else:
         tags = []
         for wheel in site.glob("*.dist-info/WHEEL"):
@@ -224,10 +196,7 @@ def _finish_build(
 def _move_into_place(staging: Path, final: Path, home: Path) -> None:
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():
-        # an unreadable or damaged-beyond-use entry: move it aside (atomically), then drop it
-        with build_dir(home) as trash:
-            os.rename(final, trash / "old")
-            shutil.rmtree(trash / "old", ignore_errors=True)
+        discard(home, final)  # an unreadable or damaged-beyond-use entry
     os.rename(staging, final)
 
 
@@ -254,7 +223,7 @@ def _build(
         _uv.install_pinned([(p.name, p.version, d.sha256) for p, d in todo],
                            python=python_exe, target=target)
         infos = _dist_infos(target)
-        records = {name: _read_record(info) for name, info in infos.items()}
+        records = {name: read_record(info) for name, info in infos.items()}
         claims = Counter(top for rows in records.values()
                          for top in {rel.split(os.sep, 1)[0] for rel, _ in rows})
         shared = {top for top, count in claims.items() if count > 1}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -11,7 +10,7 @@ from typing import Literal
 from ..errors import EnvknitError
 from ..lock import LockedEnvironment, load_lock
 from ..names import python_tuple
-from ._locking import build_dir, clean_stale_builds, entry_lock, locks_root
+from ._locking import clean_stale_builds, discard, entry_lock, locks_root
 from .install import manifest
 from .layout import KEY_LENGTH, Entry, find_entry, iter_entries
 from .projects import registered_projects
@@ -163,10 +162,7 @@ def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
                 if _finished_since(entry, started):  # an install took it up meanwhile
                     kept += 1
                     continue
-                # rename first so the entry disappears at once, then delete at leisure
-                with build_dir(home) as trash:
-                    os.rename(entry.path, trash / "old")
-                    shutil.rmtree(trash / "old", ignore_errors=True)
+                discard(home, entry.path)
             for parent in (entry.path.parent, entry.path.parent.parent):
                 try:
                     parent.rmdir()  # only succeeds when empty

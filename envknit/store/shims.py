@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
-import tempfile
 from pathlib import Path
+
+from .._atomic import atomic_write_text
 
 __all__ = ["python_shim_dir"]
 
@@ -34,13 +35,5 @@ def python_shim_dir(home: Path, python: Path, python_version: str) -> Path:
         except OSError:
             pass  # missing: write it below
         # executable before it appears under its name: a concurrent run may exec it at once
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(body)
-            os.chmod(tmp, 0o755)
-            os.replace(tmp, shim)
-        except BaseException:  # whatever stopped us (even Ctrl-C): no stray temporary file
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(shim, body, mode=0o755)
     return folder
