@@ -1,4 +1,4 @@
-"""Parsers of what ``uv pip compile`` writes: requirements.txt (pins, hashes, graph) and pylock.toml.
+"""Parsers of ``uv pip compile`` output: requirements.txt (pins, hashes, graph), pylock.toml.
 
 uv 0.13's ``pylock.toml`` (PEP 751) records each package's files and hashes but no
 ``dependencies``, so the dependency graph comes from the requirements.txt form, whose
@@ -23,7 +23,7 @@ from .names import normalize_name, normalize_version, validate_filename, validat
 if sys.version_info >= (3, 11):
     import tomllib
 else:
-    import tomli as tomllib
+    import tomli as tomllib  # the same API, from PyPI (a dependency on 3.10)
 
 __all__ = ["CompiledPin", "parse_pylock", "parse_requirements_txt"]
 
@@ -92,7 +92,8 @@ def _annotations(comments: list[str]) -> tuple[set[str], set[str]]:
     parents: set[str] = set()
     inputs: set[str] = set()
     in_via = False
-    for body in comments:
+    for comment in comments:
+        body = comment
         if body == "via" or body.startswith("via "):
             in_via = True
             body = body[3:].strip()

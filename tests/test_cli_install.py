@@ -15,9 +15,9 @@ import pytest
 
 from envknit.lock import load_lock
 from envknit.pythons import find_python
-from envknit.store.paths import environment_paths
 from envknit.store.layout import ENTRY_FILE, iter_entries, read_entry
 from envknit.store.maintenance import verify_entry
+from envknit.store.paths import environment_paths
 from tests._builders import build_wheel, package_files
 from tests._cli_helpers import ENVKNIT, PY, cli, make_project, make_small_project
 

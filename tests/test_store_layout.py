@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from envknit.errors import EntryMissingError, InvalidNameError
-from envknit.store.paths import environment_paths
 from envknit.store.layout import ENTRY_FILE, entry_dir, find_entry, iter_entries, store_root
+from envknit.store.paths import environment_paths
 
 from ._builders import make_store_entry, write_lock
 

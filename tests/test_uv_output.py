@@ -69,7 +69,8 @@ def test_requirements_txt_envknit_cannot_read_is_refused(text: str, message: str
     [
         ('lock-version = "2.0"\npackages = []\n', "lock-version '2.0'"),
         ('lock-version = "1.0"\n', r"pylock\.packages: expected list"),
-        ('lock-version = "1.0"\n[[packages]]\nname = "a"\nwheels = [{ url = "a-1-py3-none-any.whl" }]\n',
+        ('lock-version = "1.0"\n[[packages]]\nname = "a"\n'
+         'wheels = [{ url = "a-1-py3-none-any.whl" }]\n',
          r"packages\[0\]\.wheels\[0\]\.hashes"),
         ("lock-version = [\n", "cannot read"),
     ],

@@ -13,8 +13,8 @@ from ..errors import EntryMissingError, InterpreterNotFoundError, VersionNotInst
 from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
 from ..names import normalize_name, normalize_version
 from ..pythons import find_python
-from ..store.paths import environment_entries
 from ..store.layout import Entry
+from ..store.paths import environment_entries
 from ._pool import WorkerSpec
 
 __all__ = ["Located", "candidate_locks", "locate", "spec_for_environment"]

@@ -11,8 +11,8 @@ from .. import _uv
 from ..config import config_hash
 from ..errors import EnvknitError
 from ..lock import Lock, LockedEnvironment
-from ..pythons import find_python
 from ..names import python_tuple
+from ..pythons import find_python
 from ..store.layout import envknit_home, find_entry
 from ..store.maintenance import verify_environment
 from ._common import Project, load_project

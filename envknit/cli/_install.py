@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..pythons import find_python
 from ..names import python_tuple
+from ..pythons import find_python
 from ..store.install import install_environment
 from ..store.layout import envknit_home
 from ..store.projects import register_project

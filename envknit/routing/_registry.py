@@ -16,8 +16,7 @@ from packaging.version import Version
 from .. import _configured
 from .._dists import main_import, read_installed
 from ..lock import load_lock
-from ..names import normalize_name
-from ..names import python_tuple
+from ..names import normalize_name, python_tuple
 from ..store.layout import find_entry
 
 __all__ = ["ALIAS_ROOT", "Registry", "RoutedPackage", "REGISTRY"]

@@ -49,7 +49,7 @@ def read_record(dist_info: Path) -> list[tuple[str, str | None]]:
 
 
 def move_record_rows(record: Path, top: str, prefix: str) -> None:
-    """Prefix the paths of RECORD rows under ``top/`` with ``prefix`` (files moved by an install)."""
+    """Prefix the paths of RECORD rows under ``top/`` with ``prefix`` (after moving the files)."""
     rows = _rows(record)
     for row in rows:
         if row[0].startswith(f"{top}/"):
