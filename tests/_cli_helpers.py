@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -56,14 +57,33 @@ def uv_env(wheels: Path, cache: Path, extra: Mapping[str, str] | None = None) ->
     return env
 
 
+# what a successful command may write to stderr (progress and summaries), line by line; any
+# other line (a warning, a traceback) fails the test, and the other commands write nothing there
+_PROGRESS = {
+    "lock": re.compile(r"resolving \S+ \.\.\."),
+    "install": re.compile(
+        r"\S+: \d+ package\(s\) for Python \S+ \(.*\)|  installing \d+ package\(s\) with uv|"
+        r"  \[\d+/\d+\] installed \S+ \S+"
+    ),
+    "verify": re.compile(r"\S+: \d+ entr(y|ies) checked, OK"),
+    "store": re.compile(r"\d+ entr(y|ies), .* in .*"),
+    "export": re.compile(r"wrote .* \(\d+ packages?, environment '\S+'\)"),
+}
+
+
 def cli(
     *args: str,
     cwd: Path,
     env: Mapping[str, str],
     expect: int | None = 0,
     timeout: float = 120,
+    stderr: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``envknit ARGS`` in ``cwd``; assert the exit status when ``expect`` is not None."""
+    """Run ``envknit ARGS`` in ``cwd``; assert the exit status when ``expect`` is not None.
+
+    On success, stderr must be ``stderr`` if given, else empty (progress lines only for the
+    commands of ``_PROGRESS``).
+    """
     proc = subprocess.run(
         [str(ENVKNIT), *args], cwd=cwd, env=dict(env), capture_output=True, text=True,
         timeout=timeout, check=False,
@@ -73,6 +93,14 @@ def cli(
             f"envknit {' '.join(args)} -> {proc.returncode}\n"
             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
         )
+    if expect == 0 and stderr is not None:
+        assert proc.stderr == stderr
+    elif expect == 0 and args[0] in _PROGRESS:
+        pattern = _PROGRESS[args[0]]
+        extra = [ln for ln in proc.stderr.splitlines() if not pattern.fullmatch(ln)]
+        assert extra == [], proc.stderr
+    elif expect == 0:
+        assert proc.stderr == "", proc.stderr
     return proc
 
 
