@@ -5,6 +5,10 @@ PyYAML drops comments when it writes, so ``add`` and ``remove`` edit the known s
 it with the intended data. Only when the file is laid out in a way this editor does not
 understand (flow-style lists, multi-line items) is the file re-written with ``yaml.safe_dump``,
 and the caller is told that comments were lost.
+
+Kept over a round-trip library (ruamel.yaml): an edit here changes exactly the one line it
+must, so a committed envknit.yaml shows a one-line diff; ruamel re-emits the whole document
+(re-indenting lists, moving comment spacing) and would add a dependency for two commands.
 """
 
 from __future__ import annotations
