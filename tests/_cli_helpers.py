@@ -47,7 +47,6 @@ def uv_env(wheels: Path, cache: Path, extra: Mapping[str, str] | None = None) ->
     env = dict(os.environ)
     env.update(
         UV_FIND_LINKS=str(wheels),
-        UV_NO_INDEX="1",
         UV_CACHE_DIR=str(cache),
         UV_OFFLINE="1",
         PYTHONDONTWRITEBYTECODE="1",

@@ -133,8 +133,8 @@ def test_lock_unresolvable_is_clear(project: Path, env: dict[str, str]) -> None:
 
 
 def test_lock_uses_the_users_index(project: Path, env: dict[str, str]) -> None:
-    # UV_INDEX_URL reaches uv: without UV_NO_INDEX, uv asks that index too (here: nobody home)
-    online = {k: v for k, v in env.items() if k not in ("UV_NO_INDEX", "UV_OFFLINE")}
+    # UV_INDEX_URL reaches uv: online, uv asks that index too (here: nobody home)
+    online = {k: v for k, v in env.items() if k != "UV_OFFLINE"}
     online.update(UV_INDEX_URL="http://127.0.0.1:9/simple", UV_HTTP_RETRIES="0")
     before = (project / "envknit.yaml").read_text()
     proc = cli("lock", cwd=project, env=online, expect=1)
