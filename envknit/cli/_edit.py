@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -27,14 +28,12 @@ __all__ = ["EditResult", "edit_requirement", "yaml_scalar"]
 _ENVS_RE = re.compile(r"^environments:\s*(#.*)?$")
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
 class EditResult:
     """The new text and whether comments/layout could be kept."""
 
-    __slots__ = ("kept_layout", "text")
-
-    def __init__(self, text: str, kept_layout: bool) -> None:
-        self.text = text
-        self.kept_layout = kept_layout
+    text: str
+    kept_layout: bool
 
 
 def yaml_scalar(value: str) -> str:
@@ -202,7 +201,7 @@ def edit_requirement(text: str, env: str, key: str, name: str, item: str | None)
     if edited is not None:
         try:
             if yaml.safe_load(edited) == expected:
-                return EditResult(edited, kept_layout=True)
+                return EditResult(text=edited, kept_layout=True)
         except yaml.YAMLError:
             pass  # the line edit produced something unparsable: use the fallback below
-    return EditResult(yaml.safe_dump(expected, sort_keys=False), kept_layout=False)
+    return EditResult(text=yaml.safe_dump(expected, sort_keys=False), kept_layout=False)
