@@ -351,8 +351,8 @@ class SubInterpreterEnv:
         docs/hard-isolation.md, "C extensions: verdicts").
         """
         from ..lock import load_lock
-        from ..store.paths import environment_entries
         from ..store import verdicts
+        from ..store.paths import environment_entries
 
         entries = environment_entries(load_lock(lock_path).environment(env_name))
         paths = [str(e.site_dir) for e in entries]

@@ -120,8 +120,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _show_verdicts(name: str, env: LockedEnvironment, home: Path, *, reprobe: bool) -> None:
     """Whether each compiled package loads in a sub-interpreter of this Python (information)."""
-    from ..store.paths import environment_entries
     from ..store import verdicts as _verdicts
+    from ..store.paths import environment_entries
 
     compiled = [e for e in environment_entries(env, home=home) if _verdicts.has_extensions(e)]
     if not compiled:
