@@ -26,6 +26,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 from typing import Any, Literal
 
+from .._atomic import atomic_write_text
 from ..names import normalize_name
 from .layout import Entry, envknit_home, iter_entries
 
@@ -183,9 +184,7 @@ def _write_build_info(home: Path | None) -> None:
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f"BUILD.json.{os.getpid()}.tmp")
-        temp.write_text(json.dumps(build_info(), indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(temp, path)
+        atomic_write_text(path, json.dumps(build_info(), indent=1, sort_keys=True))
     except OSError:
         pass  # informational only (for doctor); a read-only home still works
 
