@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from importlib.metadata import Distribution, PathDistribution
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+
+from .store.record import record_rows
 
 __all__ = ["EXTENSION_SUFFIXES", "InstalledDist", "main_import", "read_installed"]
 
@@ -56,7 +57,7 @@ def _record_paths(found: PathDistribution | None) -> list[str]:
     """The paths RECORD lists. Not ``Distribution.files``: since 3.12 it stats every listed
     file to drop missing ones (15x slower for a small package, and we only need the names)."""
     text = found.read_text("RECORD") if found is not None else None
-    return [row[0] for row in csv.reader((text or "").splitlines()) if row and row[0]]
+    return [row[0] for row in record_rows(text or "") if row[0]]
 
 
 def _importable(site: Path, name: str) -> bool:

@@ -15,12 +15,17 @@ from pathlib import Path
 
 from ..errors import StoreError
 
-__all__ = ["move_record_rows", "read_record"]
+__all__ = ["move_record_rows", "read_record", "record_rows"]
+
+
+def record_rows(text: str) -> list[list[str]]:
+    """The non-empty CSV rows of a RECORD's text (the one RECORD parser of envknit)."""
+    return [row for row in csv.reader(io.StringIO(text, newline="")) if row]
 
 
 def _rows(path: Path) -> list[list[str]]:
     with open(path, encoding="utf-8", newline="") as fh:
-        return [row for row in csv.reader(fh) if row]
+        return record_rows(fh.read())
 
 
 def read_record(dist_info: Path) -> list[tuple[str, str | None]]:
