@@ -14,8 +14,6 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # The layers, lowest first; docs/architecture.md shows the same table highest first. A part is a
 # top-level module or package of envknit (a package with all its submodules); "envknit" alone is
 # the package's own __init__. A part may import only parts of lower layers (and itself).
-# envknit.resolve and envknit.worker are on their way out (to envknit.store.paths and the private
-# envknit._worker); the parts that replace them are listed already, so either tree passes.
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("envknit.errors", "envknit._version"),
     "utilities": ("envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
@@ -23,9 +21,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv": ("envknit._uv",),
     "store and locking": ("envknit.store", "envknit.locking"),
-    "lock to store": ("envknit.resolve", "envknit.wheelhouse"),
+    "lock to store": ("envknit.wheelhouse",),
     "shared services": ("envknit._configured", "envknit._dists", "envknit.pylock"),
-    "workers": ("envknit.worker", "envknit._worker"),
+    "workers": ("envknit._worker",),
     "isolation": ("envknit.routing", "envknit._subinterp"),
     "interfaces": ("envknit", "envknit.cli", "envknit.ray"),
     "entry point": ("envknit.__main__",),
