@@ -127,9 +127,17 @@ class LockedPackage:
             _checked(f"{where}.dependencies[{i}]", normalize_name, d)
             for i, d in enumerate(deps_raw)
         )
-        files_raw = data.get("files", [])
+        files_raw = data.get("files")
         if not isinstance(files_raw, list):
-            raise LockError("expected a list", field=f"{where}.files")
+            raise LockError("expected a list of files", field=f"{where}.files")
+        if not files_raw:
+            # without a hash, any installed file of this version would do: a package must name
+            # the files (and their sha256) it may be installed from
+            raise LockError(
+                "a locked package must name at least one file with its sha256; "
+                "re-create the lock with 'envknit lock'",
+                field=f"{where}.files",
+            )
         files = tuple(DistFile.from_dict(f, f"{where}.files[{i}]") for i, f in enumerate(files_raw))
         return cls(name=name, version=version, dev=dev, dependencies=deps, files=files)
 

@@ -18,7 +18,10 @@ def _lock() -> Lock:
         name="mylib", version="1.0.0", dependencies=("helper",),
         files=(DistFile(name="mylib-1.0.0-py3-none-any.whl", sha256=SHA),),
     )
-    helper = LockedPackage(name="helper", version="1.2", dev=True)
+    helper = LockedPackage(
+        name="helper", version="1.2", dev=True,
+        files=(DistFile(name="helper-1.2.tar.gz", sha256="b" * 64),),
+    )
     env = LockedEnvironment(name="default", python_version="3.12", packages=(pkg, helper))
     return Lock(environments={"default": env}, resolver_version="0.13.9")
 
@@ -90,3 +93,17 @@ def test_missing_lock_says_what_to_do(tmp_path: Path) -> None:
 def test_unknown_environment_names_existing() -> None:
     with pytest.raises(UnknownEnvironmentError, match=r"'ml'.*'default'"):
         _lock().environment("ml")
+
+
+@pytest.mark.parametrize("files", [[], None, "x"])
+def test_package_without_file_hashes_refused(files: object) -> None:
+    # with no hash, any installed file of that version would pass for the locked one
+    data = _lock().to_dict()
+    pkg = data["environments"]["default"]["packages"][1]
+    if files is None:
+        del pkg["files"]
+    else:
+        pkg["files"] = files
+    with pytest.raises(LockError) as info:
+        Lock.from_dict(data)
+    assert "'environments.default.packages[1].files'" in str(info.value)

@@ -38,6 +38,8 @@ def test_complete_and_incomplete_entries(envknit_home: Path) -> None:
     assert entry is not None
     assert (entry.site_dir / "mylib" / "__init__.py").read_text() == "__version__ = '1.0.0'\n"
     assert find_entry("mylib", "1.0.0", frozenset({"c" * 64}), PY, envknit_home) is None
+    # no hash names no entry (it never meant "any entry of this version")
+    assert find_entry("mylib", "1.0.0", frozenset(), PY, envknit_home) is None
     (entry.path / ENTRY_FILE).unlink()  # what a killed install would leave
     assert find_entry("mylib", "1.0.0", pkg.hashes, PY, envknit_home) is None
     assert list(iter_entries(envknit_home)) == []

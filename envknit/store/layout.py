@@ -169,14 +169,16 @@ def find_entry(
 ) -> Entry | None:
     """The complete entry of ``name==version`` installed from one of ``hashes`` for ``python``.
 
-    An empty ``hashes`` accepts any installed file of that version.
+    An empty ``hashes`` matches nothing: an entry is used only if the lock names its file.
     """
+    if not hashes:
+        return None
     version_dir = store_root(home) / normalize_name(name) / normalize_version(version)
     if not version_dir.is_dir():
         return None
     for key_dir in sorted(version_dir.iterdir()):
         entry = read_entry(key_dir)
-        if entry is None or (hashes and entry.sha256 not in hashes):
+        if entry is None or entry.sha256 not in hashes:
             continue
         if entry.compatible_with(python):
             return entry
