@@ -1,19 +1,89 @@
-"""Reading ``envknit.yaml`` and the lock: the one place YAML files are read (``safe_load``)."""
+"""Reading ``envknit.yaml`` and the lock: the one place YAML files are read (safe loader only).
+
+The files may come from anyone (a cloned repository, a pull request), so reading is bounded
+before any value is built: aliases and anchors are refused (a 462-byte "billion laughs" lock
+expands to gigabytes), nesting deeper than ``MAX_DEPTH`` is refused (libyaml's composer and
+PyYAML's constructor recurse: 10,000 ``[`` crash the interpreter), and so is a file that is not
+UTF-8 text.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
+from yaml.nodes import Node
 
 from .errors import ConfigError, LockError
 
-__all__ = ["read_yaml"]
+__all__ = ["MAX_DEPTH", "MAX_SIZE", "UnsafeYAMLError", "read_yaml"]
 
-# libyaml's safe loader builds the same data 3-5x faster (a lock is read on every install and
-# every uncached `envknit run`); PyYAML's pure-Python one is the fallback. Writing keeps the
-# pure-Python dumper so that a lock's text does not depend on whether libyaml is installed.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_DEPTH = 32  # envknit.yaml and the lock need 6 levels; room for what a user may add
+MAX_SIZE = 64 * 1024 * 1024  # bytes; a lock of 10,000 packages is about 3 MB
+
+# libyaml's parser produces the events 3-5x faster than PyYAML's pure-Python one (a lock is
+# read on every install and every uncached `envknit run`); the composer and constructor are
+# PyYAML's Python ones in both cases, so that the checks below see every node.
+# (only the event methods of these loaders are used)
+_Parser: Any = getattr(yaml, "CSafeLoader", None) or yaml.BaseLoader
+
+
+class UnsafeYAMLError(yaml.YAMLError):
+    """YAML that this reader refuses before building anything from it."""
+
+
+class _BoundedSafeLoader(Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """A safe loader that refuses aliases, anchors and deep nesting while composing."""
+
+    def __init__(self, stream: str) -> None:
+        self._parser = _Parser(stream)
+        Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self._depth = 0
+
+    # the composer reads events through these three; they come from the (C) parser
+    def check_event(self, *choices: Any) -> bool:
+        return bool(self._parser.check_event(*choices))
+
+    def peek_event(self) -> Any:
+        return self._parser.peek_event()
+
+    def get_event(self) -> Any:
+        return self._parser.get_event()
+
+    def dispose(self) -> None:
+        self._parser.dispose()
+
+    def compose_node(self, parent: Node | None, index: object) -> Node:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            raise UnsafeYAMLError(f"aliases (*{event.anchor[:20]}) are not allowed, "
+                                  f"line {event.start_mark.line + 1}")
+        if isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.anchor is not None:
+            raise UnsafeYAMLError(f"anchors (&{event.anchor[:20]}) are not allowed, "
+                                  f"line {event.start_mark.line + 1}")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise UnsafeYAMLError(f"nested more than {MAX_DEPTH} levels deep, "
+                                      f"line {event.start_mark.line + 1}")
+            node: Node = super().compose_node(parent, index)
+            return node
+        finally:
+            self._depth -= 1
+
+
+def safe_load_bounded(text: str) -> object:
+    """``yaml.safe_load(text)`` without aliases, anchors or deep nesting (``YAMLError``)."""
+    loader = _BoundedSafeLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def read_yaml(
@@ -21,12 +91,40 @@ def read_yaml(
 ) -> object:
     """The data of the YAML file at ``path``; any failure is one ``error`` naming the file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_SIZE + 1)
     except FileNotFoundError:
         raise error(f"{what} not found; {missing_hint}", path=str(path)) from None
+    except IsADirectoryError:
+        raise error(f"the {what} is a directory", path=str(path)) from None
     except OSError as exc:
         raise error(f"cannot read the {what}: {exc.strerror}", path=str(path)) from None
+    if len(raw) > MAX_SIZE:
+        raise error(f"the {what} is larger than {MAX_SIZE >> 20} MiB", path=str(path))
     try:
-        return yaml.load(text, Loader=_SafeLoader)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"the {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8",
+            path=str(path),
+        ) from None
+    if "\0" in text:
+        raise error(f"the {what} is not text (it contains NUL bytes)", path=str(path))
+    try:
+        return safe_load_bounded(text)
     except yaml.YAMLError as exc:
-        raise error(f"malformed YAML: {exc}", path=str(path)) from None
+        raise error(f"malformed YAML: {_one_line(exc)}", path=str(path)) from None
+    except RecursionError:  # pragma: no cover - MAX_DEPTH keeps far below the limit
+        raise error("malformed YAML: nested too deeply", path=str(path)) from None
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    """PyYAML's message (problem, line and column) on one line, without the source excerpt."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        parts = [exc.context or "", exc.problem or ""]
+        mark = exc.problem_mark or exc.context_mark
+        text = "; ".join(p for p in parts if p)
+        if mark is not None:
+            text += f" (line {mark.line + 1}, column {mark.column + 1})"
+        return text[:200] or type(exc).__name__
+    return str(exc).replace("\n", " ")[:200]
