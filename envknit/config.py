@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ._yamlfile import read_yaml
-from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError
+from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError, quoted
 from .names import normalize_name, validate_env_name, validate_python_version
 
 __all__ = [
@@ -26,6 +26,9 @@ __all__ = [
 ]
 
 CONFIG_FILENAME = "envknit.yaml"
+# a requirement is a name (at most 128 characters), extras, specifiers and a marker: 1,000
+# characters is far more than any real one and keeps the parser's work bounded
+MAX_REQUIREMENT_LENGTH = 1000
 
 
 def parse_requirement(value: object, where: str = "requirement") -> str:
@@ -43,9 +46,12 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
             extras = []
         if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
             raise ConfigError("'extras' must be a list of strings", field=where)
+        if isinstance(version, (int, float)) and not isinstance(version, bool):
+            version = str(version)  # an unquoted 2 or 2.0
+        if version is not None and not isinstance(version, str):
+            raise ConfigError(f"'version' must be a string, not {quoted(version)}", field=where)
         text = name + (f"[{','.join(extras)}]" if extras else "")
         if version is not None:
-            version = str(version)
             text += version if version[:1] in "=<>!~" else f"=={version}"
         value = text
     if not isinstance(value, str):
@@ -55,15 +61,23 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
     # imported here: commands that only read the lock should not pay for the parser
     from packaging.requirements import InvalidRequirement, Requirement
 
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ConfigError(f"requirement {value!r} contains control characters", field=where)
+    if len(value) > MAX_REQUIREMENT_LENGTH:
+        raise ConfigError(
+            f"requirement {quoted(value)} is longer than {MAX_REQUIREMENT_LENGTH} characters",
+            field=where,
+        )
+    if not value.isprintable():
+        raise ConfigError(f"requirement {quoted(value)} contains control characters", field=where)
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
-        raise ConfigError(f"invalid requirement {value!r}: {exc}", field=where) from None
+        # packaging's message ends with the requirement and a caret under the fault, on two
+        # more lines: keep its first line, which says what was expected
+        reason = str(exc).split("\n", 1)[0]
+        raise ConfigError(f"invalid requirement {quoted(value)}: {reason}", field=where) from None
     if req.url:
         raise ConfigError(
-            f"requirement {value!r}: direct references (name @ url) are not supported; "
+            f"requirement {quoted(value)}: direct references (name @ url) are not supported; "
             "point uv at a folder of wheels with UV_FIND_LINKS instead",
             field=where,
         )
@@ -168,10 +182,13 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
         body = {}
     if not isinstance(body, Mapping):
         raise ConfigError("expected a mapping", path=where, field=field_)
-    unknown = sorted(set(body) - {"python_version", "node_version", "packages", "dev_packages"})
+    unknown = sorted(
+        quoted(k)
+        for k in set(body) - {"python_version", "node_version", "packages", "dev_packages"}
+    )
     if unknown:
         raise ConfigError(
-            f"unknown key(s) {', '.join(map(str, unknown))}; "
+            f"unknown key(s) {', '.join(unknown[:5])}; "
             "allowed: python_version, node_version, packages, dev_packages",
             path=where,
             field=field_,
@@ -190,7 +207,7 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
                 )
             py = text
         try:
-            py = validate_python_version(str(py))
+            py = validate_python_version(py)
         except InvalidNameError as exc:
             raise ConfigError(str(exc), path=where, field=f"{field_}.python_version") from None
     node = _node_version(body.get("node_version"), where, f"{field_}.node_version")

@@ -53,6 +53,34 @@ __all__ = [
 ]
 
 
+def quoted(value: object, limit: int = 40) -> str:  # not an error: outside __all__
+    """A user-supplied ``value`` for a one-line message: its repr (newlines and control
+    characters escaped, so a crafted name cannot print a line of its own) cut to ``limit``
+    characters, or what kind of thing it is when it is not a string.
+
+    Never ``str()`` of an arbitrary value: a YAML file can hand us a list of a billion items.
+    """
+    if not isinstance(value, str):
+        return f"(a {type(value).__name__}, not a string)"
+    if len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
+def _where(path: str | None, field: str | None, *, quote: bool) -> str:
+    """``path: field: `` for a message; the field quoted if ``quote``, and either quoted
+    anyway when it holds control characters (a field names a user's key: no fake lines)."""
+    where = ""
+    if path:
+        where += f"{path if path.isprintable() else repr(path)}: "
+    if field:
+        if quote or not field.isprintable():
+            where += f"{quoted(field, 80)}: "
+        else:
+            where += f"{field if len(field) <= 80 else field[:80] + '...'}: "
+    return where
+
+
 class EnvknitError(Exception):
     """Root of every error envknit raises."""
 
@@ -74,10 +102,7 @@ class _LocatedError(EnvknitError, ValueError):
     def __init__(self, message: str, *, path: str | None = None, field: str | None = None):
         self.path = path
         self.field = field
-        where = f"{path}: " if path else ""
-        if field:
-            where += f"{field!r}: " if self._quote_field else f"{field}: "
-        super().__init__(f"{where}{message}")
+        super().__init__(f"{_where(path, field, quote=self._quote_field)}{message}")
 
 
 class ConfigError(_LocatedError):
@@ -110,18 +135,20 @@ class UnknownEnvironmentError(EnvknitError, LookupError):
     def __init__(self, name: str, available: Sequence[str], *, source: str = "the lock"):
         self.name = name
         self.available = tuple(available)
-        names = ", ".join(repr(n) for n in self.available) or "none"
-        super().__init__(f"unknown environment {name!r} in {source}; environments: {names}")
+        names = ", ".join(quoted(n) for n in self.available) or "none"
+        super().__init__(
+            f"unknown environment {quoted(name)} in {source}; environments: {names}"
+        )
 
 
 class InvalidNameError(EnvknitError, ValueError):
     """A package name, version or environment name that is malformed or unsafe."""
 
-    def __init__(self, kind: str, value: str, reason: str):
+    def __init__(self, kind: str, value: object, reason: str):
         self.kind = kind
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {kind} {value!r}: {reason}")
+        super().__init__(f"invalid {kind} {quoted(value)}: {reason}")
 
 
 class StoreError(EnvknitError):

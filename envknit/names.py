@@ -15,6 +15,8 @@ from packaging.version import InvalidVersion, Version
 from .errors import InvalidNameError
 
 __all__ = [
+    "MAX_NAME_LENGTH",
+    "MAX_VERSION_LENGTH",
     "normalize_name",
     "normalize_version",
     "python_tuple",
@@ -29,23 +31,40 @@ _PY_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.(whl|tar\.gz|zip|tar\.bz2)$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
+# Neither PEP 508 nor packaging nor PyPI caps a name's length; file systems do: a wheel's file
+# name (name-version-tags.whl), its .dist-info directory and the store's <name>/<version>
+# directories are each one path component, at most 255 bytes on ext4, APFS, NTFS... With a
+# name of 128 and a version of 100 characters, "name-version.dist-info" and a wheel name with
+# common tags still fit. The longest names on PyPI are well under 100 characters.
+MAX_NAME_LENGTH = 128
+MAX_VERSION_LENGTH = 100
+MAX_FILENAME_BYTES = 255
+
 
 def normalize_name(name: object) -> str:
     """Return the canonical (PEP 503) form of a distribution name, refusing unsafe input."""
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        raise InvalidNameError(
+            "package name", name, f"longer than {MAX_NAME_LENGTH} characters"
+        )
     try:
         if isinstance(name, str):
             return str(canonicalize_name(name, validate=True))
     except InvalidName:
         pass  # refused below, with our message
     raise InvalidNameError(
-        "package name", str(name), "names are letters, digits, '.', '_' and '-' (PEP 508)"
+        "package name", name, "names are letters, digits, '.', '_' and '-' (PEP 508)"
     )
 
 
 def normalize_version(version: object) -> str:
     """Return the normalised form of a PEP 440 version, refusing anything else."""
+    if isinstance(version, str) and len(version) > MAX_VERSION_LENGTH:
+        raise InvalidNameError(
+            "version", version, f"longer than {MAX_VERSION_LENGTH} characters"
+        )
     if not isinstance(version, str) or "\n" in version or "/" in version or "\\" in version:
-        raise InvalidNameError("version", str(version), "not a PEP 440 version")
+        raise InvalidNameError("version", version, "not a PEP 440 version")
     try:
         return str(Version(version))
     except InvalidVersion:
@@ -57,7 +76,7 @@ def validate_env_name(name: object) -> str:
     if not isinstance(name, str) or not _ENV_RE.match(name):
         raise InvalidNameError(
             "environment name",
-            str(name),
+            name,
             "use 1-64 letters, digits, '_' or '-', starting with a letter or digit",
         )
     return name
@@ -66,15 +85,21 @@ def validate_env_name(name: object) -> str:
 def validate_python_version(value: object) -> str:
     """Return ``value`` if it looks like ``3.12`` or ``3.12.1``."""
     if not isinstance(value, str) or not _PY_RE.match(value):
-        raise InvalidNameError("python_version", str(value), "expected a version like '3.12'")
+        raise InvalidNameError("python_version", value, "expected a version like '3.12'")
     return value
 
 
 def validate_filename(value: object) -> str:
     """Return ``value`` if it is a bare distribution file name (no directories)."""
-    if not isinstance(value, str) or not _FILE_RE.match(value) or ".." in value:
+    if (
+        not isinstance(value, str)
+        or len(value.encode("utf-8", "replace")) > MAX_FILENAME_BYTES
+        or not _FILE_RE.match(value)
+        or ".." in value
+    ):
         raise InvalidNameError(
-            "distribution file name", str(value), "expected a bare wheel or sdist file name"
+            "distribution file name", value,
+            f"expected a bare wheel or sdist file name of at most {MAX_FILENAME_BYTES} bytes",
         )
     return value
 
@@ -82,7 +107,7 @@ def validate_filename(value: object) -> str:
 def validate_sha256(value: object) -> str:
     """Return ``value`` (lower-case hex) if it is a sha256 digest."""
     if not isinstance(value, str) or not _SHA256_RE.match(value):
-        raise InvalidNameError("sha256", str(value), "expected 64 lower-case hex digits")
+        raise InvalidNameError("sha256", value, "expected 64 lower-case hex digits")
     return value
 
 

@@ -162,7 +162,7 @@ def test_empty_environment_and_usage(tmp_path: Path, env: dict[str, str]) -> Non
     out = cli("run", "--", "python", "-c", "import os; print(os.environ.get('PYTHONPATH'))",
               cwd=tmp_path, env={k: v for k, v in env.items() if k != "PYTHONPATH"})
     assert out.stdout.strip() == "None"
-    assert "usage" in cli("store", cwd=tmp_path, env=env, expect=2).stderr
+    assert "needs a subcommand" in cli("store", cwd=tmp_path, env=env, expect=2).stderr
     assert "no command given" in cli("run", cwd=tmp_path, env=env, expect=2).stderr
     assert "unknown option" in cli("run", "--bogus", "x", cwd=tmp_path, env=env, expect=2).stderr
 

@@ -6,11 +6,21 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..errors import EnvknitError
+from ._errors import oserror_text, print_error
 
 __all__ = ["build_parser", "dispatch"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``envknit: error:`` line (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(f"{message} (see '{self.prog} --help')")
+        sys.exit(2)
 
 # command -> (module, function); modules are imported only when their command runs
 _COMMANDS = {
@@ -29,7 +39,7 @@ _COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="envknit",
         description="Several versions of a package in one Python process: "
         "environments in envknit.yaml, locked and installed into a global store with uv.",
@@ -94,10 +104,11 @@ def dispatch(argv: Sequence[str]) -> int:
 
         return run_command(rest)
     if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        parser.error(f"unrecognized arguments: {' '.join(map(repr, rest))}")
     if command == "store":
         if args.store_command is None:
-            print("usage: envknit store {list,gc} (see 'envknit store --help')", file=sys.stderr)
+            print_error("'envknit store' needs a subcommand: list or gc "
+                        "(see 'envknit store --help')")
             return 2
         command = f"store {args.store_command}"
     module_name, func_name = _COMMANDS[command]
@@ -105,12 +116,11 @@ def dispatch(argv: Sequence[str]) -> int:
     try:
         status: int = getattr(module, func_name)(args)
     except EnvknitError as exc:
-        print(f"envknit: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     except OSError as exc:
         # the file system said no (permissions, disk full...): say what and where, no traceback
-        where = f": {exc.filename}" if exc.filename else ""
-        print(f"envknit: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print_error(oserror_text(exc))
         return 1
     except KeyboardInterrupt:
         print("envknit: interrupted", file=sys.stderr)

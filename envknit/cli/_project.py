@@ -112,7 +112,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
         except LockError as exc:
             if lock_path.exists():
                 raise LockError(
-                    f"{exc}\n(--env keeps the other environments of the lock, so it must be "
+                    f"{exc} (--env keeps the other environments of the lock, so it must be "
                     "readable; run 'envknit lock' without --env to re-create it)"
                 ) from None
             base = Lock()

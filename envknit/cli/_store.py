@@ -7,6 +7,7 @@ import sys
 
 from ..store.layout import envknit_home, iter_entries
 from ..store.maintenance import collect_garbage, entry_size
+from ._errors import print_error
 
 __all__ = ["cmd_store_gc", "cmd_store_list", "human_size"]
 
@@ -38,11 +39,11 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
     home = envknit_home()
     result = collect_garbage(home, dry_run=args.dry_run)
     if result.refused:
-        for reason in result.refused:
-            print(f"envknit: {reason}", file=sys.stderr)
-        print("envknit: error: gc removed nothing: it cannot tell what those projects need. "
-              "Restore their locks, or delete the registrations under "
-              f"{home / 'projects'} of projects that are gone.", file=sys.stderr)
+        shown = "; ".join(result.refused[:3])
+        more = f"; and {len(result.refused) - 3} more" if len(result.refused) > 3 else ""
+        print_error(f"gc removed nothing: it cannot tell what these projects need: {shown}{more}. "
+                    "Restore their locks, or delete the registrations under "
+                    f"{home / 'projects'} of projects that are gone.")
         return 1
     verb = "would remove" if args.dry_run else "removed"
     for entry in result.removed:
