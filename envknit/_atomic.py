@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write_text"]
+__all__ = ["atomic_write_text", "clean_stale_temporaries"]
 
 
 def atomic_write_text(
@@ -18,10 +21,14 @@ def atomic_write_text(
     mode a plain ``open()`` would give it (0o666 less the umask) and a replaced one keeps its.
     """
     target = Path(path)
+    clean_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.tmp")
     # os.open rather than tempfile.mkstemp: mkstemp makes 0o600 files, which would leave
     # envknit.yaml and the lock unreadable to the user's group
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # held while this writer lives (the lock dies with the process, even under SIGKILL): how
+    # clean_stale_temporaries tells a killed writer's file from a live one's
+    fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
@@ -36,3 +43,40 @@ def atomic_write_text(
         # Any failure (disk full, KeyboardInterrupt) must not leave the temporary file behind.
         tmp.unlink(missing_ok=True)
         raise
+
+
+_STALE_AFTER = 60.0  # seconds; a younger file may be one whose writer has not locked it yet
+
+
+def clean_stale_temporaries(target: Path) -> list[Path]:
+    """Remove ``.NAME.<hex>.tmp`` files beside ``target`` left by writers that were killed.
+
+    A file is stale when no process holds its lock and it is older than a minute. Returns
+    what was removed; a file that cannot be examined is left alone.
+    """
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{16}}\.tmp")
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return []
+    removed = []
+    now = time.time()
+    for name in names:
+        if not pattern.fullmatch(name):
+            continue
+        tmp = target.parent / name
+        try:
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # vanished meanwhile, a symlink, or unreadable: not ours to judge
+        try:
+            if now - os.fstat(fd).st_mtime < _STALE_AFTER:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            continue  # a live writer holds it (BlockingIOError), or it is gone already
+        finally:
+            os.close(fd)
+    return removed

@@ -58,21 +58,19 @@ class _BoundedSafeLoader(Composer, yaml.constructor.SafeConstructor, yaml.resolv
     def dispose(self) -> None:
         self._parser.dispose()
 
-    def compose_node(self, parent: Node | None, index: object) -> Node:
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
         event = self.peek_event()
+        mark = event.start_mark
+        where = f"line {mark.line + 1}" if mark is not None else "somewhere"
         if isinstance(event, AliasEvent):
-            raise UnsafeYAMLError(f"aliases (*{event.anchor[:20]}) are not allowed, "
-                                  f"line {event.start_mark.line + 1}")
+            raise UnsafeYAMLError(f"aliases (*{str(event.anchor)[:20]}) are not allowed, {where}")
         if isinstance(event, (ScalarEvent, CollectionStartEvent)) and event.anchor is not None:
-            raise UnsafeYAMLError(f"anchors (&{event.anchor[:20]}) are not allowed, "
-                                  f"line {event.start_mark.line + 1}")
+            raise UnsafeYAMLError(f"anchors (&{str(event.anchor)[:20]}) are not allowed, {where}")
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise UnsafeYAMLError(f"nested more than {MAX_DEPTH} levels deep, "
-                                      f"line {event.start_mark.line + 1}")
-            node: Node = super().compose_node(parent, index)
-            return node
+                raise UnsafeYAMLError(f"nested more than {MAX_DEPTH} levels deep, {where}")
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 

@@ -70,7 +70,7 @@ def test_install_then_run(locked: Path, env: dict[str, str], envknit_home: Path)
                 cwd=locked, env=env, expect=1)
     assert "No module named 'tool'" in nodev.stderr
     missing = cli("run", "--", "no-such-command-xyz", cwd=locked, env=env, expect=127)
-    assert "command not found: no-such-command-xyz" in missing.stderr
+    assert "command not found: 'no-such-command-xyz'" in missing.stderr
 
     # a second install reuses every entry, untouched
     stamps = {k: (v / ENTRY_FILE).stat().st_mtime_ns for k, v in got.items()}

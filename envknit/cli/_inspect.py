@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from ..errors import EnvknitError
 from ..lock import Lock, LockedEnvironment
 from ..names import python_tuple
 from ..pythons import find_python
+from ..store._locking import clean_stale_builds, tmp_root
 from ..store.layout import envknit_home, find_entry
 from ..store.maintenance import verify_environment
 from ._common import Project, load_project
@@ -38,9 +40,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if damaged:
         # store files are hard links into uv's cache (uv's default link mode), so a file
         # changed in place is changed there too: reinstalling alone would bring it back
+        paths = " ".join(shlex.quote(p) for p in sorted(damaged))
+        names = " ".join(shlex.quote(n) for n in sorted(set(damaged.values())))
         print("envknit: to repair, remove the damaged entries and uv's cached copies, then "
-              f"reinstall: rm -rf {' '.join(sorted(damaged))} && uv cache clean "
-              f"{' '.join(sorted(set(damaged.values())))} && envknit install", file=sys.stderr)
+              f"reinstall: rm -rf {paths} && uv cache clean {names} && envknit install",
+              file=sys.stderr)
     elif bad:
         print("envknit: run 'envknit install' to install what is missing", file=sys.stderr)
     return 1 if bad else 0
@@ -76,6 +80,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     home = envknit_home()
     writable = os.access(home if home.exists() else home.parent, os.W_OK)
     check(writable, f"store at {home}", "make ENVKNIT_HOME writable or point it elsewhere")
+    leftovers = clean_stale_builds(home, dry_run=True)
+    check(not leftovers, f"{len(leftovers)} leftover build directories of interrupted installs "
+          f"under {tmp_root(home)}", "run 'envknit store gc' to remove them")
     try:
         project = load_project()
         project.config  # noqa: B018 - read and validate it now, to report it here

@@ -71,11 +71,11 @@ def _parse(argv: Sequence[str]) -> tuple[str, bool, list[str]] | str:
             env = arg.split("=", 1)[1]
             args.pop(0)
         elif arg.startswith("-"):
-            return f"envknit run: unknown option {arg!r}\n{_USAGE}"
+            return f"run: unknown option {arg!r} ({_USAGE})"
         else:
             break
     if not args:
-        return f"envknit run: no command given\n{_USAGE}"
+        return f"run: no command given ({_USAGE})"
     return env, no_dev, args
 
 
@@ -84,28 +84,47 @@ def _cache_path(home: str, lock_path: str, env: str, no_dev: bool) -> str:
     return os.path.join(home, "cache", f"run-{key:08x}.json")
 
 
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _well_formed(plan: object) -> bool:
+    """The cache file has the shape ``_build_plan`` writes (anyone may have edited it)."""
+    return (
+        isinstance(plan, dict)
+        and plan.get("format") == _CACHE_FORMAT
+        and isinstance(plan.get("python"), str)
+        and isinstance(plan.get("shim"), str)
+        and isinstance(plan.get("node_bin", ""), str)
+        and all(_strings(plan.get(key)) for key in ("entries", "paths", "bins"))
+        and len(plan["entries"]) == len(plan["paths"])
+    )
+
+
 def _cached_plan(cache: str, lock_path: str, env: str, no_dev: bool) -> dict[str, Any] | None:
     try:
         with open(cache, encoding="utf-8") as fh:
             plan = json.load(fh)
-    except (OSError, ValueError):
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return None
-    if not isinstance(plan, dict) or plan.get("format") != _CACHE_FORMAT:
+    if not _well_formed(plan):
         return None
     if plan.get("lock") != lock_path or plan.get("env") != env or plan.get("no_dev") != no_dev:
         return None
     if plan.get("lock_sig") != _signature(lock_path):
         return None
-    for entry in plan.get("entries", []):
-        if not os.path.isfile(os.path.join(entry, "ENTRY.json")):
+    for entry, site in zip(plan["entries"], plan["paths"], strict=True):
+        # a complete entry has both; one missing means the entry was damaged since
+        if not os.path.isfile(os.path.join(entry, "ENTRY.json")) or not os.path.isdir(site):
             return None
-    if not os.access(plan.get("python", ""), os.X_OK):
+    if not os.access(plan["python"], os.X_OK):
         return None
-    if not os.path.isfile(os.path.join(plan.get("shim", ""), "python")):
+    if not os.path.isfile(os.path.join(plan["shim"], "python")):
         return None
     if plan.get("node_bin") and not os.access(os.path.join(plan["node_bin"], "node"), os.X_OK):
         return None  # that Node was uninstalled: look again
-    return plan
+    checked: dict[str, Any] = plan
+    return checked
 
 
 def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[str, Any]:
@@ -158,14 +177,15 @@ def run_command(argv: Sequence[str]) -> int:
     if parsed == "help":
         print(_USAGE)
         return 0
+    from ._errors import oserror_text, print_error
+
     if isinstance(parsed, str):
-        print(parsed, file=sys.stderr)
+        print_error(parsed)
         return 2
     env_name, no_dev, cmd = parsed
     config = _find_config()
     if config is None:
-        print("envknit: error: no envknit.yaml in this directory or any parent; "
-              "run 'envknit init'", file=sys.stderr)
+        print_error("no envknit.yaml in this directory or any parent; run 'envknit init'")
         return 1
     lock_path = os.path.join(os.path.dirname(config), "envknit.lock.yaml")
     home = _home()
@@ -177,7 +197,10 @@ def run_command(argv: Sequence[str]) -> int:
         try:
             plan = _build_plan(home, lock_path, env_name, no_dev)
         except EnvknitError as exc:
-            print(f"envknit: error: {exc}", file=sys.stderr)
+            print_error(exc)
+            return 1
+        except OSError as exc:  # writing the python shim: a full disk, a read-only home
+            print_error(f"cannot prepare the environment: {oserror_text(exc)}")
             return 1
         _save_plan(cache, plan)
     child_env = dict(os.environ)
@@ -196,13 +219,13 @@ def run_command(argv: Sequence[str]) -> int:
     try:
         os.execvpe(cmd[0], cmd, child_env)
     except FileNotFoundError:
-        print(f"envknit: error: command not found: {cmd[0]}", file=sys.stderr)
+        print_error(f"command not found: {cmd[0]!r}")
         return 127
     except PermissionError:
-        print(f"envknit: error: permission denied: {cmd[0]}", file=sys.stderr)
+        print_error(f"permission denied: {cmd[0]!r}")
         return 126
     except OSError as exc:
-        print(f"envknit: error: cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
+        print_error(f"cannot run {cmd[0]!r}: {exc.strerror}")
         return 126
     return 0  # pragma: no cover - execvpe does not return
 

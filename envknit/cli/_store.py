@@ -50,4 +50,8 @@ def cmd_store_gc(args: argparse.Namespace) -> int:
         print(f"{verb} {entry.name} {entry.version} ({entry.path.name})")
     print(f"{verb} {len(result.removed)} entr{'y' if len(result.removed) == 1 else 'ies'} "
           f"({human_size(result.freed)}), kept {result.kept}")
+    if result.leftovers:
+        count = len(result.leftovers)
+        print(f"{verb} {count} leftover build director{'y' if count == 1 else 'ies'} of "
+              f"interrupted installs ({human_size(result.leftover_size)})")
     return 0

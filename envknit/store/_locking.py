@@ -80,8 +80,11 @@ def discard(home: Path, path: Path) -> None:
         shutil.rmtree(trash / "old", ignore_errors=True)
 
 
-def clean_stale_builds(home: Path) -> list[Path]:
-    """Remove build directories whose builder is gone (killed installs); return them."""
+def clean_stale_builds(home: Path, *, dry_run: bool = False) -> list[Path]:
+    """Remove build directories whose builder is gone (killed installs); return them.
+
+    With ``dry_run``, only find them (``doctor``, ``store gc --dry-run``).
+    """
     root = tmp_root(home)
     if not root.is_dir():
         return []
@@ -98,7 +101,9 @@ def clean_stale_builds(home: Path) -> list[Path]:
                 os.close(fd)
                 continue  # a live builder holds it
             try:
-                if child.is_dir() and not child.is_symlink():
+                if dry_run:
+                    pass
+                elif child.is_dir() and not child.is_symlink():
                     shutil.rmtree(child, ignore_errors=True)
                 else:
                     child.unlink(missing_ok=True)

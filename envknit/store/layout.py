@@ -117,7 +117,13 @@ class Entry:
 
 
 def read_entry(path: Path) -> Entry | None:
-    """The entry at ``path`` if it is complete and well-formed, else None."""
+    """The entry at ``path`` if it is complete and well-formed, else None.
+
+    An entry whose ``site`` directory is gone (deleted by hand) is not complete: ``run`` and
+    ``install`` then treat it as missing, and ``install`` builds it again.
+    """
+    if not (path / "site").is_dir():
+        return None
     try:
         data = json.loads((path / ENTRY_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

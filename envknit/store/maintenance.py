@@ -20,6 +20,7 @@ __all__ = [
     "Problem",
     "collect_garbage",
     "entry_size",
+    "tree_size",
     "verify_entry",
     "verify_environment",
 ]
@@ -73,8 +74,13 @@ def verify_environment(
 
 def entry_size(entry: Entry) -> int:
     """Bytes used by the files of an entry."""
+    return tree_size(entry.path)
+
+
+def tree_size(root: Path) -> int:
+    """Bytes used by the files under ``root``."""
     total = 0
-    for dirpath, _dirs, files in os.walk(entry.path):
+    for dirpath, _dirs, files in os.walk(root):
         for fname in files:
             try:
                 total += os.lstat(os.path.join(dirpath, fname)).st_size
@@ -91,6 +97,8 @@ class GcResult:
     kept: int = 0
     freed: int = 0
     refused: tuple[str, ...] = ()
+    leftovers: tuple[Path, ...] = ()  # build directories of killed installs (removed or not)
+    leftover_size: int = 0
 
 
 def _needed(home: Path) -> tuple[set[tuple[str, str, str]], list[str]]:
@@ -170,10 +178,13 @@ def collect_garbage(home: Path, *, dry_run: bool = False) -> GcResult:
                     break
         removed.append(entry)
         freed += size
+    leftovers = clean_stale_builds(home, dry_run=True)
+    leftover_size = sum(tree_size(p) for p in leftovers)
     if not dry_run:
-        clean_stale_builds(home)
+        leftovers = clean_stale_builds(home)
         from .verdicts import prune  # the C-extension verdicts of removed entries
 
         prune(home)
-    return GcResult(removed=tuple(removed), kept=kept, freed=freed)
+    return GcResult(removed=tuple(removed), kept=kept, freed=freed, leftovers=tuple(leftovers),
+                    leftover_size=leftover_size)
 
