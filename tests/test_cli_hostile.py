@@ -391,3 +391,26 @@ def test_doctor_and_gc_report_leftover_build_dirs(
     assert "removed 1 leftover build directory" in cli("store", "gc", cwd=project, env=env).stdout
     assert not leftover.exists()
     assert "[ok] 0 leftover" in cli("doctor", cwd=project, env=env).stdout
+
+
+# --- 9. run sees the locked packages and the stdlib only ----------------------------------
+
+
+def test_run_does_not_see_envknits_own_site_packages(
+    project: Path, env: dict[str, str], envknit_home: Path
+) -> None:
+    # this test runs from a virtual environment that has PyYAML, and its base has pip
+    assert sys.prefix != sys.base_prefix
+    code = (
+        "import importlib.util as u, sys, json, sqlite3, beta\n"
+        "print(beta.__version__, [m for m in ('yaml', 'pip', 'envknit', 'pytest')"
+        " if u.find_spec(m)], sys.base_prefix)\n"
+    )
+    out = cli("run", "--", "python", "-c", code, cwd=project, env=env).stdout.split(maxsplit=2)
+    assert out[:2] == ["1.0", "[]"]
+    assert out[2].strip() == sys.base_prefix
+    # the same through the cached fast path, and for console scripts' '#!/usr/bin/env python'
+    again = cli("run", "--", "python", "-c", code, cwd=project, env=env).stdout
+    assert again.split(maxsplit=2)[:2] == ["1.0", "[]"]
+    bare = next((envknit_home / "pythons").iterdir())
+    assert (bare / "pyvenv.cfg").is_file() and not list((bare / "bin").glob("activate*"))

@@ -19,7 +19,7 @@ from typing import Any
 __all__ = ["run_command"]
 
 _USAGE = "usage: envknit run [--env NAME] [--no-dev] -- CMD [ARG...]"
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: "python" is a bare venv of the base interpreter
 
 
 # _home and _find_config are store.layout.envknit_home and config.find_config on plain strings:
@@ -134,12 +134,14 @@ def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[
     from ..lock import load_lock
     from ..pythons import find_python
     from ..store.paths import environment_entries
-    from ..store.shims import python_shim_dir
+    from ..store.shims import bare_python, python_shim_dir
 
     lock_sig = _signature(lock_path)
     env = load_lock(lock_path).environment(env_name)
     entries = environment_entries(env, include_dev=not no_dev, home=Path(home))
-    python = find_python(env.python_version)
+    # the environment sees its packages and the stdlib only: not the site-packages of the
+    # interpreter found (envknit's own venv, when it runs from one), nor of its base
+    python = bare_python(Path(home), find_python(env.python_version), env.python_version)
     shim = python_shim_dir(Path(home), python, env.python_version)
     node_bin = ""
     if env.node_version:
