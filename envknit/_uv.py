@@ -19,6 +19,7 @@ from .errors import IntegrityError, ResolverError
 
 __all__ = [
     "ResolvedPackage",
+    "clean_cache",
     "compile_environment",
     "install_pinned",
     "uv_bin",
@@ -164,7 +165,10 @@ def install_pinned(
     """Install exactly the files ``(name, version, sha256)`` into ``target`` in one uv run.
 
     ``--no-deps`` and ``--require-hashes``: uv refuses any other file and any dependency. uv
-    installs the files in parallel.
+    installs the files in parallel. ``--link-mode copy``: the store must not share inodes with
+    uv's cache (uv's default hard links, and ``clone``, which falls back to hard links on ext4),
+    or whatever edits one (a CA-injection step appending to certifi's ``cacert.pem``) edits
+    the other. It overrides a ``UV_LINK_MODE`` of the user's.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     reqs = target.parent / f"{target.name}.requirements.txt"
@@ -175,9 +179,14 @@ def install_pinned(
     what = "installing " + ", ".join(f"{name}=={version}" for name, version, _ in pins)
     try:
         _run(
-            ["pip", "install", "--no-deps", "--require-hashes", "--quiet",
+            ["pip", "install", "--no-deps", "--require-hashes", "--quiet", "--link-mode", "copy",
              "--python", str(python), "--target", str(target), "-r", str(reqs)],
             what,
         )
     finally:
         reqs.unlink(missing_ok=True)
+
+
+def clean_cache(names: Sequence[str]) -> None:
+    """Remove the distributions ``names`` from uv's cache (the next install fetches them)."""
+    _run(["cache", "clean", *names], "cleaning uv's cache of " + ", ".join(names))

@@ -24,12 +24,27 @@ def _is_envknit(name: str) -> bool:
     return name == "envknit" or name.startswith("envknit.")
 
 
+@pytest.fixture(scope="session")
+def _network_uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uv cache for the ``network`` tests: what they download is fetched once a session."""
+    return tmp_path_factory.mktemp("uv-cache-network")
+
+
 @pytest.fixture(autouse=True)
 def _isolate(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("envknit-home")
     monkeypatch.setenv("ENVKNIT_HOME", str(home))
+    # never the machine's uv cache: one changed there (a CA-injection step editing certifi
+    # through a hard link) would fail the suite, and the suite must not change it either
+    if request.node.get_closest_marker("network") is not None:
+        uv_cache = request.getfixturevalue("_network_uv_cache")
+    else:
+        uv_cache = tmp_path_factory.mktemp("uv-cache")
+    monkeypatch.setenv("UV_CACHE_DIR", str(uv_cache))
     modules = dict(sys.modules)
     meta_path = list(sys.meta_path)
     path = list(sys.path)

@@ -38,13 +38,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{env.name}: {len(entries)} entr{'y' if len(entries) == 1 else 'ies'} checked, "
               f"{state}", file=sys.stderr)
     if damaged:
-        # store files are hard links into uv's cache (uv's default link mode), so a file
-        # changed in place is changed there too: reinstalling alone would bring it back
+        # install rebuilds a removed entry (and re-fetches a package whose copy in uv's
+        # cache was changed)
         paths = " ".join(shlex.quote(p) for p in sorted(damaged))
-        names = " ".join(shlex.quote(n) for n in sorted(set(damaged.values())))
-        print("envknit: to repair, remove the damaged entries and uv's cached copies, then "
-              f"reinstall: rm -rf {paths} && uv cache clean {names} && envknit install",
-              file=sys.stderr)
+        print(f"envknit: to repair, remove the damaged entries, then reinstall: rm -rf {paths} "
+              "&& envknit install", file=sys.stderr)
     elif bad:
         print("envknit: run 'envknit install' to install what is missing", file=sys.stderr)
     return 1 if bad else 0

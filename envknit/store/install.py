@@ -16,7 +16,7 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from .. import _uv
-from ..errors import StoreError
+from ..errors import IntegrityError, StoreError
 from ..lock import DistFile, LockedEnvironment, LockedPackage
 from ._locking import build_dir, clean_stale_builds, discard, entry_lock
 from .layout import ENTRY_FILE, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry, tag_ranks
@@ -103,24 +103,34 @@ def _fix_script(path: Path) -> None:
         path.write_bytes(_ENV_SHEBANG.encode() + rest)
 
 
+class _ChangedInCache(IntegrityError):
+    """An installed file differs from its wheel's RECORD: uv's unpacked copy was changed."""
+
+    def __init__(self, name: str, version: str, rel: str):
+        self.name = name
+        self.version = version
+        self.rel = rel
+        super().__init__(
+            f"{name}=={version}: the installed {rel} differs from its wheel's RECORD even after "
+            f"uv fetched it again; remove it from uv's cache ('uv cache clean {name}') and from "
+            "the index or folder it comes from, then install again"
+        )
+
+
 def _check_record(entry: Entry, record: list[tuple[str, str | None]]) -> None:
     """Each installed file must be what its wheel's RECORD says it is.
 
-    uv installs from its cache, and with its default link mode store files are hard links
-    into that cache: a file once changed in place (in the store, or in a virtual environment
-    linked to the same cache) would otherwise be installed, and its manifest would bless it.
-    Console scripts (``bin``) are rewritten on install, so they are not compared.
+    uv installs from its unpacked cache, which anything that once shared its inodes (a
+    virtual environment uv made with hard links, whose certifi a CA-injection step edited)
+    may have changed; the manifest would bless such a file. Console scripts (``bin``) are
+    rewritten on install, so they are not compared.
     """
     for rel, sha in record:
         if sha is None or rel.split(os.sep, 1)[0] == "bin":
             continue
         actual = entry.files.get("site/" + rel.replace(os.sep, "/"))
         if actual is not None and actual != sha:
-            raise StoreError(
-                f"{entry.name}=={entry.version}: the installed {rel} differs from its wheel's "
-                "RECORD: uv's cached copy was changed. Run 'uv cache clean "
-                f"{entry.name}', then install again"
-            )
+            raise _ChangedInCache(entry.name, entry.version, rel)
 
 
 def _split_out(target: Path, rels: list[str], shared: set[str], dest: Path) -> None:
@@ -299,6 +309,44 @@ def install_environment(
                     still.append((pkg, dist))
             if still:
                 say(f"installing {len(still)} package(s) with uv")
-                installed = _build(still, python_exe=python_exe, python=python, home=home,
-                                   say=say)
+                installed = _build_healing(still, python_exe=python_exe, python=python,
+                                           home=home, say=say)
     return InstallResult(installed=tuple(installed), reused=tuple(reused))
+
+
+def _build_healing(
+    todo: list[tuple[LockedPackage, DistFile]],
+    *,
+    python_exe: Path,
+    python: tuple[int, int],
+    home: Path,
+    say: Callable[[str], None],
+) -> list[Entry]:
+    """``_build``; a package whose copy in uv's cache was changed is fetched again, once.
+
+    uv checks a wheel's hash when it downloads it, not when it installs from its unpacked
+    cache: removing the package from uv's cache makes uv fetch (and hash-check) it again.
+    The caller holds the entry locks of ``todo``.
+    """
+    built: list[Entry] = []
+    cleaned: set[str] = set()
+    while todo:
+        try:
+            built += _build(todo, python_exe=python_exe, python=python, home=home, say=say)
+            return built
+        except _ChangedInCache as exc:
+            if exc.name in cleaned:
+                raise
+            cleaned.add(exc.name)
+            say(f"note: uv's cached copy of {exc.name} {exc.version} was changed ({exc.rel}); "
+                "removing it from uv's cache and installing a fresh copy")
+            _uv.clean_cache([exc.name])
+        # entries completed before the failure stay; build the rest
+        done = {e.sha256 for e in built}
+        for pkg, dist in todo:
+            entry = read_entry(entry_dir(pkg.name, pkg.version, dist.sha256, home))
+            if entry is not None and entry.sha256 == dist.sha256 and dist.sha256 not in done:
+                built.append(entry)
+                done.add(dist.sha256)
+        todo = [(p, d) for p, d in todo if d.sha256 not in done]
+    return built
