@@ -112,6 +112,11 @@ def read_yaml(
         return safe_load_bounded(text)
     except yaml.YAMLError as exc:
         raise error(f"malformed YAML: {_one_line(exc)}", path=str(path)) from None
+    except (ValueError, OverflowError) as exc:
+        # PyYAML's constructors build ints and dates with Python's own checks: an int of 5,000
+        # digits (int_max_str_digits), a 13th month
+        raise error(f"malformed YAML: a value that cannot be read: {str(exc)[:100]}",
+                    path=str(path)) from None
     except RecursionError:  # pragma: no cover - MAX_DEPTH keeps far below the limit
         raise error("malformed YAML: nested too deeply", path=str(path)) from None
 

@@ -46,10 +46,14 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
             extras = []
         if not isinstance(extras, list) or not all(isinstance(e, str) for e in extras):
             raise ConfigError("'extras' must be a list of strings", field=where)
-        if isinstance(version, (int, float)) and not isinstance(version, bool):
-            version = str(version)  # an unquoted 2 or 2.0
+        if isinstance(version, float) or (
+            isinstance(version, int) and not isinstance(version, bool) and version.bit_length() < 64
+        ):
+            version = repr(version)  # an unquoted 2 or 2.0
         if version is not None and not isinstance(version, str):
-            raise ConfigError(f"'version' must be a string, not {quoted(version)}", field=where)
+            raise ConfigError(
+                f"'version' must be a string, not a {type(version).__name__}", field=where
+            )
         text = name + (f"[{','.join(extras)}]" if extras else "")
         if version is not None:
             text += version if version[:1] in "=<>!~" else f"=={version}"
@@ -168,11 +172,11 @@ class Config:
             )
         envs: dict[str, EnvironmentConfig] = {}
         for name, body in envs_raw.items():
-            field_ = f"environments.{name}"
             try:
                 validate_env_name(name)
             except InvalidNameError as exc:
-                raise ConfigError(str(exc), path=where, field=field_) from None
+                raise ConfigError(str(exc), path=where, field="environments") from None
+            field_ = f"environments.{name}"
             envs[name] = _environment(name, body, where, field_)
         return cls(path=path, environments=envs)
 
@@ -197,7 +201,8 @@ def _environment(name: str, body: object, where: str, field_: str) -> Environmen
     if py is not None:
         if isinstance(py, float):  # an unquoted 3.12 in YAML is a float
             text = repr(py)
-            if int(text.split(".")[1][:1] or "0") < 7 and len(text.split(".")[1]) == 1:
+            _, dot, fraction = text.partition(".")
+            if dot and fraction.isdigit() and len(fraction) == 1 and int(fraction) < 7:
                 # 3.10 reads as 3.1: refuse rather than target the wrong Python
                 raise ConfigError(
                     f"YAML read the unquoted number as {text}; quote the version, "

@@ -269,8 +269,10 @@ class Lock:
         if not isinstance(data, Mapping):
             raise LockError("the lock must be a mapping at the top level")
         version = data.get("schema_version")
-        if isinstance(version, (int, float)) and not isinstance(version, bool):
-            version = str(version)
+        if isinstance(version, float) or (
+            isinstance(version, int) and not isinstance(version, bool) and version.bit_length() < 64
+        ):
+            version = repr(version)  # an unquoted 1.0
         if not isinstance(version, str):
             raise LockError("missing or not a string", field="schema_version")
         major = version.split(".", 1)[0]
@@ -287,8 +289,8 @@ class Lock:
         envs_raw = _require(data, "environments", "", Mapping)
         envs: dict[str, LockedEnvironment] = {}
         for name in envs_raw:
+            _checked("environments", validate_env_name, name)
             where = f"environments.{name}"
-            _checked(where, validate_env_name, name)
             envs[name] = LockedEnvironment.from_dict(name, envs_raw[name], where)
         return cls(environments=envs, resolver_version=resolver_version, schema_version=version)
 

@@ -9,6 +9,7 @@ import yaml
 
 from envknit.cli._edit import edit_requirement
 from envknit.config import (
+    Config,
     EnvironmentConfig,
     config_hash,
     find_config,
@@ -142,3 +143,9 @@ def test_edit_falls_back_for_flow_lists() -> None:
 def test_unquoted_python_version(tmp_path: Path) -> None:
     text = "environments:\n  e:\n    python_version: 3.12\n"
     assert load_config(write(tmp_path, text)).environment("e").python_version == "3.12"
+
+
+@pytest.mark.parametrize("value", [1e100, float("inf"), 1e-7, 3])
+def test_python_version_of_any_number_is_one_config_error(value: object) -> None:
+    with pytest.raises(ConfigError, match="python_version"):
+        Config.from_dict({"environments": {"d": {"python_version": value}}}, Path("x"))

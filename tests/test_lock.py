@@ -66,7 +66,7 @@ def test_minor_versions_accepted() -> None:
          "environments.default.packages[1].files[0].sha256"),
         (lambda d: d["environments"]["default"].pop("python_version"),
          "environments.default.python_version"),
-        (lambda d: d["environments"].update({"a;rm -rf ~": {}}), "environments.a;rm -rf ~"),
+        (lambda d: d["environments"].update({"a;rm -rf ~": {}}), "environments"),
     ],
 )
 def test_invalid_fields_are_named(mutate: object, field: str) -> None:
