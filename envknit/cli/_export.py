@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 __all__ = ["EXPORT_HELP", "add_export_parser", "cmd_export"]
 
@@ -21,7 +22,7 @@ Install it elsewhere with:  uv pip install -r pylock.toml   (or pip install -r, 
 """
 
 
-def add_export_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_export_parser(sub: argparse._SubParsersAction[Any]) -> None:
     p = sub.add_parser(
         "export", help="write an environment as a PEP 751 pylock.toml",
         description=EXPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
