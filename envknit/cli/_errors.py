@@ -12,7 +12,9 @@ def _one_line(message: str) -> str:
     # control character left in it is escaped: no input can start a line of its own, e.g. a
     # fake "envknit: ok"
     parts = [part.strip() for part in message.splitlines() if part.strip()]
-    text = "; ".join(parts)
+    text = parts[0] if parts else ""
+    for part in parts[1:]:
+        text += (" " if text.endswith(":") else "; ") + part
     if not text.isprintable():
         text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return text
