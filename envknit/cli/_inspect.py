@@ -78,7 +78,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     home = envknit_home()
     writable = os.access(home if home.exists() else home.parent, os.W_OK)
     check(writable, f"store at {home}", "make ENVKNIT_HOME writable or point it elsewhere")
-    leftovers = clean_stale_builds(home, dry_run=True)
+    try:
+        leftovers = clean_stale_builds(home, dry_run=True)
+    except OSError:  # a store we may read but not lock (permissions): nothing to report
+        leftovers = []
     check(not leftovers, f"{len(leftovers)} leftover build directories of interrupted installs "
           f"under {tmp_root(home)}", "run 'envknit store gc' to remove them")
     try:
