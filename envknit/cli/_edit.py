@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from .._yamlfile import safe_load_bounded
 from ..config import requirement_name
 
 __all__ = ["EditResult", "edit_requirement", "yaml_scalar"]
@@ -195,12 +196,12 @@ def _expected(data: Any, env: str, key: str, name: str, item: str | None) -> dic
 
 def edit_requirement(text: str, env: str, key: str, name: str, item: str | None) -> EditResult:
     """Add or replace (``item``) or remove (``item=None``) requirement ``name`` of ``env.key``."""
-    data = yaml.safe_load(text) if text.strip() else {}
+    data = safe_load_bounded(text) if text.strip() else {}
     expected = _expected(data, env, key, name, item)
     edited = _text_edit(text, env, key, name, item)
     if edited is not None:
         try:
-            if yaml.safe_load(edited) == expected:
+            if safe_load_bounded(edited) == expected:
                 return EditResult(text=edited, kept_layout=True)
         except yaml.YAMLError:
             pass  # the line edit produced something unparsable: use the fallback below

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from .._atomic import atomic_write_text
+from .._yamlfile import safe_load_bounded
 from ..config import (
     CONFIG_FILENAME,
     Config,
@@ -53,7 +54,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def _write_config(config: Config, text: str) -> None:
     """Validate the new text as a config before it replaces the file (atomically)."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load_bounded(text)
     except yaml.YAMLError as exc:  # pragma: no cover - the editor checked it already
         raise ConfigError(f"internal error: edit produced malformed YAML: {exc}") from None
     Config.from_dict(data, config.path)
