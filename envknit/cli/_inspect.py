@@ -14,9 +14,8 @@ from ..errors import EnvknitError
 from ..lock import Lock, LockedEnvironment
 from ..names import python_tuple
 from ..pythons import find_python
-from ..store._locking import clean_stale_builds, tmp_root
 from ..store.layout import envknit_home, find_entry
-from ..store.maintenance import verify_environment
+from ..store.maintenance import leftover_builds, verify_environment
 from ._common import Project, load_project
 
 __all__ = ["cmd_doctor", "cmd_status", "cmd_verify"]
@@ -79,11 +78,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     writable = os.access(home if home.exists() else home.parent, os.W_OK)
     check(writable, f"store at {home}", "make ENVKNIT_HOME writable or point it elsewhere")
     try:
-        leftovers = clean_stale_builds(home, dry_run=True)
+        leftovers = leftover_builds(home)
     except OSError:  # a store we may read but not lock (permissions): nothing to report
         leftovers = []
     check(not leftovers, f"{len(leftovers)} leftover build directories of interrupted installs "
-          f"under {tmp_root(home)}", "run 'envknit store gc' to remove them")
+          f"under {home / 'store' / '.tmp'}", "run 'envknit store gc' to remove them")
     try:
         project = load_project()
         project.config  # noqa: B018 - read and validate it now, to report it here

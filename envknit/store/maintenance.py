@@ -20,6 +20,7 @@ __all__ = [
     "Problem",
     "collect_garbage",
     "entry_size",
+    "leftover_builds",
     "tree_size",
     "verify_entry",
     "verify_environment",
@@ -70,6 +71,11 @@ def verify_environment(
         checked.append(entry)
         problems += verify_entry(entry)
     return checked, problems
+
+
+def leftover_builds(home: Path) -> list[Path]:
+    """Build directories of killed installs under ``store/.tmp`` (``gc`` removes them)."""
+    return clean_stale_builds(home, dry_run=True)
 
 
 def entry_size(entry: Entry) -> int:
