@@ -1,0 +1,498 @@
+"""The binary lane: buffers (bytes, arrays) between processes in private shared-memory files.
+
+Stdlib only: the host, worker processes and sub-interpreters load this file (workers by path).
+
+A buffer travels as a small JSON descriptor, ``{"$m": {...}}``, while its bytes go through a
+file in ``/dev/shm`` (the system temp directory where there is none) that only this user can
+open: created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600, written once by the sender
+with ``write()`` (one copy, straight from the sender's buffer), then mapped and unlinked by the
+receiver, which wraps the mapping without a copy. Small buffers ride inline in the descriptor
+as base64 instead, where a file would cost more than the bytes.
+
+Descriptor fields: ``kind`` (what the receiver builds: ``bytes``, ``bytearray``, ``array``,
+``memoryview``, ``ndarray``), ``n`` (bytes), ``fmt`` (struct format of one item), ``itemsize``,
+``shape``, ``ro`` (read-only), ``dtype`` (numpy's ``dtype.str`` or ``descr``; ndarray only),
+``seg`` (the file's name) or ``b64`` (inline bytes). Arrays always arrive C-contiguous with the
+sender's shape and dtype; a non-contiguous array is copied into the file in C order.
+
+Lifetime. A file's name says who made it: ``<prefix>-<uid>-<pid>-<n>-<random>``. The receiver
+unlinks it as soon as it is mapped (the mapping lives as long as the object built on it), the
+sender unlinks whatever the receiver did not take when the call ends (``Outbox.discard``), the
+host removes a dead worker's files (``sweep(pid=...)``), and the first use of the lane in any
+process removes files whose maker is gone (``sweep()``): nothing outlives a crash, a timeout
+kill or a SIGKILL for longer than the next start.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import mmap
+import os
+import re
+import stat
+import sys
+import tempfile
+from typing import Any
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "INLINE_MAX",
+    "TAG",
+    "LaneError",
+    "LaneTooLarge",
+    "Outbox",
+    "describe",
+    "directory",
+    "is_buffer",
+    "prefix",
+    "receive",
+    "sweep",
+]
+
+#: The key of a buffer descriptor in the wire format.
+TAG = "$m"
+#: Buffers up to this size travel inline (base64 in the JSON), larger ones through a file.
+INLINE_MAX = 32 * 1024
+#: The default limit on the bytes of all buffers in one message (raisable by the caller).
+DEFAULT_LIMIT = 16 * 1024**3
+
+_KINDS = frozenset({"bytes", "bytearray", "array", "memoryview", "ndarray"})
+# Linux caps one read() at 0x7ffff000 bytes; stay under it.
+_IO_CHUNK = 1 << 30
+_counter = itertools.count(1)
+_swept = False
+_numpy: Any = None
+_numpy_tried = False
+
+
+class LaneError(Exception):
+    """A buffer could not be sent or received (no space, a bad descriptor, a missing file)."""
+
+
+class LaneTooLarge(LaneError):
+    """The buffers of one message exceed the limit (``size`` and ``limit`` in bytes)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"buffers of {size} bytes exceed the limit of {limit} bytes")
+
+
+def prefix() -> str:
+    """The first part of every file name (``ENVKNIT_LANE_PREFIX``, default ``envknit``)."""
+    value = os.environ.get("ENVKNIT_LANE_PREFIX", "envknit")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", value):
+        raise LaneError(f"ENVKNIT_LANE_PREFIX must be letters, digits and _, got {value!r}")
+    return value
+
+
+def directory() -> str:
+    """Where the files live: ``/dev/shm`` (memory) when usable, else the system temp dir."""
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return tempfile.gettempdir()
+
+
+def _name_re(pfx: str) -> re.Pattern[str]:
+    return re.compile(re.escape(pfx) + r"-(\d+)-(\d+)-(\d+)-([0-9a-f]{16})")
+
+
+def _numpy_module() -> Any:
+    """This side's numpy, imported on first need, or None when it cannot be imported."""
+    global _numpy, _numpy_tried
+    found = sys.modules.get("numpy")
+    if found is not None:
+        return found
+    if not _numpy_tried:
+        _numpy_tried = True
+        try:
+            import numpy  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:  # absent, or a C extension this interpreter refuses
+            return None
+        _numpy = numpy
+    return _numpy
+
+
+def _is_ndarray(value: Any) -> bool:
+    kind = type(value)
+    return kind.__name__ == "ndarray" and kind.__module__ == "numpy"
+
+
+def is_buffer(value: Any) -> bool:
+    """Whether the lane carries ``value``: bytes, bytearray, memoryview, array.array, a numpy
+    ndarray (exactly; subclasses such as masked arrays would lose what makes them one), or
+    any other object exporting the buffer protocol. numpy scalars are not buffers here."""
+    kind = type(value)
+    if kind in (bytes, bytearray, memoryview) or _is_ndarray(value):
+        return True
+    if kind.__module__ == "array" and kind.__name__ == "array":
+        return True
+    if kind.__module__ == "numpy" or isinstance(value, (str, int, float, list, tuple, dict)):
+        return False
+    try:
+        memoryview(value).release()
+    except TypeError:
+        return False
+    return True
+
+
+def _dtype_wire(dtype: Any) -> Any:
+    if dtype.hasobject:
+        raise TypeError("a numpy array of Python objects (dtype=object) cannot be sent by value")
+    if dtype.fields is None and dtype.subdtype is None:
+        return dtype.str
+    return dtype.descr  # a structured or sub-array dtype: a list of (name, format[, shape])
+
+
+def _dtype_local(np: Any, wire: Any) -> Any:
+    if isinstance(wire, str):
+        return np.dtype(wire)
+
+    def fields(items: Any) -> Any:
+        out = []
+        for item in items:
+            name, fmt = item[0], item[1]
+            name = tuple(name) if isinstance(name, list) else name
+            fmt = fields(fmt) if isinstance(fmt, list) else fmt
+            out.append((name, fmt, tuple(item[2])) if len(item) > 2 else (name, fmt))
+        return out
+
+    return np.dtype(fields(wire))
+
+
+class Outbox:
+    """The files one side made for one message; ``discard`` unlinks those never taken."""
+
+    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
+        self.limit = limit
+        self.total = 0
+        self.names: list[str] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.names)
+
+    def describe(self, value: Any) -> dict[str, Any]:
+        """``value``'s descriptor (``{TAG: {...}}``); large data is written to a file."""
+        return describe(value, self)
+
+    def _claim(self, n: int) -> None:
+        if self.total + n > self.limit:
+            raise LaneTooLarge(self.total + n, self.limit)
+        self.total += n
+
+    def _create(self, n: int) -> tuple[str, int]:
+        """A new private file of ``n`` bytes' room, open for writing: (name, fd)."""
+        global _swept
+        if not _swept:
+            _swept = True
+            sweep()
+        folder = directory()
+        for _ in range(100):
+            name = (
+                f"{prefix()}-{os.getuid()}-{os.getpid()}-{next(_counter)}-"
+                f"{os.urandom(8).hex()}"
+            )
+            path = os.path.join(folder, name)
+            try:
+                fd = os.open(
+                    path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+                )
+            except FileExistsError:  # another user's squatter, or (never) a clash: next name
+                continue
+            self.names.append(name)
+            try:
+                # Reserve the room now: running out of space then is a clean ENOSPC, never a
+                # SIGBUS while a mapping is written, and a write() never stops half-way.
+                if n and hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, n)
+            except OSError as exc:
+                os.close(fd)
+                self.discard()
+                raise LaneError(
+                    f"no room for a {n}-byte buffer in {folder}: {os.strerror(exc.errno or 0)}"
+                ) from None
+            return name, fd
+        raise LaneError(f"cannot create a buffer file in {folder}")
+
+    def discard(self) -> None:
+        """Unlink every file of this message that the receiver has not taken (and mapped)."""
+        folder = directory()
+        names, self.names = self.names, []
+        for name in names:
+            try:
+                os.unlink(os.path.join(folder, name))
+            except FileNotFoundError:
+                pass  # taken: the receiver unlinked it after mapping it
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    offset, size = 0, len(data)
+    while offset < size:
+        offset += os.write(fd, data[offset : offset + _IO_CHUNK])
+
+
+def describe(value: Any, outbox: Outbox) -> dict[str, Any]:
+    """The descriptor of ``value`` (see ``is_buffer``); large buffers are written to a file
+    registered in ``outbox``. Raises TypeError for a value the lane cannot carry."""
+    meta: dict[str, Any]
+    array = None
+    if _is_ndarray(value):
+        array = value
+        meta = {
+            "kind": "ndarray",
+            "dtype": _dtype_wire(value.dtype),
+            "shape": list(value.shape),
+            "itemsize": int(value.itemsize),
+            "ro": not value.flags.writeable,
+        }
+        n = int(value.nbytes)
+        if value.flags.c_contiguous:
+            array = None
+            # Bytes of any dtype (memoryview refuses datetime64 and some others).
+            view = memoryview(value.reshape(-1).view("u1")) if n else memoryview(b"")
+        else:
+            view = None  # copied into the file in C order below
+    else:
+        kind = type(value)
+        if kind is bytes or kind is bytearray:
+            view = memoryview(value)
+            meta = {"kind": kind.__name__}
+        else:
+            view = memoryview(value)
+            meta = {
+                "kind": "array" if kind.__module__ == "array" else "memoryview",
+                "fmt": view.format,
+                "itemsize": view.itemsize,
+                "shape": list(view.shape or ()),
+                "ro": view.readonly,
+            }
+            if meta["kind"] == "array":
+                meta["fmt"] = value.typecode
+            if not view.c_contiguous:
+                view = memoryview(view.tobytes())
+            elif view.ndim != 1 or view.format != "B":
+                view = view.cast("B") if view.nbytes else memoryview(b"")
+        n = view.nbytes
+    meta["n"] = n
+    outbox._claim(n)
+    if n == 0:
+        pass
+    elif n <= INLINE_MAX:
+        data = view if view is not None else memoryview(array.tobytes())  # type: ignore[union-attr]
+        meta["b64"] = base64.b64encode(data).decode("ascii")
+    else:
+        name, fd = outbox._create(n)
+        try:
+            if view is not None:
+                _write_all(fd, view)
+            else:
+                _copy_strided(fd, n, array)
+        except OSError as exc:
+            outbox.discard()
+            raise LaneError(f"cannot write a {n}-byte buffer: {exc}") from None
+        finally:
+            os.close(fd)
+        meta["seg"] = name
+    return {TAG: meta}
+
+
+def _copy_strided(fd: int, n: int, array: Any) -> None:
+    """Copy a non-contiguous ndarray into the file in C order, without a temporary copy."""
+    with mmap.mmap(fd, n) as mapped:
+        target = type(array)(array.shape, array.dtype, buffer=mapped)
+        try:
+            target[...] = array
+        finally:
+            del target  # the mapping cannot close while an array still exports it
+
+
+def _open_segment(name: str, n: int) -> int:
+    if not isinstance(name, str) or not _name_re(prefix()).fullmatch(name):
+        raise LaneError(f"bad buffer file name {name!r}")
+    path = os.path.join(directory(), name)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise LaneError(f"buffer file {name} is gone (taken twice, or swept)") from None
+    info = os.fstat(fd)
+    if (
+        not stat.S_ISREG(info.st_mode)
+        or info.st_uid != os.getuid()
+        or info.st_mode & 0o077
+        or info.st_size < n
+    ):
+        os.close(fd)
+        raise LaneError(f"buffer file {name} is not a private file of {n} bytes")
+    return fd
+
+
+def receive(meta: Any) -> Any:
+    """Build the value a descriptor's body (``desc[TAG]``) stands for; take its file if any.
+
+    ``bytes``/``bytearray``/``array`` arrive as themselves (one copy out of the file); an
+    ndarray arrives as this side's numpy ndarray over the mapped file (no copy), or, without
+    numpy here, as a memoryview with the item format and shape; a memoryview (and any other
+    buffer) as a memoryview over the mapping.
+    """
+    if not isinstance(meta, dict) or meta.get("kind") not in _KINDS:
+        raise LaneError(f"bad buffer descriptor {meta!r:.80}")
+    kind: str = meta["kind"]
+    n = meta.get("n")
+    if not isinstance(n, int) or n < 0:
+        raise LaneError(f"bad buffer size {n!r}")
+    raw: Any
+    if "seg" in meta:
+        fd = _open_segment(meta["seg"], n)
+        try:
+            raw = _take(fd, n, meta, os.path.join(directory(), meta["seg"]))
+        finally:
+            os.close(fd)
+    elif n:
+        try:
+            raw = base64.b64decode(str(meta["b64"]).encode("ascii"), validate=True)
+        except (KeyError, ValueError) as exc:
+            raise LaneError(f"bad inline buffer: {exc}") from None
+        if len(raw) != n:
+            raise LaneError("inline buffer has the wrong size")
+    else:
+        raw = b""
+    if kind == "bytes":
+        return bytes(raw) if type(raw) is not bytes else raw
+    if kind == "bytearray":
+        return raw if type(raw) is bytearray else bytearray(raw)
+    if kind == "array":
+        if type(raw) is not bytes:
+            return raw  # read straight into an array of the right size
+        import array
+
+        out = array.array(str(meta["fmt"]))
+        out.frombytes(raw)
+        return out
+    if kind == "ndarray":
+        np = _numpy_module()
+        if np is not None:
+            return _ndarray(np, meta, raw)
+    return _memoryview(meta, raw)
+
+
+def _take(fd: int, n: int, meta: dict[str, Any], path: str) -> Any:
+    """The file's bytes: copied out for bytes/bytearray/array, else a writable mapping."""
+    kind = meta["kind"]
+    try:
+        if kind == "array":
+            import array
+
+            itemsize = int(meta["itemsize"])
+            out_array = array.array(str(meta["fmt"]), [0]) * (n // itemsize)
+            _read_into(fd, memoryview(out_array).cast("B"))
+            return out_array
+        if kind == "bytes" and n <= _IO_CHUNK:
+            data = os.pread(fd, n, 0)  # one copy, into the bytes object itself
+            if len(data) != n:
+                raise LaneError(f"buffer file ended after {len(data)} of {n} bytes")
+            return data
+        if kind in ("bytes", "bytearray", "array"):
+            out = bytearray(n)
+            _read_into(fd, memoryview(out))
+            return out
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        return mmap.mmap(fd, n, flags=flags)
+    finally:
+        try:
+            os.unlink(path)  # mapped or copied: the name has done its job
+        except FileNotFoundError:
+            pass
+
+
+def _read_into(fd: int, view: memoryview) -> None:
+    got, n = 0, len(view)
+    while got < n:
+        read = os.preadv(fd, [view[got : got + _IO_CHUNK]], got)
+        if read <= 0:
+            raise LaneError(f"buffer file ended after {got} of {n} bytes")
+        got += read
+
+
+def _ndarray(np: Any, meta: dict[str, Any], raw: Any) -> Any:
+    dtype = _dtype_local(np, meta["dtype"])
+    shape = tuple(int(d) for d in meta["shape"])
+    if not meta["n"]:
+        array = np.empty(shape, dtype)
+    else:
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        if type(raw) is bytes:
+            array = array.copy()  # inline data: own writable memory, like a received file
+    array.flags.writeable = not meta.get("ro")
+    return array
+
+
+def _memoryview(meta: dict[str, Any], raw: Any) -> memoryview:
+    view = memoryview(raw) if meta["n"] else memoryview(bytearray())
+    if type(raw) is bytes and meta["n"]:
+        view = memoryview(bytearray(raw))
+    shape = [int(d) for d in meta.get("shape", [])]
+    fmt = meta.get("fmt")
+    if fmt is None and "dtype" in meta:
+        fmt = _struct_format(meta["dtype"])
+    if fmt is not None and meta["n"]:
+        try:
+            view = view.cast("B").cast(str(fmt), shape) if shape else view.cast(str(fmt))
+        except (TypeError, ValueError):
+            pass  # a format memoryview cannot express (complex, datetime): plain bytes
+    if meta.get("ro"):
+        view = view.toreadonly()
+    return view
+
+
+def _struct_format(dtype: Any) -> str | None:
+    """The struct format of a simple native-order numpy dtype string (``'<f8'`` -> ``'d'``)."""
+    if not isinstance(dtype, str) or len(dtype) < 3:
+        return None
+    native = "<" if sys.byteorder == "little" else ">"
+    if dtype[0] not in (native, "|"):
+        return None
+    return {
+        "f2": "e", "f4": "f", "f8": "d", "i1": "b", "i2": "h", "i4": "i", "i8": "q",
+        "u1": "B", "u2": "H", "u4": "I", "u8": "Q", "b1": "?",
+    }.get(dtype[1:])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True
+
+
+def sweep(pid: int | None = None) -> list[str]:
+    """Unlink this user's lane files made by ``pid`` (any state), or, without ``pid``, by
+    processes that no longer exist. Returns the names removed."""
+    folder = directory()
+    pattern = _name_re(prefix())
+    uid = os.getuid()
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or int(match.group(1)) != uid:
+            continue
+        maker = int(match.group(2))
+        if (maker != pid) if pid is not None else (maker == os.getpid() or _alive(maker)):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_uid != uid:
+                continue
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(name)
+    return removed
