@@ -26,6 +26,7 @@ kill or a SIGKILL for longer than the next start.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import mmap
 import os
@@ -129,7 +130,10 @@ def is_buffer(value: Any) -> bool:
         return True
     if kind.__module__ == "array" and kind.__name__ == "array":
         return True
-    if kind.__module__ == "numpy" or isinstance(value, (str, int, float, list, tuple, dict)):
+    if isinstance(value, (str, int, float, list, tuple, dict)) or any(
+        # numpy scalars, ndarray subclasses (a masked array, a unit-carrying quantity)
+        cls.__module__.partition(".")[0] == "numpy" for cls in kind.__mro__
+    ):
         return False
     try:
         memoryview(value).release()
@@ -221,10 +225,9 @@ class Outbox:
         folder = directory()
         names, self.names = self.names, []
         for name in names:
-            try:
+            # Gone means taken: the receiver unlinked it after mapping it.
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
-            except FileNotFoundError:
-                pass  # taken: the receiver unlinked it after mapping it
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -400,10 +403,8 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str) -> Any:
         flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
         return mmap.mmap(fd, n, flags=flags)
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(path)  # mapped or copied: the name has done its job
-        except FileNotFoundError:
-            pass
 
 
 def _read_into(fd: int, view: memoryview) -> None:
@@ -437,10 +438,10 @@ def _memoryview(meta: dict[str, Any], raw: Any) -> memoryview:
     if fmt is None and "dtype" in meta:
         fmt = _struct_format(meta["dtype"])
     if fmt is not None and meta["n"]:
-        try:
-            view = view.cast("B").cast(str(fmt), shape) if shape else view.cast(str(fmt))
-        except (TypeError, ValueError):
-            pass  # a format memoryview cannot express (complex, datetime): plain bytes
+        # A format memoryview cannot express (complex, datetime) stays plain bytes.
+        with contextlib.suppress(TypeError, ValueError):
+            cast: Any = view.cast("B").cast
+            view = cast(str(fmt), shape) if shape else cast(str(fmt))
     if meta.get("ro"):
         view = view.toreadonly()
     return view
@@ -475,7 +476,7 @@ def sweep(pid: int | None = None) -> list[str]:
     folder = directory()
     pattern = _name_re(prefix())
     uid = os.getuid()
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(folder)
     except OSError:
