@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import itertools
+import json
 import mmap
 import os
 import re
@@ -40,12 +41,14 @@ __all__ = [
     "DEFAULT_LIMIT",
     "INLINE_MAX",
     "TAG",
+    "JsonText",
     "LaneError",
     "LaneTooLarge",
     "Outbox",
     "describe",
     "directory",
     "is_buffer",
+    "plain_json",
     "prefix",
     "receive",
     "sweep",
@@ -497,3 +500,71 @@ def sweep(pid: int | None = None) -> list[str]:
             continue
         removed.append(name)
     return removed
+
+
+def _not_json(value: Any) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# A key no JSON value from user code carries by chance: marks where a buffer stood.
+_HOLE = f"$envknit-buffer-{os.urandom(8).hex()}"
+
+
+def plain_json(value: Any) -> Any:
+    """``value`` as JSON would give it back (tuples become lists, keys become strings...),
+    with every buffer (see ``is_buffer``) left in place as the object itself.
+
+    Raises TypeError, as ``json.dumps`` does, for anything else that JSON cannot carry.
+    """
+    found: list[Any] = []
+
+    def hole(obj: Any) -> Any:
+        if is_buffer(obj):
+            found.append(obj)
+            return {_HOLE: len(found) - 1}
+        return _not_json(obj)
+
+    text = json.dumps(value, default=hole)
+    if not found:
+        return json.loads(text)
+
+    def fill(obj: dict[str, Any]) -> Any:
+        return found[obj[_HOLE]] if len(obj) == 1 and _HOLE in obj else obj
+
+    return json.loads(text, object_hook=fill)
+
+
+class JsonText:
+    """JSON text with buffers, for two sides of one process (the host and a sub-interpreter).
+
+    Buffers become ``{key: descriptor}`` objects, where ``key`` is a random string both sides
+    share (the host makes it and hands it to the interpreter at boot), so no value of user
+    code is ever read as a buffer; everything else is plain ``json`` as before.
+    """
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._needle = json.dumps(key)
+        self._decode = json.JSONDecoder().raw_decode
+        self._decode_buffers = json.JSONDecoder(object_hook=self._revive).raw_decode
+
+    def dumps(self, value: Any, outbox: Outbox) -> str:
+        """``json.dumps(value)``, buffers described into ``outbox``."""
+
+        def buffer(obj: Any) -> Any:
+            if is_buffer(obj):
+                return {self.key: describe(obj, outbox)[TAG]}
+            return _not_json(obj)
+
+        return json.dumps(value, default=buffer)
+
+    def loads(self, text: str) -> Any:
+        """The value of ``text``; buffers in it are received (their files taken)."""
+        if self._needle in text:
+            return self._decode_buffers(text)[0]
+        return self._decode(text)[0]
+
+    def _revive(self, obj: dict[str, Any]) -> Any:
+        if len(obj) == 1 and self.key in obj:
+            return receive(obj[self.key])
+        return obj

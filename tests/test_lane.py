@@ -312,3 +312,29 @@ def test_a_bad_prefix_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENVKNIT_LANE_PREFIX", "../x")
     with pytest.raises(L.LaneError, match="ENVKNIT_LANE_PREFIX"):
         L.Outbox().describe(b"x" * BIG)
+
+
+def test_plain_json_keeps_json_semantics_and_leaves_buffers_in_place() -> None:
+    data = b"x" * 10
+    value = {"t": (1, 2), 3: [data, {"$m": 1}], "f": 1.5}
+    out = L.plain_json(value)
+    assert out == {"t": [1, 2], "3": [data, {"$m": 1}], "f": 1.5}
+    assert out["3"][0] is data
+    assert L.plain_json([1, "a", None]) == [1, "a", None]
+    with pytest.raises(TypeError, match="Object of type set is not JSON serializable"):
+        L.plain_json({"s": {1}})
+
+
+def test_json_text_moves_buffers_and_nothing_else(prefix: str) -> None:
+    text = L.JsonText("$k-" + os.urandom(4).hex())
+    box = L.Outbox()
+    payload = {"a": b"q" * BIG, "b": [bytearray(b"r"), (1, 2)], "$m": {"kind": "bytes", "n": 1}}
+    wire = text.dumps(payload, box)
+    assert len(leftovers(prefix)) == 1
+    got = text.loads(wire)
+    box.discard()
+    assert got == {"a": b"q" * BIG, "b": [bytearray(b"r"), [1, 2]],
+                   "$m": {"kind": "bytes", "n": 1}}  # a user's look-alike stays a dict
+    assert text.loads('{"x": [1, 2]}') == {"x": [1, 2]}
+    with pytest.raises(TypeError, match="Object of type object"):
+        text.dumps([object()], box)
