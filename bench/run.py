@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GEN2 = {"bench_subinterp.py"}
+GEN2 = {"bench_subinterp.py", "bench_lane.py"}
 
 
 def version_of(python: str) -> tuple[int, int]:

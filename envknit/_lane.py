@@ -48,6 +48,7 @@ __all__ = [
     "describe",
     "directory",
     "is_buffer",
+    "limit",
     "plain_json",
     "prefix",
     "receive",
@@ -58,8 +59,8 @@ __all__ = [
 TAG = "$m"
 #: Buffers up to this size travel inline (base64 in the JSON), larger ones through a file.
 INLINE_MAX = 32 * 1024
-#: The default limit on the bytes of all buffers in one message (raisable by the caller).
-DEFAULT_LIMIT = 16 * 1024**3
+#: The default limit on the bytes of all buffers in one message (see ``limit``).
+DEFAULT_LIMIT = 4 * 1024**3
 
 _KINDS = frozenset({"bytes", "bytearray", "array", "memoryview", "ndarray"})
 # Linux caps one read() at 0x7ffff000 bytes; stay under it.
@@ -169,11 +170,32 @@ def _dtype_local(np: Any, wire: Any) -> Any:
     return np.dtype(fields(wire))
 
 
-class Outbox:
-    """The files one side made for one message; ``discard`` unlinks those never taken."""
+def limit() -> int:
+    """The most bytes of buffers one message may carry: ``ENVKNIT_MAX_BUFFER_BYTES`` or
+    ``DEFAULT_LIMIT``. A guard against filling memory by mistake, not a ceiling on data."""
+    value = os.environ.get("ENVKNIT_MAX_BUFFER_BYTES")
+    if not value:
+        return DEFAULT_LIMIT
+    try:
+        return int(value)
+    except ValueError:
+        raise LaneError(
+            f"ENVKNIT_MAX_BUFFER_BYTES must be a number of bytes, got {value!r}"
+        ) from None
 
-    def __init__(self, limit: int = DEFAULT_LIMIT) -> None:
-        self.limit = limit
+
+class Outbox:
+    """The files one side made for one message; ``discard`` unlinks those never taken.
+
+    ``all_buffers`` tells the worker wire format (``envknit._worker._protocol.Lane``) whether
+    every buffer goes by value or only ``bytes``.
+    """
+
+    inline_max = INLINE_MAX
+
+    def __init__(self, max_bytes: int | None = None, *, all_buffers: bool = True) -> None:
+        self.limit = limit() if max_bytes is None else max_bytes
+        self.all_buffers = all_buffers
         self.total = 0
         self.names: list[str] = []
 
@@ -183,6 +205,10 @@ class Outbox:
     def describe(self, value: Any) -> dict[str, Any]:
         """``value``'s descriptor (``{TAG: {...}}``); large data is written to a file."""
         return describe(value, self)
+
+    @staticmethod
+    def takes(value: Any) -> bool:
+        return is_buffer(value)
 
     def _claim(self, n: int) -> None:
         if self.total + n > self.limit:
@@ -470,7 +496,12 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process: not ours to judge
-    return True
+    # A zombie (exited; its parent died too and nobody reaped it yet) makes no more files.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except OSError:  # no /proc (macOS): trust kill()
+        return True
 
 
 def sweep(pid: int | None = None) -> list[str]:

@@ -328,9 +328,16 @@ class ProtocolError(WorkerError):
 class MessageTooLargeError(WorkerError, ValueError):
     """A message larger than the documented limit."""
 
-    def __init__(self, size: int, limit: int):
+    def __init__(self, size: int, limit: int, *, buffers: bool = False):
         self.size = size
         self.limit = limit
+        self.buffers = buffers
+        if buffers:  # the binary lane's guard, not the JSON frame's
+            super().__init__(
+                f"buffers of {size} bytes in one call exceed the limit of {limit} bytes; "
+                "raise it with the ENVKNIT_MAX_BUFFER_BYTES environment variable"
+            )
+            return
         super().__init__(
             f"message of {size} bytes exceeds the limit of {limit} bytes; "
             "keep large data in the worker (a proxy) or pass it in smaller pieces"

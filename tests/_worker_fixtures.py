@@ -100,6 +100,10 @@ def big(size):
     return b"x" * size
 
 
+def repeat(text, times):
+    return text * times
+
+
 def cap_memory(extra):
     """Let this process's address space grow by ``extra`` bytes at most (Linux)."""
     import resource

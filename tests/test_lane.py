@@ -128,7 +128,7 @@ def test_hostile_descriptors_are_refused(prefix: str) -> None:
 
 
 def test_the_limit_counts_every_buffer_of_a_message() -> None:
-    box = L.Outbox(limit=BIG + 10)
+    box = L.Outbox(BIG + 10)
     box.describe(b"x" * BIG)
     with pytest.raises(L.LaneTooLarge) as info:
         box.describe(b"y" * 20)
@@ -338,3 +338,14 @@ def test_json_text_moves_buffers_and_nothing_else(prefix: str) -> None:
     assert text.loads('{"x": [1, 2]}') == {"x": [1, 2]}
     with pytest.raises(TypeError, match="Object of type object"):
         text.dumps([object()], box)
+
+
+def test_the_default_limit_is_raisable_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert L.Outbox().limit == L.DEFAULT_LIMIT == 4 * 1024**3
+    monkeypatch.setenv("ENVKNIT_MAX_BUFFER_BYTES", str(64 * 1024**3))
+    assert L.Outbox().limit == 64 * 1024**3
+    monkeypatch.setenv("ENVKNIT_MAX_BUFFER_BYTES", "lots")
+    with pytest.raises(L.LaneError, match="ENVKNIT_MAX_BUFFER_BYTES must be a number"):
+        L.Outbox()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import builtins
 import importlib
-import json
 import operator
 import os
 import signal
@@ -22,25 +21,26 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .. import _lane as L
     from . import _protocol as P
 else:
 
-    def _load_protocol() -> ModuleType:
+    def _load(name: str, path: str) -> ModuleType:
         # Loaded by file path under a private name: putting this directory on sys.path would
         # let envknit's own modules shadow the environment's packages.
         import importlib.util
 
-        name = "_envknit_worker_protocol"
         if name in sys.modules:
             return sys.modules[name]
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_protocol.py")
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
         return module
 
-    P = _load_protocol()
+    _HERE = os.path.dirname(os.path.abspath(__file__))
+    P = _load("_envknit_worker_protocol", os.path.join(_HERE, "_protocol.py"))
+    L = _load("_envknit_worker_lane", os.path.join(os.path.dirname(_HERE), "_lane.py"))
 
 __all__ = ["Server", "main"]
 
@@ -102,6 +102,8 @@ class Server:
         self.next_handle = 1
         #: whether the request being served may hold tagged values (see ``P.is_tagged``).
         self.tagged = True
+        #: the lane files of the reply being built (and, until the next request, of the last).
+        self.outbox = L.Outbox(all_buffers=False)
         self.ops: dict[str, Callable[[dict[str, Any]], Any]] = {
             "import": self.op_import,
             "getattr": self.op_getattr,
@@ -121,6 +123,7 @@ class Server:
             "call_target": self.op_call_target,
             "stats": lambda m: {"handles": len(self.handles), "pid": os.getpid()},
             "operator": self.op_operator,
+            "array": self.op_array,
         }
 
     # -- values ------------------------------------------------------------------------------
@@ -135,11 +138,22 @@ class Server:
         return ref
 
     def result(self, value: Any, *, cache: bool = False) -> Any:
-        """``value`` by value when the wire format can carry all of it, else as a handle."""
+        """``value`` by value when the wire format can carry all of it, else as a handle.
+
+        Large bytes go on the binary lane; other buffers (arrays) stay here as handles, which
+        the host fetches by value when asked (``op_array``: ``numpy.asarray(proxy)``).
+        """
+        outbox = self.outbox
         try:
-            return P.encode(value, limit=self.limit)
+            return P.encode(value, limit=self.limit, lane=outbox)
         except (P.NotPlain, RecursionError):
+            outbox.discard()  # bytes written for a container that stays here after all
             return self.handle(value, cache=cache)
+
+    def by_value(self, value: Any) -> Any:
+        """``value`` with every buffer on the lane (results of eval_json, call_target, array)."""
+        self.outbox.all_buffers = True
+        return P.encode(value, limit=self.limit, lane=self.outbox)
 
     def obj(self, msg: dict[str, Any]) -> Any:
         hid = msg["ref"]
@@ -149,7 +163,7 @@ class Server:
             raise LookupError(f"no object with handle {hid} in this worker (released?)") from None
 
     def arg(self, data: Any) -> Any:
-        return P.decode(data, self._deref) if self.tagged else data
+        return P.decode(data, self._deref, L.receive) if self.tagged else data
 
     def _deref(self, ref: dict[str, Any]) -> Any:
         return self.obj({"ref": ref["$r"]})
@@ -205,6 +219,17 @@ class Server:
         exec(code, namespace)
         return self.plain(namespace.get("result"))
 
+    def op_array(self, msg: dict[str, Any]) -> Any:
+        """The object's data by value: an ndarray as itself (numpy.asarray() of anything
+        array-like when numpy is loaded here), any other buffer as a memoryview."""
+        value = self.obj(msg)
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and not isinstance(value, numpy.ndarray):
+            value = numpy.asarray(value)
+        elif not L.is_buffer(value):
+            raise TypeError(f"{_type_name(type(value))} has no data to fetch (no buffer)")
+        return self.by_value(value)
+
     def op_call_target(self, msg: dict[str, Any]) -> Any:
         module_name, sep, attr = str(msg["target"]).partition(":")
         if not sep or not module_name or not attr:
@@ -218,23 +243,33 @@ class Server:
 
     def plain(self, value: Any) -> Any:
         """``value`` as the JSON value a sub-interpreter would return, in its wire form: a
-        result ``{"$t": [1]}`` must arrive as that dict, not as a tuple."""
-        return P.encode(_plain_json(value), limit=self.limit)
+        result ``{"$t": [1]}`` must arrive as that dict, not as a tuple. Buffers in it (bytes,
+        arrays) travel by value on the lane, as they do out of a sub-interpreter."""
+        return self.by_value(_plain_json(value))
 
     # -- loop --------------------------------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
         try:
             payload = P.dumps(message)
         except P.NotPlain as exc:  # an int past the int/str digit limit, say
+            self.outbox.discard()
             report = _describe_error(TypeError(f"the result cannot be sent: {exc}"))
             payload = P.dumps({"i": message.get("i"), "err": report})
         if len(payload) > self.limit:
+            self.outbox.discard()
             payload = P.dumps(
                 {"i": message.get("i"), "big": {"size": len(payload), "limit": self.limit}}
             )
         P.write_frame(self.write_fd, payload, self.limit)
 
     def serve(self) -> None:
+        try:
+            self._serve()
+        finally:
+            # The host is gone (or closed the pipe): files of a reply it never took go too.
+            self.outbox.discard()
+
+    def _serve(self) -> None:
         while True:
             try:
                 raw = self.reader.read()
@@ -249,6 +284,10 @@ class Server:
                 # The host never sends such a frame; it reads this as a protocol error.
                 self.send({"i": None, "err": _describe_error(exc)})
                 continue
+            # The host took (unlinked) the last reply's files when it read the reply.
+            if self.outbox:
+                self.outbox.discard()
+            self.outbox.all_buffers = False
             for hid in msg.get("rel", ()):
                 self.handles.pop(hid, None)
             op = msg.get("op")
@@ -261,16 +300,22 @@ class Server:
             except P.FrameTooLarge as exc:  # a bytes result, caught before encoding it
                 self.send({"i": rid, "big": {"size": exc.size, "limit": exc.limit}})
                 continue
+            except L.LaneTooLarge as exc:  # buffers past the lane's limit
+                self.outbox.discard()
+                self.send({"i": rid, "big": {"size": exc.size, "limit": exc.limit, "lane": True}})
+                continue
             except Exception as exc:  # noqa: BLE001 - every failure of user code goes to the host
+                self.outbox.discard()
                 self.send({"i": rid, "err": _describe_error(exc)})
                 continue
             self.send({"i": rid, "ok": value})
 
 
 def _plain_json(value: Any) -> Any:
-    """``value`` as plain JSON data (tuples become lists), or TypeError naming its type."""
+    """``value`` as plain JSON data (tuples become lists) with its buffers (bytes, arrays) in
+    place, or TypeError naming its type."""
     try:
-        return json.loads(json.dumps(value))
+        return L.plain_json(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"result must be JSON-compatible: {exc}") from None
 

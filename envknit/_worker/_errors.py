@@ -70,5 +70,7 @@ def too_large(report: Any) -> MessageTooLargeError:
     fields = report if isinstance(report, dict) else {}
     size, limit = fields.get("size"), fields.get("limit")
     return MessageTooLargeError(
-        size if type(size) is int else 0, limit if type(limit) is int else 0
+        size if type(size) is int else 0,
+        limit if type(limit) is int else 0,
+        buffers=fields.get("lane") is True,
     )

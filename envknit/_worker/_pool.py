@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import _lane
 from ..errors import (
     EnvknitTimeoutError,
     MessageTooLargeError,
@@ -89,6 +90,8 @@ class Worker:
         self._next_id = 0
         self._last_reply = 0.0
         self._released: deque[tuple[int, int]] = deque()
+        #: the lane files of the request being sent (``encode`` callbacks describe into it).
+        self.outbox = _lane.Outbox()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -187,7 +190,11 @@ class Worker:
                 proc.wait(0.5)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        return _death(proc.wait())
+        code = proc.wait()
+        if code != 0:
+            # Killed or crashed: lane files it made and nobody took would outlive it.
+            _lane.sweep(pid=proc.pid)
+        return _death(code)
 
     def close(self) -> None:
         """Ask the worker to exit (it sees end of file) and wait for it, killing it if needed."""
@@ -270,12 +277,23 @@ class Worker:
                     self._stop()
                 self._spawn()
             message = dict(fields)
-            if encode is not None:
-                try:
-                    message.update(encode(self))
-                except P.FrameTooLarge as exc:  # a bytes argument, caught before encoding it
-                    raise MessageTooLargeError(exc.size, exc.limit) from None
-            return self.request_locked(op, message, timeout=timeout, decode=decode)
+            outbox = self.outbox = _lane.Outbox()
+            try:
+                if encode is not None:
+                    try:
+                        message.update(encode(self))
+                    except P.FrameTooLarge as exc:  # a bytes argument, caught before encoding
+                        raise MessageTooLargeError(exc.size, exc.limit) from None
+                    except _lane.LaneTooLarge as exc:
+                        raise MessageTooLargeError(exc.size, exc.limit, buffers=True) from None
+                    except _lane.LaneError as exc:
+                        raise WorkerError(f"cannot send a buffer to the worker: {exc}") from None
+                return self.request_locked(op, message, timeout=timeout, decode=decode)
+            finally:
+                # Files the worker mapped are already unlinked; this removes the others (a
+                # request that failed before or while the worker read it).
+                if outbox:
+                    outbox.discard()
 
     def request_locked(
         self,
@@ -310,9 +328,11 @@ class Worker:
             if type(value) in P.SCALARS or not P.is_tagged(raw):
                 return value  # nothing to decode: a cheap byte search instead of a walk
             try:
-                return P.decode(value, decode)
-            except P.WireError as exc:
-                self._stop(now=True)  # our encoder never sends that: this worker is broken
+                return P.decode(value, decode, _lane.receive)
+            except (P.WireError, _lane.LaneError) as exc:
+                # Our encoder never sends a bad value, and a buffer's file is the worker's
+                # until taken: this worker is broken (stopping it sweeps its files).
+                self._stop(now=True)
                 raise ProtocolError(
                     f"bad reply from the worker for {self.spec.label}: {exc}"
                 ) from None

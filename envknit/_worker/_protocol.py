@@ -12,8 +12,10 @@ keys as themselves. A few more types travel as single-key objects whose key star
 
 ``{"$b": "<base64>"}`` bytes · ``{"$t": [...]}`` tuple · ``{"$d": [[k, v], ...]}`` a dict whose
 keys are not all strings, or that has a key starting with ``$`` · ``{"$r": id, ...}`` a handle to
-an object that stays in the worker. Because every dict with a ``$`` key travels as ``$d``, user
-data can never be read as a tag: ``{"$t": [1]}`` or ``{"$ref": "#/a"}`` arrive as themselves.
+an object that stays in the worker · ``{"$m": {...}}`` a buffer on the binary lane (large bytes,
+arrays: see ``envknit/_lane.py``; the data is in a private shared-memory file, not in the frame).
+Because every dict with a ``$`` key travels as ``$d``, user data can never be read as a tag:
+``{"$t": [1]}`` or ``{"$ref": "#/a"}`` arrive as themselves.
 
 Nothing else can be expressed, so decoding never runs code (there is no pickle in either
 direction). This module runs inside the worker too: it must import only the standard library and
@@ -29,7 +31,7 @@ import select
 import struct
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = [
     "BINARY_OPERATORS",
@@ -39,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "MAX_DEPTH",
     "NEXT_BATCH",
+    "PACK_MIN",
     "PROTOCOL_VERSION",
     "SCALARS",
     "UNARY_OPERATORS",
@@ -46,6 +49,7 @@ __all__ = [
     "FrameStalled",
     "FrameTimeout",
     "FrameTooLarge",
+    "Lane",
     "NotPlain",
     "PeerClosed",
     "WireError",
@@ -58,7 +62,7 @@ __all__ = [
 ]
 
 #: Bumped whenever a message or tag changes meaning; host and worker refuse to talk otherwise.
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 #: The largest payload either side sends or accepts (64 MiB), unless the host configures another.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 #: Once a frame's first byte has arrived, the rest must arrive within this many seconds.
@@ -67,6 +71,9 @@ DEFAULT_FRAME_TIMEOUT = 5.0
 MAX_DEPTH = 100
 #: The most items one ``next`` request returns from a remote iterator.
 NEXT_BATCH = 64
+#: Lists this long are offered to the lane, which packs them if they hold only numbers
+#: (``envknit._lane.NUMBERS_MIN``).
+PACK_MIN = 1024
 
 # What the ``operator`` request may name: functions of the ``operator`` module, by their name
 # there (``and_``, not ``and``), plus two conversions. A proxy forwards exactly these.
@@ -126,14 +133,36 @@ _PLAIN: tuple[tuple[type, Callable[[Any], Any]], ...] = (
 )
 
 
+class Lane(Protocol):
+    """Where buffers go (``envknit._lane.Outbox``): ``describe`` writes one and returns its
+    ``{"$m": ...}`` form; ``all_buffers`` says whether every buffer goes by value or only
+    ``bytes`` (proxy results: other buffers stay in the worker behind a handle)."""
+
+    all_buffers: bool
+    inline_max: int
+
+    def describe(self, value: Any) -> dict[str, Any]: ...
+
+    def takes(self, value: Any) -> bool: ...
+
+    def numbers(self, value: list[Any]) -> dict[str, Any] | None: ...
+
+
 def encode(
-    value: Any, other: Callable[[Any], Any] | None = None, _depth: int = 0, limit: int = 0
+    value: Any,
+    other: Callable[[Any], Any] | None = None,
+    _depth: int = 0,
+    limit: int = 0,
+    lane: Lane | None = None,
 ) -> Any:
     """The JSON-ready form of ``value``; ``other`` maps values that have no wire form.
 
     Without ``other`` such a value raises ``NotPlain``. With a ``limit`` (bytes), a bytes value
     whose base64 form alone is past it raises ``FrameTooLarge`` before that form is built:
     bytes are the one type whose encoding is much larger than the value already in memory.
+    With a ``lane``, large bytes (and, if ``lane.all_buffers``, every buffer: arrays,
+    memoryviews...) travel on it instead, outside the frame and its limit, and long lists of
+    numbers travel packed.
     """
     kind = type(value)
     if kind in SCALARS:  # the common case first: exact types, no isinstance chain
@@ -144,68 +173,91 @@ def encode(
         raise NotPlain(f"nested deeper than {MAX_DEPTH} levels")
     depth = _depth + 1
     if kind is list:
-        return [v if type(v) in SCALARS else encode(v, other, depth, limit) for v in value]
+        if lane is not None and len(value) >= PACK_MIN:
+            packed = lane.numbers(value)  # a long list of floats: one buffer, not JSON text
+            if packed is not None:
+                return packed
+        return [v if type(v) in SCALARS else encode(v, other, depth, limit, lane) for v in value]
     if kind is dict:
         for k in value:
             if type(k) is not str or k[:1] == "$":
                 break
         else:
             return {
-                k: v if type(v) in SCALARS else encode(v, other, depth, limit)
+                k: v if type(v) in SCALARS else encode(v, other, depth, limit, lane)
                 for k, v in value.items()
             }
         items = value.items()
-        pairs = [[encode(k, other, depth, limit), encode(v, other, depth, limit)] for k, v in items]
+        pairs = [
+            [encode(k, other, depth, limit, lane), encode(v, other, depth, limit, lane)]
+            for k, v in items
+        ]
         return {"$d": pairs}
     if kind is tuple:
-        return {"$t": [encode(v, other, depth, limit) for v in value]}
+        return {"$t": [encode(v, other, depth, limit, lane) for v in value]}
     if kind is bytes:
+        if lane is not None and len(value) > lane.inline_max:
+            return lane.describe(value)
         if limit and 4 * -(-len(value) // 3) > limit:
             raise FrameTooLarge(4 * -(-len(value) // 3), limit)
         return {"$b": base64.b64encode(value).decode("ascii")}
+    if lane is not None and lane.all_buffers and lane.takes(value):
+        return lane.describe(value)
     # Subclasses of the plain types (an IntEnum, numpy.float64, an OrderedDict...) travel as
     # the plain type.
     for plain, convert in _PLAIN:
         if isinstance(value, plain):
-            return encode(convert(value), other, _depth, limit)
+            return encode(convert(value), other, _depth, limit, lane)
     if other is not None:
         return other(value)
     raise NotPlain(f"{kind.__module__}.{kind.__qualname__} has no wire form")
 
 
-def decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None = None) -> Any:
-    """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values.
+def decode(
+    data: Any,
+    ref: Callable[[dict[str, Any]], Any] | None = None,
+    buffer: Callable[[Any], Any] | None = None,
+) -> Any:
+    """The value encoded by ``encode``; ``ref`` turns ``{"$r": ...}`` objects into values and
+    ``buffer`` the body of ``{"$m": ...}`` ones (``envknit._lane.receive``).
 
-    Raises ``WireError`` (only) for anything ``encode`` cannot have produced, including
-    nesting too deep to walk.
+    Raises ``WireError`` (only, apart from ``buffer``'s own errors) for anything ``encode``
+    cannot have produced, including nesting too deep to walk.
     """
     try:
-        return _decode(data, ref)
+        return _decode(data, ref, buffer)
     except RecursionError:
         raise WireError("value nested too deeply to decode") from None
 
 
-def _decode(data: Any, ref: Callable[[dict[str, Any]], Any] | None) -> Any:
+def _decode(
+    data: Any, ref: Callable[[dict[str, Any]], Any] | None, buffer: Callable[[Any], Any] | None
+) -> Any:
     kind = type(data)
     if kind is list:
-        return [v if type(v) in SCALARS else _decode(v, ref) for v in data]
+        return [v if type(v) in SCALARS else _decode(v, ref, buffer) for v in data]
     if kind is not dict:
         return data
     for key in data:
         if key[:1] == "$":
-            return _decode_tagged(key, data, ref)
+            return _decode_tagged(key, data, ref, buffer)
         break
-    return {k: v if type(v) in SCALARS else _decode(v, ref) for k, v in data.items()}
+    return {k: v if type(v) in SCALARS else _decode(v, ref, buffer) for k, v in data.items()}
 
 
 def _decode_tagged(
-    key: str, data: dict[str, Any], ref: Callable[[dict[str, Any]], Any] | None
+    key: str,
+    data: dict[str, Any],
+    ref: Callable[[dict[str, Any]], Any] | None,
+    buffer: Callable[[Any], Any] | None,
 ) -> Any:
     body = data[key]
     if len(data) != 1 and key != "$r":  # a handle carries its type name too
         raise WireError(f"tag {key!r} with other keys")
+    if key == "$m" and buffer is not None:
+        return buffer(body)
     if key == "$t" and isinstance(body, list):
-        return tuple(_decode(v, ref) for v in body)
+        return tuple(_decode(v, ref, buffer) for v in body)
     if key == "$b" and isinstance(body, str):
         try:
             return base64.b64decode(body.encode("ascii"), validate=True)
@@ -216,9 +268,9 @@ def _decode_tagged(
         for item in body:
             if not isinstance(item, list) or len(item) != 2:
                 raise WireError("bad item in a tagged dict")
-            k = _decode(item[0], ref)
+            k = _decode(item[0], ref, buffer)
             try:
-                out[k] = _decode(item[1], ref)
+                out[k] = _decode(item[1], ref, buffer)
             except TypeError:
                 raise WireError(f"unhashable dict key of type {type(k).__name__}") from None
         return out

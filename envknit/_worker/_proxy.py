@@ -82,7 +82,7 @@ class WorkerProxy:
                     return _send_ref(v, w)
 
                 for key, value in values.items():
-                    out[key] = P.encode(value, send, limit=w.limit)
+                    out[key] = P.encode(value, send, limit=w.limit, lane=w.outbox)
             return out
 
         def decode(ref: dict[str, Any]) -> WorkerProxy:
@@ -99,9 +99,19 @@ class WorkerProxy:
 
     # -- the object protocol ------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_ek_"):
+        if name.startswith(_LOCAL_ONLY):
             raise AttributeError(name)
         return self._ek_call("getattr", {"name": name})
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        """``numpy.asarray(proxy)``: the remote array's data, copied into this process's numpy
+        through the binary lane (``numpy.asarray`` of it in the worker if it is not an array)."""
+        value = self._ek_call("array")
+        if not hasattr(value, "astype"):  # a buffer without numpy on the other side
+            import numpy
+
+            value = numpy.asarray(value)
+        return value if dtype is None else value.astype(dtype, copy=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_ek_"):
@@ -150,6 +160,12 @@ class WorkerProxy:
         )
 
 
+# Never forwarded. numpy reads __array_interface__ / __array_struct__ from an instance and
+# would trust the pointer in the worker's answer (an address in another process); without
+# them it calls __array__, which fetches the data.
+_LOCAL_ONLY = ("_ek_", "__array_")
+
+
 def _forward(remote: str, *, reflected: bool = False, unary: bool = False) -> Any:
     """The proxy method for the worker-side operator ``remote`` (``and_`` -> ``__and__``)."""
     name = remote.rstrip("_")
@@ -184,7 +200,7 @@ class WorkerModuleProxy(WorkerProxy):
     _ek_cache: dict[str, WorkerProxy]
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("_ek_"):
+        if name.startswith(_LOCAL_ONLY):
             raise AttributeError(name)
         found = self._ek_cache.get(name)
         if found is not None:
@@ -234,7 +250,8 @@ def _send_ref(value: Any, worker: Worker) -> dict[str, int]:
         return {"$r": value._ek_ref(worker)}
     raise TypeError(
         f"cannot send a {type(value).__module__}.{type(value).__qualname__} to a worker: "
-        "only JSON values, bytes, tuples and proxies of objects in that worker can be sent"
+        "only JSON values, bytes, tuples, buffers (arrays, memoryviews) and proxies of objects "
+        "in that worker can be sent"
     )
 
 

@@ -49,6 +49,9 @@ def _args(**values: Any) -> Any:
     from . import _protocol as P
 
     def encode(worker: Worker) -> dict[str, Any]:
-        return {key: P.encode(value, limit=worker.limit) for key, value in values.items()}
+        return {
+            key: P.encode(value, limit=worker.limit, lane=worker.outbox)
+            for key, value in values.items()
+        }
 
     return encode

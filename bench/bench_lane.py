@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Buffers across boundaries: the binary lane against memcpy, multiprocessing pickle and shm.
+
+    python bench/bench_lane.py [--quick]     # or: python bench/run.py --only bench_lane
+
+Side by side in one run, medians of repeated transfers, every figure with its ratio to memcpy
+(``bytes(bytearray(n))``, the physical limit) and to ``multiprocessing`` Pipe + pickle:
+
+* 10 MB and 100 MB, as a float64 ndarray and as bytes, worker -> host and host -> worker:
+  an envknit worker (``np.asarray(proxy)`` / a bytes result; an argument), a
+  ``multiprocessing`` (spawn) child over ``Pipe`` + pickle, and over
+  ``multiprocessing.shared_memory`` (the receiver maps the block: a zero-copy view);
+* the same out of and into a sub-interpreter (3.12+: ``eval_json`` returning a memoryview of an
+  ``array('d')`` / bytes; taking one as an input);
+* a list of 100,000 floats, worker -> host, against multiprocessing pickle.
+
+Needs numpy in the running venv (the test extra has it); the worker reaches the same numpy
+through a ``.pth`` file in its one store entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from multiprocessing import shared_memory
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+MB = 1024 * 1024
+FLOATS = 100_000
+
+WORKER_MODULE = '''
+import numpy as np
+
+store = {}
+
+
+def make(kind, n):
+    store["v"] = np.arange(n // 8, dtype="<f8") if kind == "array" else bytes(n)
+    store["l"] = [i * 0.5 for i in range(100_000)]
+    return None
+
+
+def get():
+    return store["v"]
+
+
+def get_list():
+    return store["l"]
+
+
+def size(value):
+    return memoryview(value).nbytes
+'''
+
+
+def median_ms(func: Callable[[], Any], reps: int) -> float:
+    func()  # warm-up (first mapping, imports)
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1000
+
+
+# -- multiprocessing contender ----------------------------------------------------------------
+def _make(kind: str, n: int) -> Any:
+    return np.arange(n // 8, dtype="<f8") if kind == "array" else bytes(n)
+
+
+def _mp_child(conn: Connection) -> None:
+    value: Any = None
+    floats = [i * 0.5 for i in range(FLOATS)]
+    while True:
+        try:
+            msg = conn.recv()
+        except EOFError:
+            return
+        op = msg[0]
+        if op == "make":
+            value = _make(msg[1], msg[2])
+            conn.send(None)
+        elif op == "get":
+            conn.send(value)
+        elif op == "list":
+            conn.send(floats)
+        elif op == "put":
+            conn.send(memoryview(msg[1]).nbytes)
+        elif op == "shm_get":
+            data = memoryview(value).cast("B")
+            block = shared_memory.SharedMemory(create=True, size=len(data))
+            block.buf[: len(data)] = data
+            conn.send(block.name)
+            block.close()
+        elif op == "shm_put":
+            block = shared_memory.SharedMemory(msg[1])
+            view = np.ndarray((msg[2] // 8,), "<f8", block.buf) if msg[3] else block.buf
+            conn.send(len(view) * (8 if msg[3] else 1))
+            del view
+            block.close()
+
+
+class MpChild:
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_mp_child, args=(child,))
+        self.proc.start()
+        child.close()
+
+    def ask(self, *msg: Any) -> Any:
+        self.conn.send(msg)
+        return self.conn.recv()
+
+    def shm_get(self, kind: str, n: int) -> Any:
+        name = self.ask("shm_get")
+        block = shared_memory.SharedMemory(name)
+        _untrack(block)
+        view = np.ndarray((n // 8,), "<f8", block.buf) if kind == "array" else block.buf[:n]
+        out = (view.nbytes, view[-1])
+        del view
+        block.close()
+        block.unlink()
+        return out
+
+    def shm_put(self, value: Any) -> Any:
+        data = memoryview(value).cast("B")
+        block = shared_memory.SharedMemory(create=True, size=len(data))
+        _untrack(block)
+        block.buf[: len(data)] = data
+        got = self.ask("shm_put", block.name, len(data), isinstance(value, np.ndarray))
+        block.close()
+        block.unlink()
+        return got
+
+    def close(self) -> None:
+        self.conn.close()
+        self.proc.join(10)
+
+
+def _untrack(block: shared_memory.SharedMemory) -> None:
+    # This run unlinks every block itself: keep the resource tracker out of it (it would warn
+    # about "leaked" blocks that the other side created or already removed).
+    from multiprocessing import resource_tracker
+
+    resource_tracker.unregister(getattr(block, "_name"), "shared_memory")  # noqa: B009
+
+
+# -- the run ----------------------------------------------------------------------------------
+def run(quick: bool) -> list[tuple[str, str, float]]:
+    import envknit
+    from tests._builders import make_store_entry, package_files, write_lock
+
+    rows: list[tuple[str, str, float]] = []  # (group, label, ms)
+    sizes = [10 * MB] if quick else [10 * MB, 100 * MB]
+    tmp = tempfile.TemporaryDirectory()
+    home = Path(tmp.name) / "home"
+    os.environ["ENVKNIT_HOME"] = str(home)
+    os.chdir(tmp.name)
+    # The worker's environment: the bench package, and this venv's numpy through a .pth file.
+    numpy_dir = Path(tmp.name) / "numpy-only"
+    numpy_dir.mkdir()
+    site = Path(np.__file__).resolve().parent.parent
+    for entry in site.iterdir():
+        if entry.name == "numpy" or entry.name.startswith("numpy.libs"):
+            (numpy_dir / entry.name).symlink_to(entry)
+    files: dict[str, str | bytes] = dict(package_files("lanebench", "1.0", {}))
+    files["lanebench/__init__.py"] = "__version__ = '1.0'\n" + WORKER_MODULE
+    files["lanebench_numpy.pth"] = f"{numpy_dir}\n"
+    write_lock(
+        Path(tmp.name) / "envknit.lock.yaml",
+        {"default": [make_store_entry(home, "lanebench", "1.0", files)]},
+    )
+    mp = MpChild()
+    gen2 = sys.version_info >= (3, 12)
+    try:
+        with envknit.worker("lanebench", "1.0") as mod:
+            for n in sizes:
+                reps = 15 if n <= 10 * MB else 7
+                size = f"{n // MB} MB"
+                rows.append((f"{size} memcpy", "memcpy bytes(bytearray(n))",
+                             median_ms(lambda n=n: bytes(bytearray(n)), reps)))
+                for kind in ("array", "bytes"):
+                    value = _make(kind, n)
+                    mp.ask("make", kind, n)
+                    mod.make(kind, n)
+                    remote = mod.get() if kind == "array" else None
+                    group = f"{size} {'float64 array' if kind == 'array' else 'bytes'}"
+                    out = f"{group}, worker -> host"
+                    back = f"{group}, host -> worker"
+                    cases: list[tuple[str, str, Callable[[], Any]]] = [
+                        (out, "multiprocessing Pipe + pickle", lambda: mp.ask("get")),
+                        (out, "multiprocessing.shared_memory (view)",
+                         lambda kind=kind, n=n: mp.shm_get(kind, n)),
+                        (out, "envknit worker",
+                         (lambda r=remote: np.asarray(r)) if kind == "array" else mod.get),
+                        (back, "multiprocessing Pipe + pickle",
+                         lambda v=value: mp.ask("put", v)),
+                        (back, "multiprocessing.shared_memory (view)",
+                         lambda v=value: mp.shm_put(v)),
+                        (back, "envknit worker", lambda v=value: mod.size(v)),
+                    ]
+                    if gen2:
+                        cases += _subinterp_cases(kind, n, value, group)
+                    for grp, label, func in cases:
+                        rows.append((grp, label, median_ms(func, reps)))
+                    del remote
+            mp.ask("make", "bytes", 8)
+            rows.append(("100,000 floats (list), worker -> host",
+                         "multiprocessing Pipe + pickle", median_ms(lambda: mp.ask("list"), 21)))
+            rows.append(("100,000 floats (list), worker -> host", "envknit worker",
+                         median_ms(mod.get_list, 21)))
+    finally:
+        mp.close()
+        envknit.shutdown_workers()
+        _close_subinterps()
+        tmp.cleanup()
+    return rows
+
+
+_interps: list[Any] = []
+
+
+def _subinterp_cases(
+    kind: str, n: int, value: Any, group: str
+) -> list[tuple[str, str, Callable[[], Any]]]:
+    import envknit
+
+    env = envknit.SubInterpreterEnv("lanebench")
+    _interps.append(env)
+    # No numpy inside (it does not load in sub-interpreters): a float64 array('d') there.
+    env.run_string(
+        f"import array\nstore = array.array('d', bytes({n})) if {kind == 'array'} else bytes({n})"
+    )
+    code = "import __main__\nresult = memoryview(__main__.store) if "
+    code += "isinstance(__main__.store, __import__('array').array) else __main__.store"
+
+    def out() -> Any:
+        got = env.eval_json(code)
+        return np.asarray(got) if kind == "array" else got
+
+    return [
+        (f"{group}, sub-interpreter -> host", "envknit SubInterpreterEnv.eval_json", out),
+        (f"{group}, host -> sub-interpreter", "envknit SubInterpreterEnv.eval_json",
+         lambda: env.eval_json("result = len(x)", x=value)),
+    ]
+
+
+def _close_subinterps() -> None:
+    for env in _interps:
+        env.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="10 MB only")
+    args = parser.parse_args()
+    rows = run(args.quick)
+    memcpy = {g.split()[0]: ms for g, label, ms in rows if label.startswith("memcpy")}
+    pickled = {g: ms for g, label, ms in rows if label.startswith("multiprocessing Pipe")}
+    print(f"Python {sys.version.split()[0]}, numpy {np.__version__}; medians of 15 (10 MB), "
+          "7 (100 MB), 21 (lists) transfers; ratios against memcpy of the same size and "
+          "against multiprocessing Pipe + pickle of the same case")
+    current = None
+    for group, label, ms in rows:
+        if group != current:
+            print(f"\n{group}")
+            current = group
+        size = group.split()[0]
+        ratio = f"{ms / memcpy[size]:7.2f}x memcpy" if size in memcpy else " " * 14
+        base = pickled.get(group)
+        vs = f"{ms / base:7.2f}x mp pickle" if base else ""
+        mbps = ""
+        if size in memcpy:
+            mbps = f"{int(size) * MB / MB / (ms / 1000):9.0f} MB/s"
+        print(f"  {label:40s} {ms:9.2f} ms {mbps} {ratio} {vs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
