@@ -53,6 +53,7 @@ __all__ = [
     "prefix",
     "receive",
     "sweep",
+    "warm_up",
 ]
 
 #: The key of a buffer descriptor in the wire format.
@@ -69,6 +70,9 @@ _counter = itertools.count(1)
 _swept = False
 _numpy: Any = None
 _numpy_tried = False
+#: Whether receiving an ndarray may import numpy here. A sub-interpreter turns it off: whether
+#: a C extension may load there is decided elsewhere, never by a surprise import.
+IMPORT_NUMPY = True
 
 
 class LaneError(Exception):
@@ -110,7 +114,7 @@ def _numpy_module() -> Any:
     found = sys.modules.get("numpy")
     if found is not None:
         return found
-    if not _numpy_tried:
+    if not _numpy_tried and IMPORT_NUMPY:
         _numpy_tried = True
         try:
             import numpy  # type: ignore[import-not-found, unused-ignore]
@@ -599,3 +603,26 @@ class JsonText:
         if len(obj) == 1 and self.key in obj:
             return receive(obj[self.key])
         return obj
+
+
+def warm_up() -> None:
+    """Run every path of the lane once in this (main) interpreter.
+
+    CPython 3.12 lets whichever interpreter first calls a C function with keyword arguments
+    allocate that parser's cached keyword tuple, which the main interpreter then frees at exit:
+    a sub-interpreter that is first to call ``b64encode`` or ``mmap(..., flags=)`` aborts the
+    process at exit ("double free or corruption", python/cpython#112140). Called by the host
+    before the first sub-interpreter, so that the main interpreter owns them.
+    """
+    import array
+
+    text = JsonText("$envknit-warm-up")
+    box = Outbox()
+    values = [b"w", b"w" * (INLINE_MAX + 1), bytearray(b"w"), memoryview(b"ww")[::2],
+              array.array("d", [0.5]), array.array("d", bytes(INLINE_MAX + 8)),
+              memoryview(bytearray(INLINE_MAX + 16)).cast("d", [2, (INLINE_MAX + 16) // 16])]
+    try:
+        text.loads(text.dumps(values, box))
+        plain_json([values])
+    finally:
+        box.discard()

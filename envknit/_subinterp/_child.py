@@ -50,11 +50,19 @@ _new_verdicts: dict[str, dict[str, Any]] = {}
 # happened to each ({"ok": bool, "error": str}).
 _probe_site: list[str] = []
 _probe_results: dict[str, dict[str, Any]] = {}
+# Buffers (bytes, arrays) travel on the binary lane (envknit/_lane.py, loaded on first need)
+# as {key: descriptor} objects under the host's random key.
+_lane_key: str | None = None
+_lane_text: Any = None
+_lane_module: Any = None
+_outbox: Any = None  # the lane files of the last answer (the host takes them as it decodes)
 
 
 def bootstrap(config_json: str) -> None:
     """Hide the host's site-packages, install the extension guard, keep only the stdlib."""
+    global _lane_key
     config = json.loads(config_json)
+    _lane_key = config.get("lane_key")
     _stdlib_dirs[:] = config["stdlib"]
     _refused.update(config.get("refused", ()))
     _probe_cmd.update(config.get("probe", {}))
@@ -123,9 +131,16 @@ _decode = json.JSONDecoder().raw_decode
 
 def handle(request_json: str) -> str:
     """Run one request and return its JSON answer (always returns; never raises)."""
+    global _outbox
     request: dict[str, Any] = {}
+    if _outbox is not None:  # files of the last answer that the host did not take
+        _outbox.discard()
+        _outbox = None
     try:
-        request = _decode(request_json)[0]
+        if _lane_key is not None and _lane_key in request_json:
+            request = _lane().loads(request_json)
+        else:
+            request = _decode(request_json)[0]
         if "refused" in request:
             _refused.update(request["refused"])
         if _newly_refused:
@@ -140,14 +155,56 @@ def handle(request_json: str) -> str:
             answer["verdicts"] = dict(_new_verdicts)
         try:
             text = json.dumps(answer)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"the result must be a JSON value (dict, list, str, int, float, bool, None), "
-                f"got {type(value).__name__}: {exc}"
-            ) from None
+        except TypeError:  # buffers go on the lane; anything else fails again
+            text = _dumps_with_buffers(answer, value)
+        except ValueError as exc:
+            raise TypeError(_not_json(value, exc)) from None
     except BaseException as exc:  # noqa: BLE001 - everything, SystemExit included, is reported
         text = json.dumps(_describe(exc, request))
     return text
+
+
+def _not_json(value: Any, exc: BaseException) -> str:
+    return (
+        "the result must be a JSON value (dict, list, str, int, float, bool, None) or a "
+        f"buffer (bytes, bytearray, memoryview, array), got {type(value).__name__}: {exc}"
+    )
+
+
+def _dumps_with_buffers(answer: dict[str, Any], value: Any) -> str:
+    global _outbox
+    lane = _lane()
+    lane_module = _lane_module
+    outbox = lane_module.Outbox()
+    try:
+        text: str = lane.dumps(answer, outbox)
+    except lane_module.LaneTooLarge as exc:
+        outbox.discard()
+        raise MemoryError(
+            f"buffers of {exc.size} bytes in the result exceed the limit of {exc.limit} bytes; "
+            "raise it with the ENVKNIT_MAX_BUFFER_BYTES environment variable"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        outbox.discard()
+        raise TypeError(_not_json(value, exc)) from None
+    _outbox = outbox
+    return text
+
+
+def _lane() -> Any:
+    """The lane's JsonText under the host's key (the module is loaded by path, once)."""
+    global _lane_text, _lane_module
+    if _lane_text is None:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "_lane.py")
+        spec = importlib.util.spec_from_file_location("_envknit_lane", path)
+        module: Any = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        module.IMPORT_NUMPY = False  # C extensions load here only by the user's own import
+        _lane_module = module
+        _lane_text = module.JsonText(_lane_key)
+    return _lane_text
 
 
 def _dispatch(request: dict[str, Any]) -> Any:

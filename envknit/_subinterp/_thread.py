@@ -9,12 +9,14 @@ import json
 import marshal
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
-from ..errors import InterpreterClosedError, SubInterpreterError
+from .. import _lane
+from ..errors import InterpreterClosedError, MessageTooLargeError, SubInterpreterError
 from ._contract import Adapter, RunFailure
 
 __all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
@@ -62,9 +64,12 @@ def _envknit_run(_g=globals(), _handle=_envknit_handle, _send=_envknit_send):
 del _envknit_handle, _envknit_send
 """
 _REQUEST_SCRIPT = "_envknit_run()\n"
-# The child's answers are json.dumps() output: raw_decode skips json.loads's BOM and
-# whitespace checks (0.6 us instead of 1.3 us for a small answer).
-_decode = json.JSONDecoder().raw_decode
+# Buffers (bytes, arrays) in requests and answers travel on the binary lane (envknit/_lane.py)
+# as {key: descriptor} objects; the key is random and given to each child at boot, so no value
+# of user code is ever read as one. The child's answers are json.dumps() output: JsonText
+# decodes them with raw_decode, which skips json.loads's BOM and whitespace checks (0.6 us
+# instead of 1.3 us for a small answer).
+_JSON = _lane.JsonText(f"$envknit-buffer-{os.urandom(8).hex()}")
 _BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_destroy()\n"
 
 
@@ -141,6 +146,8 @@ class Driver:
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
+        if sys.version_info < (3, 13):
+            _warm_lane()
         self._adapter = adapter
         self._boot_config = boot_config
         self._label = label
@@ -173,7 +180,7 @@ class Driver:
             {
                 "__envknit_child_path__": CHILD_PATH,
                 "__envknit_child_code__": child_code(),
-                "__envknit_boot__": json.dumps(self._boot_config),
+                "__envknit_boot__": json.dumps({**self._boot_config, "lane_key": _JSON.key}),
                 "__envknit_q__": self._queue,
             },
         )
@@ -208,7 +215,12 @@ class Driver:
                 raise SubInterpreterError(
                     "envknit.ProtocolError", "the sub-interpreter sent no answer for this call"
                 )
-            answer: dict[str, Any] = _decode(raw)[0]
+            try:
+                answer: dict[str, Any] = _JSON.loads(raw)
+            except _lane.LaneError as exc:
+                raise SubInterpreterError(
+                    "envknit.ProtocolError", f"a buffer in the answer was lost: {exc}"
+                ) from None
             if answer.get("id") == call_id:
                 return answer
 
@@ -275,20 +287,24 @@ class Driver:
         call_id = next(self._ids)
         payload["id"] = call_id
         # Encoded in the caller's thread, so a value that is not JSON raises TypeError there.
-        text = json.dumps(payload)
+        text, outbox = _encode(payload)
         if timeout is None:
-            with self._run_lock:
-                if self._stopping or self._interp is None:
-                    raise InterpreterClosedError("the sub-interpreter is closed")
-                return self._request(text, call_id)
-        return self.call(lambda: self._request(text, call_id), timeout)
+            try:
+                with self._run_lock:
+                    if self._stopping or self._interp is None:
+                        raise InterpreterClosedError("the sub-interpreter is closed")
+                    return self._request(text, call_id)
+            finally:
+                if outbox is not None:
+                    outbox.discard()
+        return self.call(_discarding(lambda: self._request(text, call_id), outbox), timeout)
 
     def request_async(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
         """Like request(), without waiting: a Future of the decoded answer."""
         call_id = next(self._ids)
         payload["id"] = call_id
-        text = json.dumps(payload)
-        return self.submit(lambda: self._request(text, call_id))
+        text, outbox = _encode(payload)
+        return self.submit(_discarding(lambda: self._request(text, call_id), outbox))
 
     def close(self, timeout: float | None = None) -> bool:
         """Destroy the interpreter after the calls already queued; True when it is destroyed.
@@ -321,6 +337,43 @@ class Driver:
         if self._stopping:
             return False
         return self._thread is None or self._thread.is_alive()
+
+
+@functools.cache
+def _warm_lane() -> None:
+    # 3.12: the main interpreter must be first to run the lane's C calls (see warm_up).
+    _lane.warm_up()
+
+
+def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
+    """The request text, and the lane files its buffers went to (None without buffers)."""
+    try:
+        return json.dumps(payload), None
+    except TypeError:  # not plain JSON: buffers go on the lane (anything else fails again)
+        pass
+    outbox = _lane.Outbox()
+    try:
+        return _JSON.dumps(payload, outbox), outbox
+    except _lane.LaneTooLarge as exc:
+        outbox.discard()
+        raise MessageTooLargeError(exc.size, exc.limit, buffers=True) from None
+    except BaseException:
+        outbox.discard()
+        raise
+
+
+def _discarding(func: Callable[[], T], outbox: _lane.Outbox | None) -> Callable[[], T]:
+    """``func``, removing the request's lane files the child did not take once it ran."""
+    if outbox is None:
+        return func
+
+    def run() -> T:
+        try:
+            return func()
+        finally:
+            outbox.discard()
+
+    return run
 
 
 def _as_error(failure: RunFailure) -> SubInterpreterError:
