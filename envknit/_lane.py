@@ -63,7 +63,9 @@ INLINE_MAX = 32 * 1024
 #: The default limit on the bytes of all buffers in one message (see ``limit``).
 DEFAULT_LIMIT = 4 * 1024**3
 
-_KINDS = frozenset({"bytes", "bytearray", "array", "memoryview", "ndarray"})
+_KINDS = frozenset({"bytes", "bytearray", "array", "memoryview", "ndarray", "list"})
+#: Lists of at least this many floats (or ints) travel as one packed buffer, not as JSON.
+NUMBERS_MIN = 1024
 # Linux caps one read() at 0x7ffff000 bytes; stay under it.
 _IO_CHUNK = 1 << 30
 _counter = itertools.count(1)
@@ -213,6 +215,24 @@ class Outbox:
     @staticmethod
     def takes(value: Any) -> bool:
         return is_buffer(value)
+
+    def numbers(self, value: list[Any]) -> dict[str, Any] | None:
+        """The descriptor of a long list of only floats (or only ints that fit in 64 bits),
+        packed as doubles (int64s) instead of JSON text; None for any other list."""
+        if len(value) < NUMBERS_MIN:
+            return None
+        first = type(value[0])
+        if (first is not float and first is not int) or set(map(type, value)) != {first}:
+            return None
+        import array
+
+        try:
+            packed = array.array("d" if first is float else "q", value)
+        except OverflowError:  # an int past 64 bits: JSON carries it exactly
+            return None
+        desc = describe(packed, self)
+        desc[TAG]["kind"] = "list"
+        return desc
 
     def _claim(self, n: int) -> None:
         if self.total + n > self.limit:
@@ -398,14 +418,14 @@ def receive(meta: Any) -> Any:
         return bytes(raw) if type(raw) is not bytes else raw
     if kind == "bytearray":
         return raw if type(raw) is bytearray else bytearray(raw)
-    if kind == "array":
-        if type(raw) is not bytes:
-            return raw  # read straight into an array of the right size
-        import array
+    if kind in ("array", "list"):
+        if type(raw) is bytes:
+            import array
 
-        out = array.array(str(meta["fmt"]))
-        out.frombytes(raw)
-        return out
+            out = array.array(str(meta["fmt"]))
+            out.frombytes(raw)
+            raw = out
+        return raw.tolist() if kind == "list" else raw  # read into an array of the right size
     if kind == "ndarray":
         np = _numpy_module()
         if np is not None:
@@ -417,7 +437,7 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str) -> Any:
     """The file's bytes: copied out for bytes/bytearray/array, else a writable mapping."""
     kind = meta["kind"]
     try:
-        if kind == "array":
+        if kind in ("array", "list"):
             import array
 
             itemsize = int(meta["itemsize"])
@@ -537,6 +557,15 @@ def sweep(pid: int | None = None) -> list[str]:
     return removed
 
 
+class _Packed:
+    """A list of numbers already written to the lane (``JsonText.pack``)."""
+
+    __slots__ = ("meta",)
+
+    def __init__(self, meta: dict[str, Any]) -> None:
+        self.meta = meta
+
+
 def _not_json(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
@@ -587,11 +616,43 @@ class JsonText:
         """``json.dumps(value)``, buffers described into ``outbox``."""
 
         def buffer(obj: Any) -> Any:
+            if type(obj) is _Packed:
+                return {self.key: obj.meta}
             if is_buffer(obj):
                 return {self.key: describe(obj, outbox)[TAG]}
             return _not_json(obj)
 
         return json.dumps(value, default=buffer)
+
+    @staticmethod
+    def pack(value: Any, outbox: Outbox, depth: int = 3) -> Any:
+        """``value`` with its long lists of numbers (see ``Outbox.numbers``) packed for
+        ``dumps``, looking into dicts (and short lists) ``depth`` levels deep; ``value``
+        itself when there is nothing to pack."""
+        kind = type(value)
+        if kind is list:
+            if len(value) >= NUMBERS_MIN:
+                if type(value[0]) in (float, int):
+                    desc = outbox.numbers(value)
+                    if desc is not None:
+                        return _Packed(desc[TAG])
+                return value
+            items: Any = enumerate(value)
+        elif kind is dict:
+            items = value.items()
+        else:
+            return value
+        if not depth:
+            return value
+        out = None
+        for key, item in items:
+            if type(item) in (list, dict):
+                packed = JsonText.pack(item, outbox, depth - 1)
+                if packed is not item:
+                    if out is None:
+                        out = list(value) if kind is list else dict(value)
+                    out[key] = packed
+        return value if out is None else out
 
     def loads(self, text: str) -> Any:
         """The value of ``text``; buffers in it are received (their files taken)."""

@@ -349,3 +349,29 @@ def test_the_default_limit_is_raisable_from_the_environment(
     monkeypatch.setenv("ENVKNIT_MAX_BUFFER_BYTES", "lots")
     with pytest.raises(L.LaneError, match="ENVKNIT_MAX_BUFFER_BYTES must be a number"):
         L.Outbox()
+
+
+@pytest.mark.parametrize("value", [
+    [i * 0.25 for i in range(5000)] + [float("nan"), -0.0, float("inf")],
+    list(range(-3000, 3000)) + [2**63 - 1, -(2**63)],
+    [0.5] * L.NUMBERS_MIN,
+])
+def test_long_number_lists_travel_packed_and_come_back_exact(value: list[Any]) -> None:
+    box = L.Outbox()
+    desc = box.numbers(value)
+    assert desc is not None and desc[L.TAG]["kind"] == "list"
+    got = L.receive(json.loads(json.dumps(desc))[L.TAG])
+    box.discard()
+    assert [type(v) for v in got] == [type(v) for v in value]
+    assert repr(got) == repr(value)  # bit-exact: NaN, -0.0 and all
+
+
+@pytest.mark.parametrize("value", [
+    [0.5] * (L.NUMBERS_MIN - 1),  # short: JSON is cheaper
+    [0.5] * 2000 + [1],  # mixed types keep their types through JSON
+    [1] * 2000 + [True],
+    [1] * 2000 + [2**64],  # past 64 bits
+    ["a"] * 2000,
+])
+def test_other_lists_are_not_packed(value: list[Any]) -> None:
+    assert L.Outbox().numbers(value) is None

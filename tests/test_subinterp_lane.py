@@ -129,3 +129,15 @@ def test_a_fresh_process_using_the_lane_exits_cleanly(prefix: str) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
     )
     assert (proc.returncode, proc.stderr, proc.stdout) == (0, "", "OK\n")
+
+
+def test_long_number_lists_keep_their_values_and_types() -> None:
+    floats = [i * 0.1 for i in range(100_000)] + [float("inf"), -0.0]
+    ints = list(range(5000)) + [2**70]  # past 64 bits: plain JSON, still exact
+    with envknit.SubInterpreterEnv("lane") as interp:
+        got = interp.eval_json("result = {'f': f, 'i': i, 'n': [f[:3], len(f)]}", f=floats, i=ints)
+        assert repr(got["f"]) == repr(floats) and got["i"] == ints
+        assert got["n"] == [floats[:3], len(floats)]
+        assert interp.eval_json("result = [x * 0.5 for x in range(3000)]") == [
+            x * 0.5 for x in range(3000)
+        ]

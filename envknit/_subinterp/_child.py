@@ -153,12 +153,15 @@ def handle(request_json: str) -> str:
             answer["refused"] = list(_newly_refused)
         if _new_verdicts:
             answer["verdicts"] = dict(_new_verdicts)
-        try:
-            text = json.dumps(answer)
-        except TypeError:  # buffers go on the lane; anything else fails again
-            text = _dumps_with_buffers(answer, value)
-        except ValueError as exc:
-            raise TypeError(_not_json(value, exc)) from None
+        if _lane_key is not None and type(value) in (list, dict) and _has_long_list(value):
+            text = _dumps_with_buffers(answer, value)  # numbers packed, not JSON text
+        else:
+            try:
+                text = json.dumps(answer)
+            except TypeError:  # buffers go on the lane; anything else fails again
+                text = _dumps_with_buffers(answer, value)
+            except ValueError as exc:
+                raise TypeError(_not_json(value, exc)) from None
     except BaseException as exc:  # noqa: BLE001 - everything, SystemExit included, is reported
         text = json.dumps(_describe(exc, request))
     return text
@@ -177,7 +180,7 @@ def _dumps_with_buffers(answer: dict[str, Any], value: Any) -> str:
     lane_module = _lane_module
     outbox = lane_module.Outbox()
     try:
-        text: str = lane.dumps(answer, outbox)
+        text: str = lane.dumps(lane.pack(answer, outbox), outbox)
     except lane_module.LaneTooLarge as exc:
         outbox.discard()
         raise MemoryError(
@@ -189,6 +192,19 @@ def _dumps_with_buffers(answer: dict[str, Any], value: Any) -> str:
         raise TypeError(_not_json(value, exc)) from None
     _outbox = outbox
     return text
+
+
+def _has_long_list(value: Any, depth: int = 3) -> bool:
+    """Whether ``value`` holds a list long enough to be packed if it is all numbers."""
+    if type(value) is list:
+        if len(value) >= 1024:
+            return True
+        items = value
+    else:
+        items = value.values()
+    return bool(depth) and any(
+        type(v) in (list, dict) and _has_long_list(v, depth - 1) for v in items
+    )
 
 
 def _lane() -> Any:

@@ -347,19 +347,36 @@ def _warm_lane() -> None:
 
 def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
     """The request text, and the lane files its buffers went to (None without buffers)."""
+    outbox = None
+    packed = payload
+    if _may_pack(payload):
+        # Long lists of numbers travel packed (a list of 100,000 floats: one buffer).
+        outbox = _lane.Outbox()
+        packed = _JSON.pack(payload, outbox)
+        if packed is payload:
+            outbox = None
+    if outbox is None:
+        try:
+            return json.dumps(payload), None
+        except TypeError:  # not plain JSON: buffers go on the lane (anything else fails again)
+            outbox = _lane.Outbox()
     try:
-        return json.dumps(payload), None
-    except TypeError:  # not plain JSON: buffers go on the lane (anything else fails again)
-        pass
-    outbox = _lane.Outbox()
-    try:
-        return _JSON.dumps(payload, outbox), outbox
+        return _JSON.dumps(packed, outbox), outbox
     except _lane.LaneTooLarge as exc:
         outbox.discard()
         raise MessageTooLargeError(exc.size, exc.limit, buffers=True) from None
     except BaseException:
         outbox.discard()
         raise
+
+
+def _may_pack(payload: dict[str, Any]) -> bool:
+    """Whether an input may hold a long list of numbers (cheap: one look per input)."""
+    values = list((payload.get("inputs") or payload.get("kwargs") or {}).values())
+    values += payload.get("args") or ()
+    return any(
+        (type(v) is list and len(v) >= _lane.NUMBERS_MIN) or type(v) is dict for v in values
+    )
 
 
 def _discarding(func: Callable[[], T], outbox: _lane.Outbox | None) -> Callable[[], T]:
