@@ -353,7 +353,7 @@ def test_the_default_limit_is_raisable_from_the_environment(
 
 @pytest.mark.parametrize("value", [
     [i * 0.25 for i in range(5000)] + [float("nan"), -0.0, float("inf")],
-    list(range(-3000, 3000)) + [2**63 - 1, -(2**63)],
+    [*range(-3000, 3000), 2**63 - 1, -(2**63)],
     [0.5] * L.NUMBERS_MIN,
 ])
 def test_long_number_lists_travel_packed_and_come_back_exact(value: list[Any]) -> None:
