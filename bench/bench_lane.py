@@ -128,7 +128,6 @@ class MpChild:
     def shm_get(self, kind: str, n: int) -> Any:
         name = self.ask("shm_get")
         block = shared_memory.SharedMemory(name)
-        _untrack(block)
         view = np.ndarray((n // 8,), "<f8", block.buf) if kind == "array" else block.buf[:n]
         out = (view.nbytes, view[-1])
         del view
@@ -139,7 +138,6 @@ class MpChild:
     def shm_put(self, value: Any) -> Any:
         data = memoryview(value).cast("B")
         block = shared_memory.SharedMemory(create=True, size=len(data))
-        _untrack(block)
         block.buf[: len(data)] = data
         got = self.ask("shm_put", block.name, len(data), isinstance(value, np.ndarray))
         block.close()
@@ -149,14 +147,6 @@ class MpChild:
     def close(self) -> None:
         self.conn.close()
         self.proc.join(10)
-
-
-def _untrack(block: shared_memory.SharedMemory) -> None:
-    # This run unlinks every block itself: keep the resource tracker out of it (it would warn
-    # about "leaked" blocks that the other side created or already removed).
-    from multiprocessing import resource_tracker
-
-    resource_tracker.unregister(getattr(block, "_name"), "shared_memory")  # noqa: B009
 
 
 # -- the run ----------------------------------------------------------------------------------
