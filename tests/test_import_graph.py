@@ -16,8 +16,10 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # the package's own __init__. A part may import only parts of lower layers (and itself).
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("envknit.errors", "envknit._version"),
-    "utilities": ("envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
-                  "envknit.nodes"),
+    "utilities": (
+        "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
+        "envknit.nodes", "envknit._lane",
+    ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv": ("envknit._uv",),
     "store and locking": ("envknit.store", "envknit.locking"),

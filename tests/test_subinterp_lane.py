@@ -16,7 +16,7 @@ import pytest
 import envknit
 from envknit import _lane
 from tests._builders import make_store_entry, package_files, write_lock
-from tests.conftest import gen2
+from tests._helpers import gen2
 
 pytestmark = [gen2, pytest.mark.timeout(180)]
 
