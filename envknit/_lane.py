@@ -198,12 +198,20 @@ class Outbox:
     """
 
     inline_max = INLINE_MAX
+    __slots__ = ("_limit", "all_buffers", "names", "total")
 
     def __init__(self, max_bytes: int | None = None, *, all_buffers: bool = True) -> None:
-        self.limit = limit() if max_bytes is None else max_bytes
+        # Made for every call: the environment is read only when a buffer is sent.
+        self._limit = max_bytes
         self.all_buffers = all_buffers
         self.total = 0
         self.names: list[str] = []
+
+    @property
+    def limit(self) -> int:
+        if self._limit is None:
+            self._limit = limit()
+        return self._limit
 
     def __bool__(self) -> bool:
         return bool(self.names)

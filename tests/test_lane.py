@@ -348,7 +348,7 @@ def test_the_default_limit_is_raisable_from_the_environment(
     assert L.Outbox().limit == 64 * 1024**3
     monkeypatch.setenv("ENVKNIT_MAX_BUFFER_BYTES", "lots")
     with pytest.raises(L.LaneError, match="ENVKNIT_MAX_BUFFER_BYTES must be a number"):
-        L.Outbox()
+        L.Outbox().describe(b"x")
 
 
 @pytest.mark.parametrize("value", [
