@@ -372,11 +372,15 @@ def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
 
 def _may_pack(payload: dict[str, Any]) -> bool:
     """Whether an input may hold a long list of numbers (cheap: one look per input)."""
-    values = list((payload.get("inputs") or payload.get("kwargs") or {}).values())
-    values += payload.get("args") or ()
-    return any(
-        (type(v) is list and len(v) >= _lane.NUMBERS_MIN) or type(v) is dict for v in values
-    )
+    for group in (payload.get("inputs"), payload.get("kwargs")):
+        if group:
+            for v in group.values():
+                if type(v) is dict or (type(v) is list and len(v) >= _lane.NUMBERS_MIN):
+                    return True
+    for v in payload.get("args") or ():
+        if type(v) is dict or (type(v) is list and len(v) >= _lane.NUMBERS_MIN):
+            return True
+    return False
 
 
 def _discarding(func: Callable[[], T], outbox: _lane.Outbox | None) -> Callable[[], T]:
