@@ -66,14 +66,18 @@ def size(value):
 '''
 
 
-def median_ms(func: Callable[[], Any], reps: int) -> float:
-    func()  # warm-up (first mapping, imports)
-    samples = []
+def interleaved_ms(funcs: list[Callable[[], Any]], reps: int) -> list[float]:
+    """Median milliseconds of each function, the functions taking turns (so that the load of
+    a shared machine hits them alike)."""
+    for func in funcs:
+        func()  # warm-up (first mapping, imports)
+    samples: list[list[float]] = [[] for _ in funcs]
     for _ in range(reps):
-        t0 = time.perf_counter()
-        func()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples) * 1000
+        for func, out in zip(funcs, samples, strict=True):
+            t0 = time.perf_counter()
+            func()
+            out.append(time.perf_counter() - t0)
+    return [statistics.median(s) * 1000 for s in samples]
 
 
 # -- multiprocessing contender ----------------------------------------------------------------
@@ -181,8 +185,8 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
             for n in sizes:
                 reps = 15 if n <= 10 * MB else 7
                 size = f"{n // MB} MB"
-                rows.append((f"{size} memcpy", "memcpy bytes(bytearray(n))",
-                             median_ms(lambda n=n: bytes(bytearray(n)), reps)))
+                memcpy = (f"{size} memcpy", "memcpy bytes(bytearray(n))",
+                          lambda n=n: bytes(bytearray(n)))
                 for kind in ("array", "bytes"):
                     value = _make(kind, n)
                     mp.ask("make", kind, n)
@@ -205,14 +209,16 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     ]
                     if gen2:
                         cases += _subinterp_cases(kind, n, value, group)
-                    for grp, label, func in cases:
-                        rows.append((grp, label, median_ms(func, reps)))
+                    if kind == "array":  # memcpy takes turns with the first kind's cases
+                        cases.insert(0, memcpy)
+                    times = interleaved_ms([func for _, _, func in cases], reps)
+                    rows += [(grp, label, ms) for (grp, label, _), ms in zip(cases, times, strict=True)]
                     del remote
             mp.ask("make", "bytes", 8)
-            rows.append(("100,000 floats (list), worker -> host",
-                         "multiprocessing Pipe + pickle", median_ms(lambda: mp.ask("list"), 21)))
-            rows.append(("100,000 floats (list), worker -> host", "envknit worker",
-                         median_ms(mod.get_list, 21)))
+            floats = "100,000 floats (list), worker -> host"
+            pickled, ours = interleaved_ms([lambda: mp.ask("list"), mod.get_list], 21)
+            rows.append((floats, "multiprocessing Pipe + pickle", pickled))
+            rows.append((floats, "envknit worker", ours))
     finally:
         mp.close()
         envknit.shutdown_workers()
