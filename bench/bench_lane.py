@@ -212,7 +212,8 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     if kind == "array":  # memcpy takes turns with the first kind's cases
                         cases.insert(0, memcpy)
                     times = interleaved_ms([func for _, _, func in cases], reps)
-                    rows += [(grp, label, ms) for (grp, label, _), ms in zip(cases, times, strict=True)]
+                    for (grp, label, _), ms in zip(cases, times, strict=True):
+                        rows.append((grp, label, ms))
                     del remote
             mp.ask("make", "bytes", 8)
             floats = "100,000 floats (list), worker -> host"
