@@ -281,10 +281,20 @@ class Outbox:
             return name, fd
         raise LaneError(f"cannot create a buffer file in {folder}")
 
-    def discard(self) -> None:
-        """Unlink every file of this message that the receiver has not taken (and mapped)."""
+    def checkpoint(self) -> tuple[int, int]:
+        """Where this message is now; ``discard(checkpoint)`` undoes what came after."""
+        return len(self.names), self.total
+
+    def discard(self, since: tuple[int, int] = (0, 0)) -> None:
+        """Unlink the files of this message (after ``since``) that the receiver has not taken
+        (and mapped); with no ``since``, start afresh: one Outbox serves message after
+        message."""
+        first, self.total = since
+        if len(self.names) <= first:
+            return
         folder = directory()
-        names, self.names = self.names, []
+        names = self.names[first:]
+        del self.names[first:]
         for name in names:
             # Gone means taken: the receiver unlinked it after mapping it.
             with contextlib.suppress(FileNotFoundError):

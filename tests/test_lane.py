@@ -375,3 +375,15 @@ def test_long_number_lists_travel_packed_and_come_back_exact(value: list[Any]) -
 ])
 def test_other_lists_are_not_packed(value: list[Any]) -> None:
     assert L.Outbox().numbers(value) is None
+
+
+def test_discard_since_a_checkpoint_keeps_what_came_before(prefix: str) -> None:
+    box = L.Outbox()
+    first = box.describe(b"a" * BIG)[L.TAG]
+    mark = box.checkpoint()
+    box.describe(b"b" * BIG)
+    box.discard(mark)
+    assert leftovers(prefix) == [first["seg"]] and box.total == BIG
+    assert L.receive(first) == b"a" * BIG
+    box.discard()
+    assert box.total == 0 and box.names == []

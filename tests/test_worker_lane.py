@@ -60,6 +60,11 @@ def held_value():
     return held["v"]
 
 
+def mixed(n):
+    big = b"i" * n
+    return [big, (big, object()), big]  # not plain as a whole: a proxy
+
+
 def lane_file_then_die():
     lane = sys.modules["_envknit_worker_lane"]
     lane.Outbox().describe(b"x" * 100_000)
@@ -282,3 +287,11 @@ def _alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_iteration_batches_mix_bytes_and_proxies(project: Path) -> None:
+    with envknit.worker("lanetest", "1.0") as mod:
+        big = b"i" * BIG
+        items = list(mod.mixed(BIG))  # one reply: bytes, a proxy, bytes
+        assert items[0] == big and items[2] == big
+        assert isinstance(items[1], envknit.WorkerProxy)

@@ -144,10 +144,11 @@ class Server:
         the host fetches by value when asked (``op_array``: ``numpy.asarray(proxy)``).
         """
         outbox = self.outbox
+        mark = outbox.checkpoint()  # a reply may hold several results (iteration batches)
         try:
             return P.encode(value, limit=self.limit, lane=outbox)
         except (P.NotPlain, RecursionError):
-            outbox.discard()  # bytes written for a container that stays here after all
+            outbox.discard(mark)  # bytes written for a container that stays here after all
             return self.handle(value, cache=cache)
 
     def by_value(self, value: Any) -> Any:
@@ -285,9 +286,10 @@ class Server:
                 self.send({"i": None, "err": _describe_error(exc)})
                 continue
             # The host took (unlinked) the last reply's files when it read the reply.
-            if self.outbox:
-                self.outbox.discard()
-            self.outbox.all_buffers = False
+            outbox = self.outbox
+            if outbox.total:
+                outbox.discard()
+            outbox.all_buffers = False
             for hid in msg.get("rel", ()):
                 self.handles.pop(hid, None)
             op = msg.get("op")

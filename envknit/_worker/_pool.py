@@ -277,7 +277,7 @@ class Worker:
                     self._stop()
                 self._spawn()
             message = dict(fields)
-            outbox = self.outbox = _lane.Outbox()
+            outbox = self.outbox  # one per worker: requests take turns under the lock
             try:
                 if encode is not None:
                     try:
@@ -292,7 +292,7 @@ class Worker:
             finally:
                 # Files the worker mapped are already unlinked; this removes the others (a
                 # request that failed before or while the worker read it).
-                if outbox:
+                if outbox.total:
                     outbox.discard()
 
     def request_locked(
