@@ -53,7 +53,6 @@ __all__ = [
     "prefix",
     "receive",
     "sweep",
-    "warm_up",
 ]
 
 #: The key of a buffer descriptor in the wire format.
@@ -682,26 +681,3 @@ class JsonText:
         if len(obj) == 1 and self.key in obj:
             return receive(obj[self.key])
         return obj
-
-
-def warm_up() -> None:
-    """Run every path of the lane once in this (main) interpreter.
-
-    CPython 3.12 lets whichever interpreter first calls a C function with keyword arguments
-    allocate that parser's cached keyword tuple, which the main interpreter then frees at exit:
-    a sub-interpreter that is first to call ``b64encode`` or ``mmap(..., flags=)`` aborts the
-    process at exit ("double free or corruption", python/cpython#112140). Called by the host
-    before the first sub-interpreter, so that the main interpreter owns them.
-    """
-    import array
-
-    text = JsonText("$envknit-warm-up")
-    box = Outbox()
-    values = [b"w", b"w" * (INLINE_MAX + 1), bytearray(b"w"), memoryview(b"ww")[::2],
-              array.array("d", [0.5]), array.array("d", bytes(INLINE_MAX + 8)),
-              memoryview(bytearray(INLINE_MAX + 16)).cast("d", [2, (INLINE_MAX + 16) // 16])]
-    try:
-        text.loads(text.dumps(values, box))
-        plain_json([values])
-    finally:
-        box.discard()

@@ -110,8 +110,9 @@ def test_fallback_to_a_worker_gives_the_same_values(envknit_home: Path, tmp_path
 
 
 def test_a_fresh_process_using_the_lane_exits_cleanly(prefix: str) -> None:
-    # 3.12.1 aborted at exit ("double free or corruption") when a sub-interpreter was the
-    # first to call base64/mmap with keyword arguments; the host now runs those paths first.
+    # 3.12.1 aborts at exit ("double free or corruption") when a sub-interpreter is the first
+    # caller of a C function's keyword parser (base64, mmap: the lane's paths); the host
+    # preparation must keep owning them.
     script = textwrap.dedent(
         """
         import array, envknit

@@ -9,7 +9,6 @@ import json
 import marshal
 import os
 import queue
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -146,8 +145,6 @@ class Driver:
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
-        if sys.version_info < (3, 13):
-            _warm_lane()
         self._adapter = adapter
         self._boot_config = boot_config
         self._label = label
@@ -337,12 +334,6 @@ class Driver:
         if self._stopping:
             return False
         return self._thread is None or self._thread.is_alive()
-
-
-@functools.cache
-def _warm_lane() -> None:
-    # 3.12: the main interpreter must be first to run the lane's C calls (see warm_up).
-    _lane.warm_up()
 
 
 def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
