@@ -142,3 +142,10 @@ def test_long_number_lists_keep_their_values_and_types() -> None:
         assert interp.eval_json("result = [x * 0.5 for x in range(3000)]") == [
             x * 0.5 for x in range(3000)
         ]
+
+
+def test_a_lane_failure_in_the_host_is_an_envknit_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with envknit.SubInterpreterEnv("lane") as interp:
+        monkeypatch.setenv("ENVKNIT_LANE_PREFIX", "bad/prefix")
+        with pytest.raises(envknit.EnvknitError, match="cannot send a buffer"):
+            interp.eval_json("result = 1", x=b"x" * BIG)

@@ -295,3 +295,13 @@ def test_iteration_batches_mix_bytes_and_proxies(project: Path) -> None:
         items = list(mod.mixed(BIG))  # one reply: bytes, a proxy, bytes
         assert items[0] == big and items[2] == big
         assert isinstance(items[1], envknit.WorkerProxy)
+
+
+def test_a_lane_failure_in_the_host_is_a_worker_error(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with envknit.worker("lanetest", "1.0") as mod:
+        assert mod.echo(1) == 1
+        monkeypatch.setenv("ENVKNIT_LANE_PREFIX", "bad/prefix")
+        with pytest.raises(envknit.WorkerError, match="cannot send a buffer"):
+            mod.echo(b"x" * BIG)

@@ -15,7 +15,12 @@ from concurrent.futures import Future
 from typing import Any, TypeVar, cast
 
 from .. import _lane
-from ..errors import InterpreterClosedError, MessageTooLargeError, SubInterpreterError
+from ..errors import (
+    EnvknitError,
+    InterpreterClosedError,
+    MessageTooLargeError,
+    SubInterpreterError,
+)
 from ._contract import Adapter, RunFailure
 
 __all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
@@ -356,6 +361,9 @@ def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
     except _lane.LaneTooLarge as exc:
         outbox.discard()
         raise MessageTooLargeError(exc.size, exc.limit, buffers=True) from None
+    except _lane.LaneError as exc:  # no room in /dev/shm, a bad ENVKNIT_LANE_PREFIX
+        outbox.discard()
+        raise EnvknitError(f"cannot send a buffer to the sub-interpreter: {exc}") from None
     except BaseException:
         outbox.discard()
         raise
