@@ -105,6 +105,14 @@ def directory() -> str:
     return tempfile.gettempdir()
 
 
+# Not every platform has these (the lane also serves sub-interpreters, which Windows runs).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _uid() -> int:
+    return os.getuid() if hasattr(os, "getuid") else 0
+
+
 def _name_re(pfx: str) -> re.Pattern[str]:
     return re.compile(re.escape(pfx) + r"-(\d+)-(\d+)-(\d+)-([0-9a-f]{16})")
 
@@ -255,13 +263,13 @@ class Outbox:
         folder = directory()
         for _ in range(100):
             name = (
-                f"{prefix()}-{os.getuid()}-{os.getpid()}-{next(_counter)}-"
+                f"{prefix()}-{_uid()}-{os.getpid()}-{next(_counter)}-"
                 f"{os.urandom(8).hex()}"
             )
             path = os.path.join(folder, name)
             try:
                 fd = os.open(
-                    path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+                    path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600
                 )
             except FileExistsError:  # another user's squatter, or (never) a clash: next name
                 continue
@@ -386,13 +394,13 @@ def _open_segment(name: str, n: int) -> int:
         raise LaneError(f"bad buffer file name {name!r}")
     path = os.path.join(directory(), name)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDWR | _NOFOLLOW)
     except FileNotFoundError:
         raise LaneError(f"buffer file {name} is gone (taken twice, or swept)") from None
     info = os.fstat(fd)
     if (
         not stat.S_ISREG(info.st_mode)
-        or info.st_uid != os.getuid()
+        or info.st_uid != _uid()
         or info.st_mode & 0o077
         or info.st_size < n
     ):
@@ -462,7 +470,7 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str) -> Any:
             _read_into(fd, memoryview(out_array).cast("B"))
             return out_array
         if kind == "bytes" and n <= _IO_CHUNK:
-            data = os.pread(fd, n, 0)  # one copy, into the bytes object itself
+            data = os.read(fd, n)  # one copy, into the bytes object itself
             if len(data) != n:
                 raise LaneError(f"buffer file ended after {len(data)} of {n} bytes")
             return data
@@ -479,11 +487,13 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str) -> Any:
 
 def _read_into(fd: int, view: memoryview) -> None:
     got, n = 0, len(view)
-    while got < n:
-        read = os.preadv(fd, [view[got : got + _IO_CHUNK]], got)
-        if read <= 0:
-            raise LaneError(f"buffer file ended after {got} of {n} bytes")
-        got += read
+    os.lseek(fd, 0, os.SEEK_SET)
+    with open(fd, "rb", buffering=0, closefd=False) as file:  # readinto: no preadv on macOS
+        while got < n:
+            read = file.readinto(view[got : got + _IO_CHUNK])
+            if not read:
+                raise LaneError(f"buffer file ended after {got} of {n} bytes")
+            got += read
 
 
 def _ndarray(np: Any, meta: dict[str, Any], raw: Any) -> Any:
@@ -550,7 +560,7 @@ def sweep(pid: int | None = None) -> list[str]:
     processes that no longer exist. Returns the names removed."""
     folder = directory()
     pattern = _name_re(prefix())
-    uid = os.getuid()
+    uid = _uid()
     removed: list[str] = []
     try:
         names = os.listdir(folder)
