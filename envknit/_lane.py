@@ -1,6 +1,7 @@
 """The binary lane: buffers (bytes, arrays) between processes in private shared-memory files.
 
-Stdlib only: the host, worker processes and sub-interpreters load this file (workers by path).
+Stdlib only, POSIX: the host imports it; worker processes and sub-interpreters load this file
+by path.
 
 A buffer travels as a small JSON descriptor, ``{"$m": {...}}``, while its bytes go through a
 file in ``/dev/shm`` (the system temp directory where there is none) that only this user can
@@ -10,7 +11,7 @@ receiver, which wraps the mapping without a copy. Small buffers ride inline in t
 as base64 instead, where a file would cost more than the bytes.
 
 Descriptor fields: ``kind`` (what the receiver builds: ``bytes``, ``bytearray``, ``array``,
-``memoryview``, ``ndarray``), ``n`` (bytes), ``fmt`` (struct format of one item), ``itemsize``,
+``memoryview``, ``ndarray``, or ``list`` for a packed list of numbers), ``n`` (bytes), ``fmt`` (struct format of one item), ``itemsize``,
 ``shape``, ``ro`` (read-only), ``dtype`` (numpy's ``dtype.str`` or ``descr``; ndarray only),
 ``seg`` (the file's name) or ``b64`` (inline bytes). Arrays always arrive C-contiguous with the
 sender's shape and dtype; a non-contiguous array is copied into the file in C order.
@@ -40,6 +41,7 @@ from typing import Any
 __all__ = [
     "DEFAULT_LIMIT",
     "INLINE_MAX",
+    "NUMBERS_MIN",
     "TAG",
     "JsonText",
     "LaneError",
