@@ -14,8 +14,8 @@ Descriptor fields: ``kind`` (what the receiver builds: ``bytes``, ``bytearray``,
 ``memoryview``, ``ndarray``, or ``list`` for a packed list of numbers), ``n`` (bytes), ``fmt``
 (struct format of one item), ``itemsize``, ``shape``, ``ro`` (read-only), ``dtype`` (numpy's
 ``dtype.str`` or ``descr``; ndarray only), ``seg`` (the file's name) or ``b64`` (inline bytes).
-Arrays always arrive C-contiguous with the
-sender's shape and dtype; a non-contiguous array is copied into the file in C order.
+Arrays always arrive C-contiguous with the sender's shape and dtype; a non-contiguous array is
+copied into the file in C order.
 
 Lifetime. A file's name says who made it: ``<prefix>-<uid>-<pid>-<n>-<random>``. The receiver
 unlinks it as soon as it is mapped (the mapping lives as long as the object built on it), the
