@@ -149,3 +149,13 @@ def test_a_lane_failure_in_the_host_is_an_envknit_error(monkeypatch: pytest.Monk
         monkeypatch.setenv("ENVKNIT_LANE_PREFIX", "bad/prefix")
         with pytest.raises(envknit.EnvknitError, match="cannot send a buffer"):
             interp.eval_json("result = 1", x=b"x" * BIG)
+
+
+def test_a_call_that_never_started_leaves_no_lane_file(prefix: str) -> None:
+    with envknit.SubInterpreterEnv("lane") as interp:
+        with pytest.raises(envknit.EnvknitTimeoutError, match="C function"):
+            interp.eval_json("import time\ntime.sleep(2.5)", timeout=0.1)
+        with pytest.raises(envknit.EnvknitTimeoutError, match="did not start"):
+            interp.eval_json("result = len(x)", x=b"x" * BIG, timeout=0.1)
+        assert [n for n in os.listdir(_lane.directory()) if n.startswith(prefix)] == []
+        assert interp.eval_json("result = len(x)", x=b"y" * BIG) == BIG

@@ -299,14 +299,26 @@ class Driver:
             finally:
                 if outbox is not None:
                     outbox.discard()
-        return self.call(_discarding(lambda: self._request(text, call_id), outbox), timeout)
+        try:
+            return self.call(_discarding(lambda: self._request(text, call_id), outbox), timeout)
+        except StillRunning:
+            raise  # the job removes them when it ends
+        except BaseException:
+            if outbox is not None:  # also when the job never ran (NotStarted, closed)
+                outbox.discard()
+            raise
 
     def request_async(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
         """Like request(), without waiting: a Future of the decoded answer."""
         call_id = next(self._ids)
         payload["id"] = call_id
         text, outbox = _encode(payload)
-        return self.submit(_discarding(lambda: self._request(text, call_id), outbox))
+        try:
+            return self.submit(_discarding(lambda: self._request(text, call_id), outbox))
+        except BaseException:  # closed: the job never runs
+            if outbox is not None:
+                outbox.discard()
+            raise
 
     def close(self, timeout: float | None = None) -> bool:
         """Destroy the interpreter after the calls already queued; True when it is destroyed.
