@@ -234,7 +234,7 @@ def test_protocol_version_is_checked_at_start_up(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_protocol, "PROTOCOL_VERSION", 999)
-    expected = pytest.raises(ProtocolError, match="speaks protocol 2, this envknit speaks 999")
+    expected = pytest.raises(ProtocolError, match="speaks protocol 3, this envknit speaks 999")
     with expected, envknit.worker("demo", "1.0"):
         pass
 

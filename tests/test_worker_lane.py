@@ -144,7 +144,7 @@ def test_json_values_keep_their_semantics(project: Path) -> None:
 
 
 def test_eval_json_takes_and_returns_buffers_by_value(project: Path) -> None:
-    from envknit.worker import fallback
+    from envknit._worker import fallback
 
     data = os.urandom(BIG)
     code = "result = {'same': x, 'rev': bytearray(x[::-1]), 'mv': memoryview(x)[:8]}"
@@ -177,7 +177,7 @@ def test_non_contiguous_arrays_and_arrays_inside_containers(project: Path) -> No
         for view in (base[::2], base.T, base[:, 5:9], np.asfortranarray(base)):
             back = np.asarray(mod.echo(view))
             assert back.flags.c_contiguous and np.array_equal(back, view)
-        from envknit.worker import fallback
+        from envknit._worker import fallback
 
         got = fallback.eval_json(
             Path("envknit.lock.yaml"), "default",
@@ -213,7 +213,7 @@ def test_the_buffer_limit_refuses_both_ways_and_the_worker_survives(
         with pytest.raises(MessageTooLargeError, match="ENVKNIT_MAX_BUFFER_BYTES") as sent:
             mod.echo(b"x" * (BIG + 1))
         assert (sent.value.size, sent.value.limit, sent.value.buffers) == (BIG + 1, BIG, True)
-        from envknit.worker import fallback
+        from envknit._worker import fallback
 
         with pytest.raises(MessageTooLargeError, match="ENVKNIT_MAX_BUFFER_BYTES"):
             fallback.eval_json(project, "default", "result = b'x' * (n + 1)", {"n": BIG}, None)
@@ -222,7 +222,7 @@ def test_the_buffer_limit_refuses_both_ways_and_the_worker_survives(
 
 
 def envknit_pid(mod: Any) -> int:
-    from envknit.worker._proxy import worker_stats
+    from envknit._worker._proxy import worker_stats
 
     return int(worker_stats(mod)["pid"])
 
@@ -249,7 +249,7 @@ def test_nothing_is_left_after_the_host_is_killed_mid_call(project: Path, prefix
         """
         import os, signal, threading
         import envknit
-        from envknit.worker._proxy import worker_stats
+        from envknit._worker._proxy import worker_stats
 
         with envknit.worker("lanetest", "1.0") as mod:
             print(worker_stats(mod)["pid"], flush=True)
