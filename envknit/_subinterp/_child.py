@@ -19,6 +19,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .. import _runner as R
+else:
+    import _envknit_runner as R  # the host installs the shared runner before this module runs
+
 # traceback, linecache and threading are imported only when needed: each costs several
 # milliseconds in a fresh interpreter, and creating an interpreter should cost what CPython's
 # own create() costs.
@@ -29,7 +33,9 @@ __all__ = ["before_destroy", "bootstrap", "handle"]
 # isolated interpreter (Python/import.c, _PyImport_CheckSubinterpIncompatibleExtensionAllowed).
 CEXT_MARKER = "does not support loading in subinterpreters"
 
-_OWN_FILE = os.path.normcase(os.path.abspath(__file__))
+# This file and the shared runner: their frames are hidden from remote tracebacks and the
+# watchdog never raises in them.
+_OWN_FILES = frozenset((R.normalize(__file__), R.OWN_FILE))
 _stdlib_dirs: list[str] = []
 _env_dirs: list[str] = []
 # Extension modules that refused to load in some sub-interpreter of this process. On CPython
@@ -239,13 +245,13 @@ def _dispatch(request: dict[str, Any]) -> Any:
         watchdog.arm(timeout)
     try:
         if kind == "eval":
-            return _run_eval(request["code"], request["inputs"])
+            return R.run_snippet(_compile(request["code"], R.SNIPPET_FILENAME), request["inputs"])
         if kind == "exec_main":
             main = sys.modules["__main__"].__dict__
             exec(_compile(request["code"], "<envknit run_string>"), main)
             return None
         if kind == "call":
-            return _run_call(request["target"], request["args"], request["kwargs"])
+            return R.resolve(request["target"])(*request["args"], **request["kwargs"])
         if kind == "import":
             importlib.import_module(request["name"])
             return True
@@ -256,7 +262,7 @@ def _dispatch(request: dict[str, Any]) -> Any:
 
 
 def _is_own(filename: str) -> bool:
-    return os.path.normcase(os.path.abspath(filename)) == _OWN_FILE
+    return R.normalize(filename) in _OWN_FILES
 
 
 _sources: dict[str, str] = {}
@@ -278,49 +284,16 @@ def _compile(code: str, filename: str) -> Any:
     return compiled
 
 
-def _run_eval(code: str, inputs: dict[str, Any]) -> Any:
-    namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}
-    namespace.update(inputs)
-    exec(_compile(code, "<envknit eval_json>"), namespace)
-    return namespace.get("result")
-
-
-def _run_call(target: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
-    module_name, sep, attr_path = target.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise ValueError(f"target must look like 'package.module:function', got {target!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr_path.split("."):
-        obj = getattr(obj, part)
-    return obj(*args, **kwargs)
-
-
 def _describe(exc: BaseException, request: dict[str, Any]) -> dict[str, Any]:
-    kind = type(exc)
-    module = getattr(kind, "__module__", "builtins")
-    name = kind.__qualname__
-    if module not in ("builtins", "__main__"):
-        name = f"{module}.{name}"
     cext = _cext_detail(exc)
-    _strip_own_frames(exc, set())
     import linecache
-    import traceback
 
+    # The caller's code has no file: the traceback shows its failing lines from here.
     for filename, code in _sources.items():
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-    try:
-        tb = "".join(traceback.format_exception(exc))
-    except Exception:  # noqa: BLE001 - a broken __str__ must not hide the original failure
-        tb = f"{name}: <traceback unavailable>"
-    try:
-        message = str(exc)
-    except Exception:  # noqa: BLE001 - same reason
-        message = "<unprintable exception>"
     answer = {
         "ok": False,
-        "type": name,
-        "message": message,
-        "traceback": tb,
+        **R.report(exc, _OWN_FILES, chained=True),
         "timeout": isinstance(exc, TimeoutError) and bool(getattr(exc, "_envknit_deadline", False)),
         "cext": cext,
         "refused": list(_newly_refused),
@@ -331,19 +304,6 @@ def _describe(exc: BaseException, request: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and every exception it was raised from or while handling (each once)."""
-    seen: list[BaseException] = []
-    todo = [exc]
-    while todo:
-        item = todo.pop()
-        if any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo += [e for e in (item.__cause__, item.__context__) if e is not None]
-    return seen
-
-
 def _cext_detail(exc: BaseException) -> str | None:
     """The text of the C-extension failure behind ``exc`` (None if there is none).
 
@@ -351,7 +311,7 @@ def _cext_detail(exc: BaseException) -> str | None:
     catches its extension's ImportError and raises its own), and so does CPython's refusal
     text in any message (a package that re-raises it without chaining).
     """
-    chain = _chain(exc)
+    chain = R.chain(exc)
     for item in chain:
         if getattr(item, "_envknit_cext", False):
             return str(item)
@@ -360,28 +320,6 @@ def _cext_detail(exc: BaseException) -> str | None:
         if CEXT_MARKER in text:
             return text
     return None
-
-
-def _strip_own_frames(exc: BaseException, seen: set[int]) -> None:
-    """Unlink this module's frames from ``exc``'s traceback and from those it chains to.
-
-    The guard's frames sit in the middle of an import's traceback (between the caller's code and
-    the import system), not only at its start, so every own frame is dropped, not just the
-    leading ones.
-    """
-    for item in _chain(exc):
-        if id(item) in seen:
-            continue
-        seen.add(id(item))
-        kept = []
-        frames = item.__traceback__
-        while frames is not None:
-            if not _is_own(frames.tb_frame.f_code.co_filename):
-                kept.append(frames)
-            frames = frames.tb_next
-        for i, here in enumerate(kept):
-            here.tb_next = kept[i + 1] if i + 1 < len(kept) else None
-        item.__traceback__ = kept[0] if kept else None
 
 
 def _set_path(env_dirs: list[str]) -> None:
@@ -401,7 +339,7 @@ def _set_path(env_dirs: list[str]) -> None:
         if not path or name == "__main__":
             continue
         path = os.path.normcase(os.path.abspath(path))
-        if path == _OWN_FILE:
+        if _is_own(path):
             continue
         if any(path.startswith(d + os.sep) for d in old_env) or not any(
             path.startswith(d + os.sep) for d in allowed

@@ -44,19 +44,21 @@ T = TypeVar("T")
 #   recorded (see _child._end_recorded_main_thread), which made the same experiment 24/24 clean.
 
 CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
+# The runner shared with the worker child; the child imports it as _envknit_runner.
+RUNNER_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_runner.py")
 
 # Fixed scripts: every variable part arrives as shared data bound in __main__. The adapter's
 # send_setup (appended) defines _envknit_send(text) over the interpreter's result queue.
 _BOOT_SCRIPT = """\
 import marshal as _envknit_ma, sys as _envknit_s
-_envknit_m = type(_envknit_s)("_envknit_child")
-_envknit_m.__file__ = __envknit_child_path__
-_envknit_s.modules["_envknit_child"] = _envknit_m
-exec(_envknit_ma.loads(__envknit_child_code__), _envknit_m.__dict__)
+for _envknit_n in ("runner", "child"):
+    _envknit_m = type(_envknit_s)("_envknit_" + _envknit_n)
+    _envknit_m.__file__ = globals().pop(f"__envknit_{_envknit_n}_path__")
+    _envknit_s.modules[_envknit_m.__name__] = _envknit_m
+    exec(_envknit_ma.loads(globals().pop(f"__envknit_{_envknit_n}_code__")), _envknit_m.__dict__)
 _envknit_m.bootstrap(__envknit_boot__)
 _envknit_handle = _envknit_m.handle
-del _envknit_ma, _envknit_s, _envknit_m, __envknit_child_path__, __envknit_child_code__
-del __envknit_boot__
+del _envknit_ma, _envknit_s, _envknit_m, _envknit_n, __envknit_boot__
 """
 # Appended after send_setup: one request = one call of _envknit_run(), which takes the request
 # text out of __main__ (so it is not kept alive), runs it and sends the answer. 3.12 compiles the
@@ -78,14 +80,14 @@ _BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_des
 
 
 @functools.cache
-def child_code() -> bytes:
-    """``_child.py`` compiled once by the host, marshalled for every new interpreter.
+def child_code(path: str) -> bytes:
+    """``_child.py`` or ``_runner.py`` compiled once by the host, marshalled for every new interpreter.
 
-    The child module is loaded from this file's directory as data, never through the host's
-    sys.path, and without compiling or reading it again per interpreter (milliseconds each).
+    The child loads from envknit's directory as data, never through the host's sys.path, and
+    without compiling or reading it again per interpreter (milliseconds each).
     """
-    with open(CHILD_PATH, encoding="utf-8") as source:
-        return marshal.dumps(compile(source.read(), CHILD_PATH, "exec"))
+    with open(path, encoding="utf-8") as source:
+        return marshal.dumps(compile(source.read(), path, "exec"))
 
 
 class Job:
@@ -180,8 +182,10 @@ class Driver:
             self._interp,
             adapter.prepare(_BOOT_SCRIPT + adapter.send_setup + _BOOT_TAIL),
             {
+                "__envknit_runner_path__": RUNNER_PATH,
+                "__envknit_runner_code__": child_code(RUNNER_PATH),
                 "__envknit_child_path__": CHILD_PATH,
-                "__envknit_child_code__": child_code(),
+                "__envknit_child_code__": child_code(CHILD_PATH),
                 "__envknit_boot__": json.dumps({**self._boot_config, "lane_key": _JSON.key}),
                 "__envknit_q__": self._queue,
             },

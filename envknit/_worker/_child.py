@@ -15,13 +15,13 @@ import os
 import signal
 import site
 import sys
-import traceback
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .. import _lane as L
+    from .. import _runner as R
     from . import _protocol as P
 else:
 
@@ -41,54 +41,22 @@ else:
     _HERE = os.path.dirname(os.path.abspath(__file__))
     P = _load("_envknit_worker_protocol", os.path.join(_HERE, "_protocol.py"))
     L = _load("_envknit_worker_lane", os.path.join(os.path.dirname(_HERE), "_lane.py"))
+    R = _load("_envknit_runner", os.path.join(os.path.dirname(_HERE), "_runner.py"))
 
 __all__ = ["Server", "main"]
 
-_THIS_FILE = os.path.abspath(__file__)
+#: Frames of this file (and of the shared runner) never show in a remote traceback.
+_OWN_FILES = (R.normalize(__file__),)
 _OPERATORS = frozenset((*P.BINARY_OPERATORS, *P.UNARY_OPERATORS, *P.COMPARISONS))
 _CONVERSIONS: dict[str, Callable[[Any], Any]] = {
     name: getattr(builtins, name) for name in P.CONVERSIONS
 }
 
 
-def _type_name(tp: type) -> str:
-    if tp.__module__ == "builtins":
-        return tp.__qualname__
-    return f"{tp.__module__}.{tp.__qualname__}"
-
-
-def _builtin_base(tp: type) -> str | None:
-    """The most derived builtin ``Exception`` subclass in ``tp``'s MRO (not Exception itself)."""
-    for cls in tp.__mro__:
-        if (
-            cls.__module__ == "builtins"
-            and cls is not Exception
-            and issubclass(cls, Exception)
-            and getattr(builtins, cls.__name__, None) is cls
-        ):
-            return str(cls.__name__)
-    return None
-
-
 def _describe_error(exc: BaseException) -> dict[str, Any]:
-    try:
-        message = str(exc)
-    except Exception as inner:  # noqa: BLE001 - a broken __str__ must not kill the worker
-        message = f"<str() failed: {type(inner).__name__}>"
-    frames = [
-        f
-        for f in traceback.extract_tb(exc.__traceback__)
-        if os.path.abspath(f.filename) != _THIS_FILE
-    ]
-    text = "Traceback (most recent call last):\n" if frames else ""
-    text += "".join(traceback.format_list(frames))
-    text += "".join(traceback.format_exception_only(type(exc), exc))
-    return {
-        "type": _type_name(type(exc)),
-        "message": message,
-        "traceback": text,
-        "builtin": _builtin_base(type(exc)),
-    }
+    report = R.report(exc, _OWN_FILES, chained=False)
+    report["builtin"] = R.builtin_base(type(exc))
+    return report
 
 
 class Server:
@@ -132,7 +100,7 @@ class Server:
         hid = self.next_handle
         self.next_handle += 1
         self.handles[hid] = value
-        ref: dict[str, Any] = {"$r": hid, "type": _type_name(type(value))}
+        ref: dict[str, Any] = {"$r": hid, "type": R.type_name(type(value))}
         if cache:
             ref["cache"] = True
         return ref
@@ -214,11 +182,8 @@ class Server:
         return self.result(func(*self.arg(msg["args"])))
 
     def op_eval_json(self, msg: dict[str, Any]) -> Any:
-        namespace: dict[str, Any] = {"__name__": "__envknit_eval__", "__builtins__": __builtins__}
-        namespace.update(self.arg(msg.get("inputs", {})))
-        code = compile(msg["code"], "<envknit eval_json>", "exec")
-        exec(code, namespace)
-        return self.plain(namespace.get("result"))
+        code = compile(msg["code"], R.SNIPPET_FILENAME, "exec")
+        return self.plain(R.run_snippet(code, self.arg(msg.get("inputs", {}))))
 
     def op_array(self, msg: dict[str, Any]) -> Any:
         """The object's data by value: an ndarray as itself (numpy.asarray() of anything
@@ -228,18 +193,11 @@ class Server:
         if numpy is not None and not isinstance(value, numpy.ndarray):
             value = numpy.asarray(value)
         elif not L.is_buffer(value):
-            raise TypeError(f"{_type_name(type(value))} has no data to fetch (no buffer)")
+            raise TypeError(f"{R.type_name(type(value))} has no data to fetch (no buffer)")
         return self.by_value(value)
 
     def op_call_target(self, msg: dict[str, Any]) -> Any:
-        module_name, sep, attr = str(msg["target"]).partition(":")
-        if not sep or not module_name or not attr:
-            raise ValueError(
-                f"target must look like 'package.module:function', got {msg['target']!r}"
-            )
-        func: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            func = getattr(func, part)
+        func = R.resolve(str(msg["target"]))
         return self.plain(func(*self.arg(msg.get("args", [])), **self.arg(msg.get("kwargs", {}))))
 
     def plain(self, value: Any) -> Any:
