@@ -99,7 +99,8 @@ def test_remote_exceptions_carry_type_message_and_traceback(
         assert err.remote_type == remote_type
         assert remote_type in str(err) and text in str(err)
         assert text in err.remote_traceback
-        assert "_child.py" not in err.remote_traceback  # envknit's own frames are hidden
+        # envknit's own frames (the child and the shared runner) are hidden
+        assert "_child.py" not in err.remote_traceback and "_runner.py" not in err.remote_traceback
         assert interp.eval_json("result = 'alive'") == "alive"
 
 
@@ -123,6 +124,12 @@ def test_call_imports_and_calls_a_function() -> None:
         assert info.value.remote_type == "AttributeError"
         with pytest.raises(SubInterpreterError, match=r"package\.module:function"):
             interp.call("json.dumps")
+        with pytest.raises(SubInterpreterError) as info:
+            interp.call("json:loads", "{")
+        # the remote traceback starts at the called function, not in envknit's runner
+        first = info.value.remote_traceback.split('  File "', 2)[1]
+        assert first.split('"')[0].endswith("json/__init__.py")
+        assert "_runner.py" not in info.value.remote_traceback
 
 
 @gen2

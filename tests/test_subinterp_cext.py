@@ -214,7 +214,7 @@ def test_tracebacks_hold_no_envknit_frames(
             interp.eval_json("def load():\n    import cx_tb\nload()")
     text = info.value.remote_traceback
     assert "in load" in text and "fake_CAPI" in text
-    assert "_child.py" not in text and "_subinterp" not in text
+    assert "_child.py" not in text and "_subinterp" not in text and "_runner.py" not in text
 
 
 def test_a_module_the_probe_did_not_reach_is_probed_on_its_own(

@@ -104,7 +104,8 @@ def test_remote_builtin_error_keeps_type_message_and_traceback(demo: Path) -> No
         assert err.remote_message == "bad value"
         assert "in fail" in err.remote_traceback
         assert "demo/core.py" in err.remote_traceback
-        assert "_child.py" not in err.remote_traceback  # the worker's own frames are left out
+        # the worker's own frames (the child and the shared runner) are left out
+        assert "_child.py" not in err.remote_traceback and "_runner.py" not in err.remote_traceback
         with pytest.raises(KeyError):
             mod.fail("KeyError", "k")
         with pytest.raises(FileNotFoundError) as oserr:

@@ -47,11 +47,20 @@ def test_remote_errors_keep_type_and_traceback(lock: Path) -> None:
         fallback.eval_json(lock, "default", "result = 1 / zero", {"zero": 0}, None)
     assert isinstance(info.value, WorkerRemoteError)
     assert info.value.remote_type == "ZeroDivisionError"
-    assert "<envknit eval_json>" in info.value.remote_traceback
+    # the remote traceback starts at the caller's code, not in envknit's runner
+    assert info.value.remote_traceback.split('  File "', 2)[1].startswith("<envknit eval_json>")
+    assert "_runner.py" not in info.value.remote_traceback
     with pytest.raises(ValueError, match=r"package\.module:function"):
         fallback.call(lock, "default", "no_colon", [], {}, None)
     with pytest.raises(ModuleNotFoundError):
         fallback.call(lock, "default", "not_there:f", [], {}, None)
+    with pytest.raises(KeyError) as called:
+        fallback.call(lock, "default", "demo.core:fail", ["KeyError", "k"], {}, None)
+    assert isinstance(called.value, WorkerRemoteError)
+    # the remote traceback starts at the called function, not in envknit's runner
+    first = called.value.remote_traceback.split('  File "', 2)[1]
+    assert first.split('"')[0].endswith("demo/core.py")
+    assert "_runner.py" not in called.value.remote_traceback
 
 
 def test_timeout_and_unknown_environment(lock: Path) -> None:
