@@ -18,7 +18,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("envknit.errors", "envknit._version"),
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
-        "envknit.nodes", "envknit._lane",
+        "envknit.nodes", "envknit._lane", "envknit._runner",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv": ("envknit._uv",),
