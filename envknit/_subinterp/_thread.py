@@ -43,9 +43,10 @@ T = TypeVar("T")
 #   (measured on 3.12.1): the child's before_destroy() releases what threading
 #   recorded (see _child._end_recorded_main_thread), which made the same experiment 24/24 clean.
 
-CHILD_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_child.py")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+CHILD_PATH = os.path.join(_HERE, "_child.py")
 # The runner shared with the worker child; the child imports it as _envknit_runner.
-RUNNER_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "_runner.py")
+RUNNER_PATH = os.path.join(os.path.dirname(_HERE), "_runner.py")
 
 # Fixed scripts: every variable part arrives as shared data bound in __main__. The adapter's
 # send_setup (appended) defines _envknit_send(text) over the interpreter's result queue.
@@ -81,10 +82,10 @@ _BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_des
 
 @functools.cache
 def child_code(path: str) -> bytes:
-    """``_child.py`` or ``_runner.py`` compiled once by the host, marshalled for every new interpreter.
+    """``_child.py`` or ``_runner.py`` compiled once by the host, marshalled for each interpreter.
 
-    The child loads from envknit's directory as data, never through the host's sys.path, and
-    without compiling or reading it again per interpreter (milliseconds each).
+    Both load from envknit's directory as data, never through the host's sys.path, and without
+    compiling or reading them again per interpreter (milliseconds each).
     """
     with open(path, encoding="utf-8") as source:
         return marshal.dumps(compile(source.read(), path, "exec"))

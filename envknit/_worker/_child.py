@@ -20,8 +20,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .. import _lane as L
-    from .. import _runner as R
+    from .. import _lane as L, _runner as R
     from . import _protocol as P
 else:
 
