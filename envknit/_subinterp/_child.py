@@ -1,6 +1,7 @@
 """Runs INSIDE an envknit sub-interpreter: isolates sys.path, runs requests, answers in JSON.
 
 Standard library only. The host loads this file by path (never through its own ``sys.path``),
+after the runner it shares with the worker child (``envknit/_runner.py``, as ``_envknit_runner``),
 calls ``bootstrap`` once, then ``handle`` once per request. Requests and answers are JSON
 strings; code and values are never spliced into source text.
 """

@@ -49,7 +49,8 @@ CHILD_PATH = os.path.join(_HERE, "_child.py")
 RUNNER_PATH = os.path.join(os.path.dirname(_HERE), "_runner.py")
 
 # Fixed scripts: every variable part arrives as shared data bound in __main__. The adapter's
-# send_setup (appended) defines _envknit_send(text) over the interpreter's result queue.
+# send_setup (appended) defines _envknit_send(text) over the interpreter's result queue. The boot
+# script installs the runner before the child, which imports it.
 _BOOT_SCRIPT = """\
 import marshal as _envknit_ma, sys as _envknit_s
 for _envknit_n in ("runner", "child"):
