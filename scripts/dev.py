@@ -82,12 +82,21 @@ def ensure_venv(ver: str, base: Path, extras: str) -> Path:
     log(f"setting up {venv} ({base})")
     if venv.exists():
         shutil.rmtree(venv)
-    subprocess.run([str(base), "-m", "venv", str(venv)], check=True)
+    quiet([str(base), "-m", "venv", str(venv)])
     pip = [str(py), "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "install", "-U", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[{extras}]"], check=True)
+    quiet([*pip, "install", "-U", "pip"])
+    quiet([*pip, "install", "-e", f"{ROOT}[{extras}]"])
     stamp_file.write_text(stamp)
     return py
+
+
+def quiet(cmd: list[str]) -> None:
+    """Run an installer step with its output captured: shown only if the step fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+        sys.exit(f"[dev] failed (exit status {proc.returncode}): {' '.join(cmd)}")
 
 
 def setup(interpreters: dict[str, Path]) -> dict[str, Path]:
