@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Developer entry point: set up per-Python virtual environments, run the demo or the tests.
 
-    python3 scripts/dev.py demo     # the main job: a demo of hard isolation (needs CPython 3.12+)
+    python3 scripts/dev.py demo     # the main job: a demo of hard isolation (needs CPython 3.12+),
+                                    # then the same on real packages when PyPI is reachable
     python3 scripts/dev.py test     # ruff + mypy, then the whole suite on every CPython 3.10-3.13
     python3 scripts/dev.py bench    # the benchmarks (bench/), printed as medians and ratios
 
@@ -177,9 +178,15 @@ def gen2_python() -> Path:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     py = gen2_python()
-    return subprocess.run(
+    rc = subprocess.run(
         [str(py), str(ROOT / "scripts" / "demo_hard_isolation.py"), *args.rest],
         cwd=ROOT, check=False,
+    ).returncode
+    if rc or args.offline:
+        return rc
+    # the same ideas on real packages from the index (skipped with a note when offline)
+    return subprocess.run(
+        [str(py), str(ROOT / "scripts" / "demo_pypi.py")], cwd=ROOT, check=False
     ).returncode
 
 
@@ -202,7 +209,8 @@ def main() -> int:
     t.add_argument("--no-lint", action="store_true", help="skip ruff and mypy")
     t.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     t.set_defaults(func=cmd_test)
-    d = sub.add_parser("demo", help="the hard-isolation demo")
+    d = sub.add_parser("demo", help="the hard-isolation demo, then real packages if online")
+    d.add_argument("--offline", action="store_true", help="only the demo on toy packages")
     d.add_argument("rest", nargs="*")
     d.set_defaults(func=cmd_demo)
     b = sub.add_parser("bench", help="the benchmarks")
