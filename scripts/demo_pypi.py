@@ -10,6 +10,7 @@ Needs CPython 3.12+.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -40,9 +41,9 @@ def envknit_cli(*args: str, cwd: Path) -> None:
     """Run ``envknit ARGS`` as a user would, echoing the command and its output."""
     print(f"   $ envknit {' '.join(args)}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "envknit", *args], cwd=cwd,
-                          capture_output=True, text=True, check=False)
-    for line in (proc.stdout + proc.stderr).splitlines():
+    proc = subprocess.run([sys.executable, "-m", "envknit", *args], cwd=cwd, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    for line in proc.stdout.splitlines():
         print(f"     {line}")
     if proc.returncode != 0:
         raise SystemExit(f"envknit {' '.join(args)} failed (exit status {proc.returncode})")
@@ -79,8 +80,9 @@ def main() -> int:
 
         lock = project / "envknit.lock.yaml"
         show(f"8. attrs {OLD} and {NEW} side by side: two sub-interpreters, one process")
-        code = ("import attrs\n@attrs.define\nclass Point:\n    x: int\n    y: int\n"
-                "result = [attrs.__version__, attrs.asdict(Point(1, 2))]")
+        code = ("import attrs, importlib.metadata\n"
+                "@attrs.define\nclass Point:\n    x: int\n    y: int\n"
+                "result = [importlib.metadata.version('attrs'), attrs.asdict(Point(1, 2))]")
         with envknit.SubInterpreterEnv("old") as old, envknit.SubInterpreterEnv("new") as new:
             old.configure_from_lock(lock, env_name="default")
             new.configure_from_lock(lock, env_name="new")
@@ -91,27 +93,28 @@ def main() -> int:
         show("9. the same two versions routed by context in this interpreter (Gen 1)")
         envknit.configure_from_lock(lock)
         for version in (OLD, NEW):
-            with envknit.use("attrs", version) as attrs:
-                print(f"   with envknit.use('attrs', {version!r}): import attrs -> "
-                      f"{attrs.__version__}")
+            with envknit.use("attrs", version):
+                import attrs
 
-        show(f"10. numpy {NUMPY}: its C extension refuses sub-interpreters, so it runs in a worker")
-        with envknit.SubInterpreterEnv("np", fallback="worker") as interp:
-            interp.configure_from_lock(lock, env_name="np")
-            try:
-                interp.try_import("numpy", raise_on_cext=True)
-            except envknit.CExtIncompatibleError as exc:
-                print(f"   try_import('numpy', raise_on_cext=True) -> {type(exc).__name__}")
-            answer = interp.eval_json(
-                "import numpy, os\n"
-                "result = {'numpy': numpy.__version__, 'pid': os.getpid(),"
-                " 'sums': numpy.arange(6).reshape(2, 3).sum(axis=1).tolist()}"
-            )
-            print(f"   eval_json with fallback='worker' -> {answer} "
-                  f"(this process is {os.getpid()})")
+                where = Path(attrs.__file__ or "").relative_to(home)
+                print(f"   with envknit.use('attrs', {version!r}): import attrs -> "
+                      f"{importlib.metadata.version('attrs')} from $ENVKNIT_HOME/{where}")
+
+        show(f"10. numpy {NUMPY}: compiled, so it can't be loaded twice here; routed to a worker")
+        try:
+            with envknit.use("numpy", NUMPY):
+                pass
+        except envknit.CExtensionError as exc:
+            print(f"   envknit.use('numpy', {NUMPY!r}) -> {type(exc).__name__} "
+                  f"(an extension module loads once per process)")
+        with envknit.use("numpy", NUMPY, auto_worker=True) as np:
+            print(f"   with envknit.use('numpy', {NUMPY!r}, auto_worker=True) as np:")
+            print(f"       np.arange(6).reshape(2, 3).sum(axis=1).tolist() -> "
+                  f"{np.arange(6).reshape(2, 3).sum(axis=1).tolist()}")
+            print(f"       np.linspace(0, 1, 5).tolist() -> {np.linspace(0, 1, 5).tolist()}")
         with envknit.worker("numpy", NUMPY) as np:
-            print(f"   envknit.worker('numpy', {NUMPY!r}): np.linspace(0, 1, 5).tolist() -> "
-                  f"{np.linspace(0, 1, 5).tolist()}")
+            print(f"   envknit.worker('numpy', {NUMPY!r}): the same worker process, reused -> "
+                  f"np.__version__ = {np.__version__!r}")
     print(f"\n(real-package part: {time.perf_counter() - started:.1f} s)")
     return 0
 

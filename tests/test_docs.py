@@ -31,7 +31,7 @@ def doc_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_doc_wheels(tmp_path_factory.mktemp("doc-wheels"))
 
 
-def test_readme_walkthrough_walkthrough(doc_wheels: Path, tmp_path: Path, envknit_home: Path) -> None:
+def test_readme_walkthrough(doc_wheels: Path, tmp_path: Path, envknit_home: Path) -> None:
     project = tmp_path / "project"
     project.mkdir()
     env = doc_env(doc_wheels, tmp_path, envknit_home, ENVKNIT.parent)
