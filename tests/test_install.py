@@ -28,7 +28,13 @@ from tests._docwalk import (
     walk,
 )
 
-pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_readme_lists_the_three_installs() -> None:
+    lines = readme_install_lines()
+    assert sorted(lines) == ["clone", "git", "tool"], lines
+    assert all("./envknit" in lines[k].command for k in ("clone", "tool")), lines
 
 _IGNORE = shutil.ignore_patterns(
     ".venvs", ".git", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"
@@ -75,12 +81,8 @@ def assert_version(envknit: Path) -> None:
     assert out.strip() == f"envknit {__version__}"
 
 
-def test_readme_lists_the_three_installs() -> None:
-    lines = readme_install_lines()
-    assert sorted(lines) == ["clone", "git", "tool"], lines
-    assert all("./envknit" in lines[k].command for k in ("clone", "tool")), lines
-
-
+@pytest.mark.network
+@pytest.mark.slow
 def test_pip_install_from_a_clone_then_the_example_offline(
     clone: Path, tmp_path: Path, envknit_home: Path
 ) -> None:
@@ -104,6 +106,8 @@ def test_pip_install_from_a_clone_then_the_example_offline(
     assert len(ran) >= (7 if sys.version_info >= (3, 12) else 6), ran
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_pip_install_from_a_git_url(clone: Path, tmp_path: Path) -> None:
     git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
@@ -119,6 +123,8 @@ def test_pip_install_from_a_git_url(clone: Path, tmp_path: Path) -> None:
     assert_version(bindir / "envknit")
 
 
+@pytest.mark.network
+@pytest.mark.slow
 def test_uv_tool_install(clone: Path, tmp_path: Path) -> None:
     tools, toolbin = tmp_path / "tools", tmp_path / "toolbin"
     env = online_env(tmp_path, Path(sys.executable).parent)  # uv comes with envknit
