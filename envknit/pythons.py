@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .errors import InterpreterNotFoundError
 
-__all__ = ["candidate_pythons", "find_python", "interpreter_version"]
+__all__ = ["candidate_pythons", "find_python", "interpreter_version", "search_places"]
 
 _VERSION_DIR = re.compile(r"^(?:cpython-)?(\d+)\.(\d+)(?:\.(\d+))?")
 
@@ -33,6 +33,15 @@ def _uv_python_dirs() -> list[Path]:
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     dirs.append(Path(data) / "uv" / "python")
     return dirs
+
+
+def search_places(version: str) -> list[str]:
+    """Where ``candidate_pythons(version)`` looks, for people: PATH names, then folders."""
+    major_minor = ".".join(version.split(".")[:2])
+    places = [f"PATH (python{major_minor}, python3, python)",
+              f"pyenv ({_pyenv_root() / 'versions'})"]
+    places.append("uv-managed (" + ", ".join(str(d) for d in _uv_python_dirs()) + ")")
+    return places
 
 
 def candidate_pythons(version: str) -> Iterator[Path]:
@@ -85,7 +94,7 @@ def find_python(version: str | None = None) -> Path:
     if not version:
         return Path(sys.executable)
     wanted = tuple(int(p) for p in version.split("."))
-    searched: list[str] = []
+    seen: list[str] = []
     for path in candidate_pythons(version):
         if str(path) == sys.executable:  # no need to start the running interpreter again
             found: tuple[int, int, int] | None = (
@@ -93,7 +102,7 @@ def find_python(version: str | None = None) -> Path:
             )
         else:
             found = interpreter_version(str(path))
-        searched.append(str(path))
         if found is not None and found[: len(wanted)] == wanted:
             return path
-    raise InterpreterNotFoundError(version, searched)
+        seen.append(f"{path} ({'.'.join(map(str, found)) if found else 'not CPython'})")
+    raise InterpreterNotFoundError(version, seen, places=search_places(version))
