@@ -1,6 +1,7 @@
 """Ray runtime environments that reproduce a locked environment exactly, on any node.
 
-Needs the optional extra ``envknit[ray]``; this is the only envknit module that imports ``ray``.
+Needs the optional extra ``ray`` (``pip install './envknit[ray]'`` from a clone); this is the
+only envknit module that imports ``ray``.
 
 ::
 
@@ -44,13 +45,15 @@ def _check_ray() -> None:
         import ray
     except ImportError:
         raise UnsupportedPlatformError(
-            "envknit.ray needs Ray: pip install 'envknit[ray]'"
+            "envknit.ray needs Ray: install envknit with its 'ray' extra, e.g. "
+            "pip install './envknit[ray]' from a clone (README, Install)"
         ) from None
     found = str(getattr(ray, "__version__", "0"))
     if Version(found) < Version(MIN_RAY_VERSION):
         raise UnsupportedPlatformError(
             f"envknit.ray needs Ray >= {MIN_RAY_VERSION} (its 'uv' runtime_env field with "
-            f"install options); this is Ray {found}: pip install 'envknit[ray]'"
+            f"install options); this is Ray {found}: install envknit with its 'ray' extra, e.g. "
+            "pip install './envknit[ray]' from a clone (README, Install)"
         )
 
 
