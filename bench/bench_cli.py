@@ -4,8 +4,9 @@
     python bench/bench_cli.py [--repeat N] [--packages N]
 
 Offline: the script builds its own wheels (pure Python, a few hundred KB each) in a temporary
-folder and points uv at them (UV_FIND_LINKS, UV_NO_INDEX). Every figure is a median of
-repeated runs, printed with the baseline measured in the same run and the ratio.
+folder and points uv at them (UV_FIND_LINKS, and UV_OFFLINE=1 so that no index is asked). Every
+figure is a median of repeated runs, printed with the baseline measured in the same run and the
+ratio.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         names = make_wheels(tmp / "wheels", args.packages)
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL"))}
-        base_env.update(UV_FIND_LINKS=str(tmp / "wheels"), UV_NO_INDEX="1",
+        base_env.update(UV_FIND_LINKS=str(tmp / "wheels"), UV_OFFLINE="1",
                         UV_PYTHON_DOWNLOADS="never")
         project = tmp / "project"
         project.mkdir()

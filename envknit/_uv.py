@@ -1,24 +1,30 @@
 """The only module that spawns uv: resolving an environment and installing single files.
 
 uv comes from the ``uv`` PyPI package (a dependency). Its own environment variables
-(``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``, ``UV_CACHE_DIR``...)
-pass through unchanged; uv is always told never to download a Python.
+(``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``, ``UV_CACHE_DIR``...) pass through (a
+relative ``UV_FIND_LINKS`` folder is made absolute: uv may run elsewhere); ``UvOptions`` adds
+what the command line says (``--find-links``, ``--no-index``, ``--offline``, ``--no-build``).
+uv is always told never to download a Python.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TextIO
 
 from ._uv_output import parse_pylock, parse_requirements_txt
 from .errors import IntegrityError, ResolverError
 
 __all__ = [
     "ResolvedPackage",
+    "UvOptions",
     "clean_cache",
     "compile_environment",
     "install_pinned",
@@ -27,6 +33,31 @@ __all__ = [
     "uv_version",
 ]
 _MAIN_INPUT = "main.in"  # the requirements file of an environment's ``packages``
+# uv 0.13's hint when --no-build leaves a package without a usable file
+_NO_BUILD_RE = re.compile(r"Wheels are required for `([^`]+)` because building from source")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UvOptions:
+    """What the command line adds to uv's own settings: where files come from, and builds.
+
+    ``find_links`` are absolute folders (or URLs); ``no_index`` keeps uv to them, ``offline``
+    keeps it off the network (its cache and local folders only), ``no_build`` refuses to build
+    an sdist.
+    """
+
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+    offline: bool = False
+    no_build: bool = False
+
+    def args(self) -> list[str]:
+        out: list[str] = []
+        for link in self.find_links:
+            out += ["--find-links", link]
+        out += [flag for flag, on in (("--no-index", self.no_index), ("--offline", self.offline),
+                                      ("--no-build", self.no_build)) if on]
+        return out
 
 
 @lru_cache(maxsize=1)
@@ -47,18 +78,37 @@ def uv_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["UV_PYTHON_DOWNLOADS"] = "never"
     env.pop("VIRTUAL_ENV", None)  # --python / --target choose the interpreter, not the shell
+    if env.get("UV_FIND_LINKS"):
+        # uv resolves in a temporary folder: './wheels' must mean the user's folder
+        env["UV_FIND_LINKS"] = ",".join(
+            link if "://" in link or not link.strip() else os.path.abspath(link.strip())
+            for link in env["UV_FIND_LINKS"].split(",")
+        )
     env.update(extra or {})
     return env
 
 
 def _run(
-    args: Sequence[str], what: str, cwd: Path | None = None
+    args: Sequence[str],
+    what: str,
+    cwd: Path | None = None,
+    *,
+    show: tuple[str, TextIO] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """Run uv; ``show`` = (label, stream): show that ``label`` runs until uv is done."""
     cmd = [uv_bin(), *args]
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=uv_environ(), cwd=cwd, check=False
-        )
+        if show is None:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, env=uv_environ(), cwd=cwd, check=False
+            )
+        else:
+            from ._progress import wait_with_progress
+
+            with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=uv_environ(), cwd=cwd) as child:
+                out, err = wait_with_progress(child, show[0], stream=show[1])
+            proc = subprocess.CompletedProcess(cmd, child.returncode, out, err)
     except OSError as exc:
         raise ResolverError(f"cannot run uv ({cmd[0]}): {exc.strerror}") from None
     if proc.returncode != 0:
@@ -101,6 +151,7 @@ def compile_environment(
     *,
     python: Path,
     python_version: str,
+    options: UvOptions | None = None,
 ) -> list[ResolvedPackage]:
     """Resolve ``packages`` + ``dev_packages`` for ``python_version`` with hashes, via uv.
 
@@ -111,19 +162,32 @@ def compile_environment(
     """
     import tempfile  # here: install and run, which do not resolve, skip its imports
 
+    options = options or UvOptions()
     with tempfile.TemporaryDirectory(prefix="envknit-lock-") as tmp:
         folder = Path(tmp)
         (folder / _MAIN_INPUT).write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")
         (folder / "dev.in").write_text("".join(f"{r}\n" for r in dev_packages), encoding="utf-8")
         common = [
             "--python", str(python), "--python-version", python_version,
-            "--generate-hashes", "--no-header", "--quiet",
+            "--generate-hashes", "--no-header", "--quiet", *options.args(),
         ]
         what = f"resolving for Python {python_version}"
-        out = _run(
-            ["pip", "compile", *common, "--annotation-style", "split", _MAIN_INPUT, "dev.in"],
-            what, cwd=folder,
-        ).stdout
+        try:
+            out = _run(
+                ["pip", "compile", *common, "--annotation-style", "split", _MAIN_INPUT,
+                 "dev.in"],
+                what, cwd=folder,
+            ).stdout
+        except ResolverError as exc:
+            needs_build = _NO_BUILD_RE.search(str(exc)) if options.no_build else None
+            if needs_build is None:
+                raise
+            raise ResolverError(
+                f"no wheel for {needs_build[1]} fits Python {python_version} on this platform "
+                "and --no-build refuses to build it from source: lock without --no-build (the "
+                f"lock then says what 'envknit install' will build), or require a version of "
+                f"{needs_build[1]} that has wheels"
+            ) from None
         pins = parse_requirements_txt(out)
         if not pins:
             return []
@@ -160,15 +224,23 @@ def compile_environment(
 
 
 def install_pinned(
-    pins: Sequence[tuple[str, str, str]], *, python: Path, target: Path
-) -> None:
+    pins: Sequence[tuple[str, str, str]],
+    *,
+    python: Path,
+    target: Path,
+    options: UvOptions | None = None,
+    builds: Sequence[str] = (),
+    show: TextIO | None = None,
+) -> float:
     """Install exactly the files ``(name, version, sha256)`` into ``target`` in one uv run.
 
     ``--no-deps`` and ``--require-hashes``: uv refuses any other file and any dependency. uv
     installs the files in parallel. ``--link-mode copy``: the store must not share inodes with
     uv's cache (uv's default hard links, and ``clone``, which falls back to hard links on ext4),
     or whatever edits one (a CA-injection step appending to certifi's ``cacert.pem``) edits
-    the other. It overrides a ``UV_LINK_MODE`` of the user's.
+    the other. It overrides a ``UV_LINK_MODE`` of the user's. ``builds`` names the pins that
+    come from an sdist; while uv runs, ``show`` (a stream) then shows that they are being
+    built, with the elapsed time. Returns how long uv ran, in seconds.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     reqs = target.parent / f"{target.name}.requirements.txt"
@@ -177,14 +249,20 @@ def install_pinned(
         encoding="utf-8",
     )
     what = "installing " + ", ".join(f"{name}=={version}" for name, version, _ in pins)
+    options = options or UvOptions()
+    label = f"building {', '.join(builds)} from source"
+    start = time.monotonic()
     try:
         _run(
             ["pip", "install", "--no-deps", "--require-hashes", "--quiet", "--link-mode", "copy",
+             *options.args(),
              "--python", str(python), "--target", str(target), "-r", str(reqs)],
             what,
+            show=(label, show) if builds and show is not None else None,
         )
     finally:
         reqs.unlink(missing_ok=True)
+    return time.monotonic() - start
 
 
 def clean_cache(names: Sequence[str]) -> None:

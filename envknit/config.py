@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._wording import no_config
 from ._yamlfile import read_yaml
 from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError, quoted
 from .names import normalize_name, validate_env_name, validate_python_version
@@ -265,9 +266,7 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path:
         candidate = folder / CONFIG_FILENAME
         if candidate.is_file():
             return candidate
-    raise ConfigError(
-        f"no {CONFIG_FILENAME} in {here} or any parent directory; run 'envknit init' to create one"
-    )
+    raise ConfigError(no_config(str(here)))
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

@@ -16,6 +16,7 @@
     ├── UnsupportedPlatformError (RuntimeError) a feature this Python cannot provide
     ├── ClusterMismatchError (RuntimeError)    a locked environment the Ray cluster cannot run
     ├── NodeNotFoundError (LookupError)        no installed Node matches an env's node_version
+    ├── TargetPythonError (RuntimeError)       an environment built for another Python, loaded here
     ├── RemoteError (RuntimeError)             an exception raised on the other side of a boundary
     │   ├── SubInterpreterError                ... inside a sub-interpreter
     │   └── WorkerRemoteError                  ... inside a worker process
@@ -33,6 +34,10 @@
 
 Leaf errors also derive from the builtin whose meaning they carry, so ``except ImportError``
 keeps working. Errors carry structured fields and build their message from them.
+
+Warnings: ``EnvknitWarning`` (a ``UserWarning``) > ``TargetPythonWarning``: an environment
+locked for another Python, loaded here because everything in it can load (it was resolved for
+that Python, though).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ __all__ = [
     "InterpreterClosedError", "InterpreterNotFoundError", "InvalidNameError", "LockError",
     "LockSchemaError", "MessageTooLargeError", "NodeNotFoundError", "ProtocolError",
     "RemoteError", "ResolverError", "StoreError", "StrictModeError", "SubInterpreterError",
-    "UnknownEnvironmentError",
+    "TargetPythonError", "UnknownEnvironmentError", "EnvknitWarning", "TargetPythonWarning",
     "UnsupportedPlatformError", "VersionNotInstalledError", "WorkerCrashedError", "WorkerError",
     "WorkerRemoteError",
 ]
@@ -178,17 +183,87 @@ class ResolverError(EnvknitError):
 
 
 class InterpreterNotFoundError(EnvknitError, LookupError):
-    """No Python interpreter of the requested version could be found."""
+    """No Python interpreter of the requested version could be found.
 
-    def __init__(self, version: str, searched: Sequence[str] = ()):
+    ``places`` says where envknit looked, ``searched`` the interpreters it found there (none of
+    them the wanted version).
+    """
+
+    def __init__(
+        self, version: str, searched: Sequence[str] = (), *, places: Sequence[str] = ()
+    ):
         self.version = version
         self.searched = tuple(searched)
-        where = "; searched: " + ", ".join(self.searched) if self.searched else ""
-        super().__init__(f"no Python {version} interpreter found (PATH, pyenv, uv-managed){where}")
+        self.places = tuple(places)
+        where = "; searched " + ", ".join(self.places) if self.places else ""
+        seen = "; found only " + ", ".join(self.searched) if self.searched else ""
+        super().__init__(
+            f"no Python {version} interpreter found{where}{seen}; install it "
+            f"('pyenv install {version}' or 'uv python install {version}'; envknit never "
+            "downloads one)"
+        )
 
 
 class UnsupportedPlatformError(EnvknitError, RuntimeError):
     """The running Python cannot provide the requested feature."""
+
+
+def _py(version: tuple[int, int]) -> str:
+    return f"{version[0]}.{version[1]}"
+
+
+def _relock_advice(env: str, running: tuple[int, int]) -> str:
+    here = _py(running)
+    return (f"re-lock it for Python {here} (python_version: \"{here}\" for '{env}' in "
+            f"envknit.yaml, then 'envknit lock --env {env}' and 'envknit install --env {env}'), "
+            f"or add an environment for {here}")
+
+
+class TargetPythonError(EnvknitError, RuntimeError):
+    """An environment whose installed packages were built for its target Python, not this one."""
+
+    def __init__(
+        self, *, env: str, lock_path: str, target: tuple[int, int], running: tuple[int, int],
+        foreign: Sequence[str],
+    ):
+        self.env = env
+        self.lock_path = lock_path
+        self.target = target
+        self.running = running
+        self.foreign = tuple(foreign)
+        verb = "is" if len(self.foreign) == 1 else "are"
+        super().__init__(
+            f"{lock_path}: environment '{env}' targets Python {_py(target)}, this is Python "
+            f"{_py(running)}: {', '.join(self.foreign)} {verb} installed for Python "
+            f"{_py(target)} only and cannot load here; {_relock_advice(env, running)}, or use "
+            "envknit.worker(), which runs the environment's own Python"
+        )
+
+
+class EnvknitWarning(UserWarning):
+    """Root of the warnings envknit issues."""
+
+    __module__ = "envknit"
+
+
+class TargetPythonWarning(EnvknitWarning):
+    """An environment locked for another Python, loaded here: it loads, but was resolved for
+    that Python (dependency markers and wheels may differ on this one)."""
+
+    __module__ = "envknit"
+
+    def __init__(
+        self, *, env: str, lock_path: str, target: tuple[int, int], running: tuple[int, int]
+    ):
+        self.env = env
+        self.lock_path = lock_path
+        self.target = target
+        self.running = running
+        super().__init__(
+            f"{lock_path}: environment '{env}' targets Python {_py(target)}, this is Python "
+            f"{_py(running)}; its packages load here, but they were resolved for "
+            f"{_py(target)}: {_relock_advice(env, running)}"
+        )
 
 
 class RemoteError(EnvknitError, RuntimeError):

@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable
 
 from . import _uv
 from .config import EnvironmentConfig, config_hash
+from .errors import ResolverError
 from .lock import DistFile, Lock, LockedEnvironment, LockedPackage
 from .names import python_tuple
 from .pythons import find_python
 
-__all__ = ["lock_environment", "lock_environments"]
+__all__ = ["lock_environment", "lock_environments", "needs_build"]
 
 
 def _dev_only(resolved: list[_uv.ResolvedPackage], children: dict[str, set[str]]) -> set[str]:
@@ -26,13 +27,19 @@ def _dev_only(resolved: list[_uv.ResolvedPackage], children: dict[str, set[str]]
     return {r.name for r in resolved} - reachable
 
 
-def lock_environment(env: EnvironmentConfig) -> LockedEnvironment:
+def lock_environment(
+    env: EnvironmentConfig, options: _uv.UvOptions | None = None
+) -> LockedEnvironment:
     """Resolve one environment with uv into its locked form (dev-only packages marked)."""
     python_version = env.python_version or "{}.{}".format(*python_tuple(None))
     python = find_python(python_version)
-    resolved = _uv.compile_environment(
-        env.packages, env.dev_packages, python=python, python_version=python_version
-    )
+    try:
+        resolved = _uv.compile_environment(
+            env.packages, env.dev_packages, python=python, python_version=python_version,
+            options=options,
+        )
+    except ResolverError as exc:
+        raise ResolverError(f"{env.name}: {exc}") from None
     children: dict[str, set[str]] = {r.name: set() for r in resolved}
     for r in resolved:
         for parent in r.required_by:
@@ -64,12 +71,18 @@ def lock_environments(
     *,
     base: Lock | None = None,
     progress: Callable[[str], None] | None = None,
+    options: _uv.UvOptions | None = None,
 ) -> Lock:
     """Lock ``envs``; the other environments of ``base`` (if given) are kept as they are."""
     say = progress or (lambda _msg: None)
     locked = []
     for env in envs:
         say(f"resolving {env.name} ...")
-        locked.append(lock_environment(env))
+        locked.append(lock_environment(env, options))
     lock = (base or Lock()).with_environments(locked)
     return dataclasses.replace(lock, resolver_version=_uv.uv_version())
+
+
+def needs_build(env: LockedEnvironment) -> list[LockedPackage]:
+    """The packages of ``env`` locked without a wheel: only an sdist fits its Python here."""
+    return [p for p in env.packages if not any(f.name.endswith(".whl") for f in p.files)]

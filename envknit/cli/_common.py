@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import EnvknitError
 from ..lock import LOCK_FILENAME, Lock, LockedEnvironment, load_lock
 
 if TYPE_CHECKING:
+    import argparse
+
+    from .._uv import UvOptions
     from ..config import Config
 
-__all__ = ["Project", "load_project"]
+__all__ = ["Project", "load_project", "uv_options"]
 
 
 class Project:
@@ -48,3 +52,21 @@ def load_project() -> Project:
     from ..config import find_config
 
     return Project(find_config())
+
+
+def uv_options(args: argparse.Namespace) -> UvOptions:
+    """``--find-links DIR`` (made absolute: uv runs elsewhere), ``--no-index``, ``--offline``,
+    ``--no-build`` as uv options; a folder that does not exist is an error."""
+    from .._uv import UvOptions
+
+    links = []
+    for link in args.find_links or ():
+        if "://" in link:
+            links.append(link)
+            continue
+        path = Path(link).expanduser()
+        if not path.is_dir():
+            raise EnvknitError(f"--find-links {link!r}: no such directory")
+        links.append(str(path.resolve()))
+    return UvOptions(find_links=tuple(links), no_index=args.no_index, offline=args.offline,
+                     no_build=args.no_build)

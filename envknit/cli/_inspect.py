@@ -165,6 +165,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     lock = project.lock() if project.lock_path.exists() else None
     stale = _stale_reasons(project, lock) if lock is not None else {}
     names = sorted(set(project.config.environments) | set(lock.environments if lock else ()))
+    print(f"envknit runs on Python {sys.version.split()[0]} ({sys.executable}); 'envknit run' "
+          "and workers use each environment's own Python:")
     for name in names:
         env = lock.environments.get(name) if lock is not None else None
         if env is None:
@@ -179,7 +181,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             mark = "installed" if here else "MISSING"
             rows.append(f"  {pkg.name} {pkg.version}{' (dev)' if pkg.dev else ''}: {mark}")
         fresh = f"STALE: {stale[name]} (run 'envknit lock')" if name in stale else "up to date"
-        print(f"{name}: Python {env.python_version}, {len(env.packages)} locked, "
+        try:
+            where = str(find_python(env.python_version))
+        except EnvknitError:
+            where = "not found here: see 'envknit doctor'"
+        print(f"{name}: Python {env.python_version} ({where}), {len(env.packages)} locked, "
               f"{installed}/{len(env.packages)} installed, lock {fresh}")
         for row in rows:
             print(row)

@@ -10,7 +10,7 @@ from ..pythons import find_python
 from ..store.install import install_environment
 from ..store.layout import envknit_home
 from ..store.projects import register_project
-from ._common import load_project
+from ._common import load_project, uv_options
 
 __all__ = ["cmd_install"]
 
@@ -38,6 +38,8 @@ def cmd_install(args: argparse.Namespace) -> int:
             home=home,
             include_dev=not args.no_dev,
             progress=progress,
+            options=uv_options(args),
+            show=sys.stderr,
         )
         print(f"{env.name}: {len(result.installed)} installed, {len(result.reused)} already in "
               "the store")

@@ -52,21 +52,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing envknit.yaml")
 
     p = sub.add_parser("add", help="add a requirement (PEP 508) to an environment")
-    p.add_argument("requirement")
-    p.add_argument("--env", default="default")
+    p.add_argument("requirement", metavar="REQUIREMENT",
+                   help="a PEP 508 requirement, e.g. 'attrs==23.1.0' or 'rich[jupyter]>=13' "
+                   "(quote it in the shell); replaces the line of a package already listed")
+    p.add_argument("--env", default="default", metavar="NAME",
+                   help="the environment, created if new (default: 'default')")
     p.add_argument("--dev", action="store_true", help="add it to dev_packages")
 
     p = sub.add_parser("remove", help="remove a package from an environment")
-    p.add_argument("name")
-    p.add_argument("--env", default="default")
+    p.add_argument("name", metavar="NAME",
+                   help="the package's name (no version), e.g. 'attrs'")
+    p.add_argument("--env", default="default", metavar="NAME",
+                   help="the environment (default: 'default')")
     p.add_argument("--dev", action="store_true", help="remove it from dev_packages only")
 
     p = sub.add_parser("lock", help="resolve with uv and write envknit.lock.yaml")
-    p.add_argument("--env", help="re-lock this environment only, keep the others")
+    p.add_argument("--env", metavar="NAME",
+                   help="re-lock this environment only, keep the others (default: all)")
+    _add_uv_options(p, "resolve", "pick only versions that have a wheel for the "
+                    "environment's Python here; fail if there is none")
 
     p = sub.add_parser("install", help="install the locked packages into the global store")
-    p.add_argument("--env", help="only this environment (default: all)")
+    p.add_argument("--env", metavar="NAME", help="only this environment (default: all)")
     p.add_argument("--no-dev", action="store_true", help="skip dev packages")
+    _add_uv_options(p, "install", "fail instead of building a package that has no wheel")
 
     # listed for --help only: main() hands 'run' to cli._run, whose own parser is the only one
     # (it must not import argparse: see _run's docstring)
@@ -90,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = store_sub.add_parser("gc", help="remove entries no registered project needs")
     p.add_argument("--dry-run", action="store_true", help="only say what would be removed")
     return parser
+
+
+def _add_uv_options(p: argparse.ArgumentParser, verb: str, no_build: str) -> None:
+    """The uv options of ``lock`` and ``install``: where files come from, and builds."""
+    p.add_argument("--find-links", metavar="DIR", action="append",
+                   help=f"{verb} from the wheels (and sdists) in DIR too; repeatable")
+    p.add_argument("--no-index", action="store_true",
+                   help="ask no package index: only --find-links folders (and UV_FIND_LINKS)")
+    p.add_argument("--offline", action="store_true",
+                   help="no network at all: uv's cache and local folders only")
+    p.add_argument("--no-build", action="store_true", help=f"never build from source: {no_build}")
 
 
 def dispatch(argv: Sequence[str]) -> int:

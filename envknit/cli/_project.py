@@ -19,8 +19,9 @@ from ..config import (
 )
 from ..errors import ConfigError, LockError
 from ..lock import LOCK_FILENAME, Lock, load_lock, save_lock
-from ..locking import lock_environments
+from ..locking import lock_environments, needs_build
 from ..names import normalize_name, validate_env_name, validate_python_version
+from ._common import uv_options
 from ._edit import edit_requirement
 
 __all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove"]
@@ -124,12 +125,19 @@ def cmd_lock(args: argparse.Namespace) -> int:
         raise ConfigError("no environments defined; add one with 'envknit add REQ'",
                           path=str(config.path))
     lock = lock_environments(
-        targets, base=base, progress=lambda msg: print(msg, file=sys.stderr)
+        targets, base=base, progress=lambda msg: print(msg, file=sys.stderr),
+        options=uv_options(args),
     )
     save_lock(lock, lock_path)
     for env in targets:
         env_locked = lock.environment(env.name)
         print(f"locked {env_locked.name}: {len(env_locked.packages)} package(s) for Python "
               f"{env_locked.python_version}")
+        sdist_only = needs_build(env_locked)
+        if sdist_only:
+            names = ", ".join(f"{p.name} {p.version}" for p in sdist_only)
+            print(f"note: {env_locked.name}: no wheel for Python {env_locked.python_version} on "
+                  f"this platform: {names} (built from source by 'envknit install'; "
+                  "'envknit lock --no-build' refuses source builds)", file=sys.stderr)
     print(f"wrote {lock_path}")
     return 0

@@ -18,8 +18,21 @@ from typing import Any
 
 __all__ = ["run_command"]
 
-_USAGE = "usage: envknit run [--env NAME] [--no-dev] -- CMD [ARG...]"
-_CACHE_FORMAT = 2  # 2: "python" is a bare venv of the base interpreter
+_USAGE = "usage: envknit run [--env NAME] [--no-dev] [--verbose] -- CMD [ARG...]"
+_HELP = f"""{_USAGE}
+
+Run CMD with an environment's packages: their site directories first on PYTHONPATH, their
+console scripts on PATH, and python, python3 and pythonX.Y meaning the interpreter of the
+environment's python_version (which may differ from the Python running envknit). The exit
+status is CMD's. Everything after '--' belongs to CMD.
+
+options:
+  -h, --help    show this help and exit
+  --env NAME    the environment to run in (default: 'default')
+  --no-dev      leave the environment's dev packages out
+  --verbose     say which Python and how many package directories the command gets
+"""
+_CACHE_FORMAT = 3  # 2: "python" is a bare venv of the base interpreter; 3: "python_version"
 
 
 # _home and _find_config are store.layout.envknit_home and config.find_config on plain strings:
@@ -51,8 +64,8 @@ def _signature(path: str) -> list[int] | None:
     return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
-def _parse(argv: Sequence[str]) -> tuple[str, bool, list[str]] | str:
-    env, no_dev = "default", False
+def _parse(argv: Sequence[str]) -> tuple[str, bool, bool, list[str]] | str:
+    env, no_dev, verbose = "default", False, False
     args = list(argv)
     while args:
         arg = args[0]
@@ -61,8 +74,9 @@ def _parse(argv: Sequence[str]) -> tuple[str, bool, list[str]] | str:
             break
         if arg in ("-h", "--help"):
             return "help"
-        if arg == "--no-dev":
-            no_dev = True
+        if arg in ("--no-dev", "--verbose", "-v"):
+            no_dev = no_dev or arg == "--no-dev"
+            verbose = verbose or arg != "--no-dev"
             args.pop(0)
         elif arg == "--env" and len(args) > 1:
             env = args[1]
@@ -76,7 +90,7 @@ def _parse(argv: Sequence[str]) -> tuple[str, bool, list[str]] | str:
             break
     if not args:
         return f"run: no command given ({_USAGE})"
-    return env, no_dev, args
+    return env, no_dev, verbose, args
 
 
 def _cache_path(home: str, lock_path: str, env: str, no_dev: bool) -> str:
@@ -155,6 +169,7 @@ def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[
         "env": env_name,
         "no_dev": no_dev,
         "python": str(python),
+        "python_version": env.python_version,
         "shim": str(shim),
         "entries": [str(e.path) for e in entries],
         "paths": [str(e.site_dir) for e in entries],
@@ -177,17 +192,19 @@ def run_command(argv: Sequence[str]) -> int:
     """Parse ``argv`` (what follows ``run``) and exec the command; returns only on failure."""
     parsed = _parse(argv)
     if parsed == "help":
-        print(_USAGE)
+        print(_HELP, end="")
         return 0
     from ._errors import oserror_text, print_error
 
     if isinstance(parsed, str):
         print_error(parsed)
         return 2
-    env_name, no_dev, cmd = parsed
+    env_name, no_dev, verbose, cmd = parsed
     config = _find_config()
     if config is None:
-        print_error("no envknit.yaml in this directory or any parent; run 'envknit init'")
+        from .._wording import no_config
+
+        print_error(no_config(os.path.realpath(os.getcwd())))
         return 1
     lock_path = os.path.join(os.path.dirname(config), "envknit.lock.yaml")
     home = _home()
@@ -205,6 +222,11 @@ def run_command(argv: Sequence[str]) -> int:
             print_error(f"cannot prepare the environment: {oserror_text(exc)}")
             return 1
         _save_plan(cache, plan)
+    if verbose:
+        print(f"envknit: run: environment '{env_name}' uses Python {plan['python_version']} "
+              f"({plan['python']}) for python, python3 and python{plan['python_version']}; "
+              f"{len(plan['paths'])} package director"
+              f"{'y' if len(plan['paths']) == 1 else 'ies'} on PYTHONPATH", file=sys.stderr)
     child_env = dict(os.environ)
     paths = list(plan["paths"])
     if child_env.get("PYTHONPATH"):

@@ -23,13 +23,18 @@ def human_size(size: int) -> str:
 
 def cmd_store_list(args: argparse.Namespace) -> int:
     home = envknit_home()
-    total = count = 0
+    rows = [("NAME", "VERSION", "ENTRY", "SIZE", "TAGS")]
+    total = 0
     for entry in iter_entries(home):
         size = entry_size(entry)
         total += size
-        count += 1
-        tags = ",".join(entry.tags) or "-"
-        print(f"{entry.name} {entry.version}  {entry.path.name}  {human_size(size):>10}  {tags}")
+        rows.append((entry.name, entry.version, entry.path.name, human_size(size),
+                     ",".join(entry.tags) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for name, version, key, size_text, tags in rows:
+        print(f"{name:<{widths[0]}}  {version:<{widths[1]}}  {key:<{widths[2]}}  "
+              f"{size_text:>{widths[3]}}  {tags}")
+    count = len(rows) - 1
     print(f"{count} entr{'y' if count == 1 else 'ies'}, {human_size(total)} in {home / 'store'}",
           file=sys.stderr)
     return 0

@@ -12,11 +12,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from .. import _uv
-from ..errors import IntegrityError, StoreError
+from .._progress import elapsed
+from ..errors import IntegrityError, ResolverError, StoreError
 from ..lock import DistFile, LockedEnvironment, LockedPackage
 from ._locking import build_dir, clean_stale_builds, discard, entry_lock
 from .layout import ENTRY_FILE, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry, tag_ranks
@@ -225,13 +227,19 @@ def _build(
     python: tuple[int, int],
     home: Path,
     say: Callable[[str], None],
+    options: _uv.UvOptions | None,
+    show: TextIO | None,
 ) -> list[Entry]:
     """One uv run installs every file of ``todo``; each is then split out into its entry."""
     built = []
+    builds = [f"{p.name} {p.version}" for p, d in todo if not d.name.endswith(".whl")]
     with build_dir(home) as tmp:
         target = tmp / "target"
-        _uv.install_pinned([(p.name, p.version, d.sha256) for p, d in todo],
-                           python=python_exe, target=target)
+        seconds = _uv.install_pinned([(p.name, p.version, d.sha256) for p, d in todo],
+                                     python=python_exe, target=target, options=options,
+                                     builds=builds, show=show)
+        if builds:
+            say(f"built {', '.join(builds)} from source in {elapsed(seconds)}")
         infos = _dist_infos(target)
         records = {name: read_record(info) for name, info in infos.items()}
         claims = Counter(top for rows in records.values()
@@ -277,11 +285,15 @@ def install_environment(
     home: Path,
     include_dev: bool = True,
     progress: Callable[[str], None] | None = None,
+    options: _uv.UvOptions | None = None,
+    show: TextIO | None = None,
 ) -> InstallResult:
     """Install every package of ``env`` missing from the store; reuse the complete ones.
 
     Writers of the same entry are serialised by its file lock (taken in a fixed order, so two
-    installs cannot deadlock); whoever gets a lock second finds the entry complete.
+    installs cannot deadlock); whoever gets a lock second finds the entry complete. A locked
+    package with no wheel for ``python`` is built from its sdist (``show``, a stream, shows the
+    build while it runs), or refused with ``options.no_build``.
     """
     clean_stale_builds(home)
     say = progress or (lambda _msg: None)
@@ -293,6 +305,14 @@ def install_environment(
             reused.append(found)
         else:
             todo.append((pkg, choose_file(pkg, python)))
+    sdists = [f"{p.name} {p.version}" for p, d in todo if not d.name.endswith(".whl")]
+    if sdists and options is not None and options.no_build:
+        raise ResolverError(
+            f"{env.name}: {', '.join(sdists)} {'has' if len(sdists) == 1 else 'have'} no wheel "
+            f"for Python {python[0]}.{python[1]} on this platform and --no-build refuses to "
+            "build from source: install without --no-build, or re-lock with "
+            "'envknit lock --no-build' (it picks versions that have wheels)"
+        )
     installed: list[Entry] = []
     if todo:
         with contextlib.ExitStack() as stack:
@@ -310,7 +330,7 @@ def install_environment(
             if still:
                 say(f"installing {len(still)} package(s) with uv")
                 installed = _build_healing(still, python_exe=python_exe, python=python,
-                                           home=home, say=say)
+                                           home=home, say=say, options=options, show=show)
     return InstallResult(installed=tuple(installed), reused=tuple(reused))
 
 
@@ -321,6 +341,8 @@ def _build_healing(
     python: tuple[int, int],
     home: Path,
     say: Callable[[str], None],
+    options: _uv.UvOptions | None,
+    show: TextIO | None,
 ) -> list[Entry]:
     """``_build``; a package whose copy in uv's cache was changed is fetched again, once.
 
@@ -332,7 +354,8 @@ def _build_healing(
     cleaned: set[str] = set()
     while todo:
         try:
-            built += _build(todo, python_exe=python_exe, python=python, home=home, say=say)
+            built += _build(todo, python_exe=python_exe, python=python, home=home, say=say,
+                            options=options, show=show)
             return built
         except _ChangedInCache as exc:
             if exc.name in cleaned:
