@@ -190,17 +190,22 @@ class InterpreterNotFoundError(EnvknitError, LookupError):
     """
 
     def __init__(
-        self, version: str, searched: Sequence[str] = (), *, places: Sequence[str] = ()
+        self, version: str, searched: Sequence[str] = (), *, places: Sequence[str] = (),
+        needed_by: str = "",
     ):
         self.version = version
         self.searched = tuple(searched)
         self.places = tuple(places)
+        self.needed_by = needed_by
         where = "; searched " + ", ".join(self.places) if self.places else ""
         seen = "; found only " + ", ".join(self.searched) if self.searched else ""
+        who = f"{needed_by} targets Python {version}, but " if needed_by else ""
+        relock = (", or re-lock it for a Python you have (its python_version in envknit.yaml, "
+                  "then 'envknit lock')" if needed_by else "")
         super().__init__(
-            f"no Python {version} interpreter found{where}{seen}; install it "
+            f"{who}no Python {version} interpreter found{where}{seen}; install it "
             f"('pyenv install {version}' or 'uv python install {version}'; envknit never "
-            "downloads one)"
+            f"downloads one){relock}"
         )
 
 
@@ -253,16 +258,25 @@ class TargetPythonWarning(EnvknitWarning):
     __module__ = "envknit"
 
     def __init__(
-        self, *, env: str, lock_path: str, target: tuple[int, int], running: tuple[int, int]
+        self, *, env: str, lock_path: str, target: tuple[int, int], running: tuple[int, int],
+        foreign: Sequence[str] = (),
     ):
         self.env = env
         self.lock_path = lock_path
         self.target = target
         self.running = running
+        self.foreign = tuple(foreign)
+        if self.foreign:
+            loads = (f"{', '.join(self.foreign)} {'is' if len(self.foreign) == 1 else 'are'} "
+                     f"installed for Python {_py(target)} only (use() of "
+                     f"{'it' if len(self.foreign) == 1 else 'them'} fails here; "
+                     "envknit.worker() runs the environment's own Python)")
+        else:
+            loads = "its packages load here"
         super().__init__(
             f"{lock_path}: environment '{env}' targets Python {_py(target)}, this is Python "
-            f"{_py(running)}; its packages load here, but they were resolved for "
-            f"{_py(target)}: {_relock_advice(env, running)}"
+            f"{_py(running)}; {loads}, but it was resolved for {_py(target)}: "
+            f"{_relock_advice(env, running)}"
         )
 
 

@@ -45,10 +45,11 @@ def test_getting_started_walkthrough(
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
+    (project / "wheels").symlink_to(doc_wheels)  # the page's "./wheels" folder
     env = doc_env(doc_wheels, tmp_path, envknit_home, ENVKNIT.parent)
     ran = walk(GETTING_STARTED, python=sys.executable, cwd=project, env=env)
-    # 4 adds + init, the yaml, lock, install, 3 runs, status/doctor/verify/gc
-    assert len(ran) >= 14, ran
+    # init + 4 adds, the yaml, lock, install, 3 runs, status/doctor/verify/gc, the offline 3
+    assert len(ran) >= 17, ran
 
 
 def test_walker_reads_promises() -> None:

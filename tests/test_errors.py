@@ -35,6 +35,7 @@ ANCESTRY: dict[str, tuple[str, ...]] = {
     "StoreError": ("EnvknitError", "Exception"),
     "StrictModeError": ("EnvknitError", "ImportError", "Exception"),
     "SubInterpreterError": ("RemoteError", "EnvknitError", "RuntimeError", "Exception"),
+    "TargetPythonError": ("EnvknitError", "RuntimeError", "Exception"),
     "UnknownEnvironmentError": ("EnvknitError", "LookupError", "Exception"),
     "UnsupportedPlatformError": ("EnvknitError", "RuntimeError", "Exception"),
     "VersionNotInstalledError": (
@@ -43,7 +44,11 @@ ANCESTRY: dict[str, tuple[str, ...]] = {
     "WorkerCrashedError": ("WorkerError", "EnvknitError", "RuntimeError", "Exception"),
     "WorkerError": ("EnvknitError", "RuntimeError", "Exception"),
     "WorkerRemoteError": ("RemoteError", "EnvknitError", "RuntimeError", "Exception"),
+    # the warnings, outside the error tree
+    "EnvknitWarning": ("UserWarning", "Warning", "Exception"),
+    "TargetPythonWarning": ("EnvknitWarning", "UserWarning", "Warning", "Exception"),
 }
+WARNINGS = {"EnvknitWarning", "TargetPythonWarning"}
 
 # (constructor call, the exact message it builds)
 MESSAGES: list[tuple[Callable[[], BaseException], str]] = [
@@ -100,11 +105,42 @@ MESSAGES: list[tuple[Callable[[], BaseException], str]] = [
     (lambda: errors.ResolverError("uv said no"), "uv said no"),
     (
         lambda: errors.InterpreterNotFoundError("3.9"),
-        "no Python 3.9 interpreter found (PATH, pyenv, uv-managed)",
+        "no Python 3.9 interpreter found; install it ('pyenv install 3.9' or "
+        "'uv python install 3.9'; envknit never downloads one)",
     ),
     (
-        lambda: errors.InterpreterNotFoundError("3.9", ["/a", "/b"]),
-        "no Python 3.9 interpreter found (PATH, pyenv, uv-managed); searched: /a, /b",
+        lambda: errors.InterpreterNotFoundError("3.9", ["/a (3.11.7)"], places=["PATH (x)"],
+                                                needed_by="environment 'ml' of /p/l.yaml"),
+        "environment 'ml' of /p/l.yaml targets Python 3.9, but no Python 3.9 interpreter "
+        "found; searched PATH (x); found only /a (3.11.7); install it ('pyenv install 3.9' "
+        "or 'uv python install 3.9'; envknit never downloads one), or re-lock it for a "
+        "Python you have (its python_version in envknit.yaml, then 'envknit lock')",
+    ),
+    (
+        lambda: errors.TargetPythonError(env="ml", lock_path="l.yaml", target=(3, 12),
+                                         running=(3, 13), foreign=["numpy 1.26.4"]),
+        "l.yaml: environment 'ml' targets Python 3.12, this is Python 3.13: numpy 1.26.4 is "
+        "installed for Python 3.12 only and cannot load here; re-lock it for Python 3.13 "
+        "(python_version: \"3.13\" for 'ml' in envknit.yaml, then 'envknit lock --env ml' and "
+        "'envknit install --env ml'), or add an environment for 3.13, or use envknit.worker(), "
+        "which runs the environment's own Python",
+    ),
+    (
+        lambda: errors.TargetPythonWarning(env="ml", lock_path="l.yaml", target=(3, 12),
+                                           running=(3, 13)),
+        "l.yaml: environment 'ml' targets Python 3.12, this is Python 3.13; its packages load "
+        "here, but it was resolved for 3.12: re-lock it for Python 3.13 (python_version: "
+        "\"3.13\" for 'ml' in envknit.yaml, then 'envknit lock --env ml' and 'envknit install "
+        "--env ml'), or add an environment for 3.13",
+    ),
+    (
+        lambda: errors.TargetPythonWarning(env="ml", lock_path="l.yaml", target=(3, 12),
+                                           running=(3, 13), foreign=["a 1", "b 2"]),
+        "l.yaml: environment 'ml' targets Python 3.12, this is Python 3.13; a 1, b 2 are "
+        "installed for Python 3.12 only (use() of them fails here; envknit.worker() runs the "
+        "environment's own Python), but it was resolved for 3.12: re-lock it for Python 3.13 "
+        "(python_version: \"3.13\" for 'ml' in envknit.yaml, then 'envknit lock --env ml' "
+        "and 'envknit install --env ml'), or add an environment for 3.13",
     ),
     (lambda: errors.UnsupportedPlatformError("no"), "no"),
     (lambda: errors.RemoteError("T", ""), "T (raised remote)"),
@@ -182,7 +218,8 @@ MESSAGES: list[tuple[Callable[[], BaseException], str]] = [
 def test_every_error_derives_from_root() -> None:
     for name in errors.__all__:
         cls = getattr(errors, name)
-        assert issubclass(cls, envknit.EnvknitError), name
+        root = envknit.EnvknitWarning if name in WARNINGS else envknit.EnvknitError
+        assert issubclass(cls, root), name
         assert cls.__module__ == "envknit"
         assert getattr(envknit, name) is cls
 
@@ -200,7 +237,7 @@ def test_public_ancestry_is_pinned() -> None:
 
 def test_every_public_error_is_constructed_here() -> None:
     built = {type(make()).__name__ for make, _ in MESSAGES}
-    assert built == set(errors.__all__) - {"EnvknitError"}
+    assert built == set(errors.__all__) - {"EnvknitError", "EnvknitWarning"}
 
 
 @pytest.mark.parametrize(("make", "message"), MESSAGES)
@@ -231,8 +268,14 @@ def test_structured_fields() -> None:
     assert (bad.kind, bad.value, bad.reason) == ("version", "x y", "spaces")
     missing = errors.EntryMissingError("a", "1", env="e")
     assert (missing.name, missing.version, missing.env) == ("a", "1", "e")
-    nopy = errors.InterpreterNotFoundError("3.9", ["/a"])
-    assert (nopy.version, nopy.searched) == ("3.9", ("/a",))
+    nopy = errors.InterpreterNotFoundError("3.9", ["/a"], places=["p"], needed_by="e")
+    assert (nopy.version, nopy.searched, nopy.places, nopy.needed_by) == ("3.9", ("/a",),
+                                                                          ("p",), "e")
+    other = errors.TargetPythonError(env="e", lock_path="l", target=(3, 1), running=(3, 2),
+                                     foreign=["a 1"])
+    assert (other.env, other.lock_path, other.target, other.running, other.foreign) == (
+        "e", "l", (3, 1), (3, 2), ("a 1",),
+    )
     remote = errors.WorkerRemoteError("T", "m", "tb")
     assert (remote.remote_type, remote.remote_message, remote.remote_traceback) == (
         "T", "m", "tb",

@@ -348,13 +348,20 @@ class SubInterpreterEnv:
         """Set sys.path inside to the store dirs of ``env_name``'s packages + the stdlib.
 
         Store entries with compiled modules are guarded by their C-extension verdicts (see
-        docs/hard-isolation.md, "C extensions: verdicts").
+        docs/hard-isolation.md, "C extensions: verdicts"). The interpreter runs this process's
+        Python: an environment locked for another one raises ``TargetPythonError`` if some of
+        its packages are installed for that Python only (compiled for it), and otherwise warns
+        ``TargetPythonWarning``.
         """
+        from .._target import check_target
         from ..lock import load_lock
         from ..store import verdicts
         from ..store.paths import environment_entries
 
-        entries = environment_entries(load_lock(lock_path).environment(env_name))
+        env = load_lock(lock_path).environment(env_name)
+        check_target(env, lock_path, stacklevel=2)
+        running = (sys.version_info.major, sys.version_info.minor)
+        entries = environment_entries(env, python=running)
         paths = [str(e.site_dir) for e in entries]
         resolved = Path(lock_path).resolve()
         key = (str(resolved), env_name, tuple(paths))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +13,15 @@ from .. import _configured
 from .._dists import read_installed
 from ..errors import EntryMissingError, InterpreterNotFoundError, VersionNotInstalledError
 from ..lock import LOCK_FILENAME, LockedEnvironment, load_lock
-from ..names import normalize_name, normalize_version
+from ..names import normalize_name, normalize_version, python_tuple
 from ..pythons import find_python
 from ..store.layout import Entry
 from ..store.paths import environment_entries
 from ._pool import WorkerSpec
 
 __all__ = ["Located", "candidate_locks", "locate", "spec_for_environment"]
+
+_log = logging.getLogger("envknit")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,9 +44,19 @@ def candidate_locks() -> list[Path]:
 def _spec(
     lock_path: Path, env: LockedEnvironment, entries: Sequence[Entry], what: str
 ) -> WorkerSpec:
-    python = find_python(env.python_version)
+    """A worker runs the environment's own Python, whichever this process runs."""
+    try:
+        python = find_python(env.python_version)
+    except InterpreterNotFoundError as exc:
+        raise InterpreterNotFoundError(
+            exc.version, exc.searched, places=exc.places,
+            needed_by=f"environment {env.name!r} of {lock_path}",
+        ) from None
     paths = tuple(str(e.site_dir) for e in entries)
     label = f"{what} (environment {env.name!r} of {lock_path})"
+    if python_tuple(env.python_version) != python_tuple(None):
+        _log.info("%s: the worker runs Python %s (%s), the environment's target, not this "
+                  "process's %d.%d", label, env.python_version, python, *sys.version_info[:2])
     return WorkerSpec(python=str(python), paths=paths, label=label)
 
 

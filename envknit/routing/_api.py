@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType, TracebackType
@@ -12,7 +14,13 @@ from typing import Any
 from packaging.version import Version
 
 from .._configured import configured_locks
-from ..errors import CExtensionError, UnknownEnvironmentError, VersionNotInstalledError
+from ..errors import (
+    CExtensionError,
+    TargetPythonError,
+    TargetPythonWarning,
+    UnknownEnvironmentError,
+    VersionNotInstalledError,
+)
 from ..lock import LOCK_FILENAME
 from ..names import normalize_version
 from . import _router
@@ -32,10 +40,38 @@ def configure_from_lock(
     Import names come from each installed dist-info (``top_level.txt`` or ``RECORD``), so
     ``PyYAML`` routes ``import yaml``. Returns how many distinct (name, version) pairs of this
     lock are now known. Does not enable the router.
+
+    An environment locked for another Python than this one is noticed: naming it in ``env``
+    warns ``TargetPythonWarning`` at once; otherwise ``use()`` of its packages does (or raises
+    ``TargetPythonError`` for a package installed only for that Python). A lock may hold such
+    environments on purpose, for workers, which run each environment's own Python.
     """
     count = REGISTRY.configure(lock_path, env)
     _router.refresh()
+    if env is not None:
+        lock, target = REGISTRY.env_targets[env]
+        running = (sys.version_info.major, sys.version_info.minor)
+        if target != running:
+            foreign = sorted(f"{d} {v}" for (d, v), e in REGISTRY.foreign.items() if e == env)
+            warnings.warn(TargetPythonWarning(env=env, lock_path=lock, target=target,
+                                              running=running, foreign=foreign), stacklevel=2)
     return count
+
+
+def _target_error(dist: str, version: str, env: str) -> TargetPythonError:
+    lock, target = REGISTRY.env_targets[env]
+    return TargetPythonError(env=env, lock_path=lock, target=target,
+                             running=(sys.version_info.major, sys.version_info.minor),
+                             foreign=(f"{dist} {version}",))
+
+
+def _warn_other_python(pkg: RoutedPackage) -> None:
+    """``pkg`` loads here, but every environment pinning it was resolved for another Python."""
+    env = REGISTRY.other_python[pkg.key]
+    lock, target = REGISTRY.env_targets[env]
+    warnings.warn(TargetPythonWarning(env=env, lock_path=lock, target=target,
+                                      running=(sys.version_info.major, sys.version_info.minor)),
+                  stacklevel=3)
 
 
 def _configure_local_lock() -> None:
@@ -59,6 +95,9 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
         same = [v for v in REGISTRY.versions(dist) if Version(v) == Version(wanted)]
         pkg = REGISTRY.packages.get((dist, same[0])) if same else None
     if pkg is None:
+        env = REGISTRY.foreign.get((dist or "", wanted))
+        if env is not None:
+            raise _target_error(dist or name, wanted, env)
         raise VersionNotInstalledError(name, wanted, REGISTRY.versions(dist) if dist else ())
     hit = (pkg, name if name in pkg.import_names else pkg.main_import)
     lookups[(name, version)] = hit
@@ -213,6 +252,8 @@ def use(
             )
         version = pinned
     pkg, import_name = _lookup(name, version)
+    if pkg.key in REGISTRY.other_python:
+        _warn_other_python(pkg)
     return _Use(pkg, import_name, env, auto_worker)
 
 

@@ -96,6 +96,14 @@ class Registry:
         self._closures: dict[tuple[str, str, str | None], Mapping[str, str]] = {}
         #: (name as asked, version as asked) -> (package, import name); makes use() cheap.
         self.lookups: dict[tuple[str, str], tuple[RoutedPackage, str]] = {}
+        #: environment -> (its lock, the Python it targets)
+        self.env_targets: Mapping[str, tuple[str, tuple[int, int]]] = {}
+        #: (dist, version) -> its environment, when every environment that pins it targets
+        #: another Python than this one (it loads here, but was resolved for that Python)
+        self.other_python: Mapping[tuple[str, str], str] = {}
+        #: (dist, version) -> its environment, when it is installed only for that
+        #: environment's other Python (compiled for it): use() says so instead of "not installed"
+        self.foreign: Mapping[tuple[str, str], str] = {}
 
     # -- reading -------------------------------------------------------------------------
     def dist_for(self, name: str) -> str | None:
@@ -166,14 +174,21 @@ class Registry:
         found: dict[tuple[str, str], RoutedPackage] = {}
         missing: set[str] = set()
         env_pins: dict[str, dict[str, str]] = {}
+        targets: dict[str, tuple[str, tuple[int, int]]] = {}
+        foreign: dict[tuple[str, str], str] = {}
         for env_name in names:
             locked = lock.environment(env_name)
+            target = python_tuple(locked.python_version)
+            targets[env_name] = (str(path), target)
             pins: dict[str, str] = {}
             for pkg in locked.selected():
                 entry = find_entry(pkg.name, pkg.version, pkg.hashes, python)
                 if entry is None:
                     pins[pkg.name] = pkg.version
                     missing.add(pkg.name)
+                    if target != python and find_entry(pkg.name, pkg.version, pkg.hashes,
+                                                       target) is not None:
+                        foreign[(pkg.name, pkg.version)] = env_name
                     continue
                 routed = self.packages.get((pkg.name, pkg.version)) or found.get(
                     (pkg.name, pkg.version)
@@ -202,6 +217,14 @@ class Registry:
                 for name in routed.import_names:
                     import_to_dist[name] = routed.dist
                 by_namespace[routed.namespace] = routed
+            env_targets = {**self.env_targets, **targets}
+            other_python = {
+                key: envs_of[0] for key, envs_of in pkg_envs.items()
+                if all(env_targets.get(e, ("", python))[1] != python for e in envs_of)
+            }
+            self.env_targets = env_targets
+            self.other_python = other_python
+            self.foreign = {**self.foreign, **foreign}
             by_dist: dict[str, list[str]] = {}
             for dist, version in packages:
                 by_dist.setdefault(dist, []).append(version)
