@@ -133,7 +133,7 @@ def test_store_list_and_gc(
     tmp_path: Path, installed: Path, env: dict[str, str], envknit_home: Path
 ) -> None:
     listing = cli("store", "list", cwd=installed, env=env)
-    assert len(listing.stdout.splitlines()) == 5 and "KiB" in listing.stdout
+    assert len(listing.stdout.splitlines()) == 1 + 5 and "KiB" in listing.stdout  # a header
     assert "5 entries" in listing.stderr
     # a second project needs alpha 1.0 / beta 1.0 too
     other = make_small_project(tmp_path / "other", env, "alpha==1.0")
