@@ -59,10 +59,11 @@ def uv_env(wheels: Path, cache: Path, extra: Mapping[str, str] | None = None) ->
 # what a successful command may write to stderr (progress and summaries), line by line; any
 # other line (a warning, a traceback) fails the test, and the other commands write nothing there
 _PROGRESS = {
-    "lock": re.compile(r"resolving \S+ \.\.\."),
+    "lock": re.compile(r"resolving \S+ \.\.\.|note: \S+: no wheel for Python \S+ on this .*"),
     "install": re.compile(
         r"\S+: \d+ package\(s\) for Python \S+ \(.*\)|  installing \d+ package\(s\) with uv|"
-        r"  \[\d+/\d+\] installed \S+ \S+"
+        r"  \[\d+/\d+\] installed \S+ \S+|  (\.\.\. still )?building .* from source .*|"
+        r"  built .* from source in .*"
     ),
     "verify": re.compile(r"\S+: \d+ entr(y|ies) checked, OK"),
     "store": re.compile(r"\d+ entr(y|ies), .* in .*"),

@@ -130,11 +130,10 @@ def test_run_verbose_and_status_say_which_python(
     code = "import sys; print('%d.%d' % sys.version_info[:2])"
     quiet = cli("run", "--", "python", "-c", code, cwd=root, env=env)
     assert (quiet.stdout.strip(), quiet.stderr) == (OTHER, "")
-    loud = cli("run", "--verbose", "--", "python", "-c", code, cwd=root, env=env)
+    said = (f"envknit: run: environment 'default' uses Python {OTHER} ({python}) for python, "
+            f"python3 and python{OTHER}; 2 package directories on PYTHONPATH\n")
+    loud = cli("run", "--verbose", "--", "python", "-c", code, cwd=root, env=env, stderr=said)
     assert loud.stdout.strip() == OTHER
-    assert loud.stderr == (f"envknit: run: environment 'default' uses Python {OTHER} ({python}) "
-                           f"for python, python3 and python{OTHER}; 2 package directories on "
-                           "PYTHONPATH\n")
     status = cli("status", cwd=root, env=env).stdout.splitlines()
     assert status[0].startswith(f"envknit runs on Python {sys.version.split()[0]} (")
     assert "'envknit run' and workers use each environment's own Python" in status[0]
