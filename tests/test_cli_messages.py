@@ -1,4 +1,4 @@
-"""What a newcomer reads: help texts, one wording per situation, aligned lists, doctor hints."""
+"""What a newcomer reads: help texts, one wording per situation, aligned lists, search places."""
 
 from __future__ import annotations
 
@@ -74,16 +74,3 @@ def test_python_not_found_lists_what_was_searched(
     assert f"uv-managed ({uv_pythons}" in message
     assert "pyenv install 3.99" in message and "uv python install 3.99" in message
 
-
-def test_doctor_mentions_leftover_build_directories(
-    tmp_path: Path, env: dict[str, str], envknit_home: Path
-) -> None:
-    project = make_small_project(tmp_path / "p", env, "alpha==1.0")
-    leftover = envknit_home / "store" / ".tmp" / "build-dead"
-    (leftover / "site").mkdir(parents=True)
-    (leftover / "site" / "half.py").write_text("x = 1\n")
-    out = cli("doctor", cwd=project, env=env).stdout
-    assert "1 leftover build directory" in out and str(leftover.parent) in out, out
-    assert "next 'envknit install'" in out, out
-    cli("install", cwd=project, env=env)
-    assert "leftover build" not in cli("doctor", cwd=project, env=env).stdout
