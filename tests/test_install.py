@@ -30,6 +30,13 @@ from tests._docwalk import (
 
 pytestmark = pytest.mark.timeout(600)
 
+# Each install builds envknit and its dependencies into a fresh environment (40-90 s here), so
+# they run on one Python only, the machine's ``python3`` (3.11), as a newcomer would.
+once = pytest.mark.skipif(
+    sys.version_info[:2] != (3, 11),
+    reason="the install tests run once per suite, on CPython 3.11 (the machine's python3)",
+)
+
 
 def test_readme_lists_the_three_installs() -> None:
     lines = readme_install_lines()
@@ -83,6 +90,7 @@ def assert_version(envknit: Path) -> None:
 
 @pytest.mark.network
 @pytest.mark.slow
+@once
 def test_pip_install_from_a_clone_then_the_example_offline(
     clone: Path, tmp_path: Path, envknit_home: Path
 ) -> None:
@@ -108,6 +116,7 @@ def test_pip_install_from_a_clone_then_the_example_offline(
 
 @pytest.mark.network
 @pytest.mark.slow
+@once
 def test_pip_install_from_a_git_url(clone: Path, tmp_path: Path) -> None:
     git = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
            "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
@@ -125,6 +134,7 @@ def test_pip_install_from_a_git_url(clone: Path, tmp_path: Path) -> None:
 
 @pytest.mark.network
 @pytest.mark.slow
+@once
 def test_uv_tool_install(clone: Path, tmp_path: Path) -> None:
     tools, toolbin = tmp_path / "tools", tmp_path / "toolbin"
     env = online_env(tmp_path, Path(sys.executable).parent)  # uv comes with envknit
