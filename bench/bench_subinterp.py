@@ -7,6 +7,7 @@ Every figure is a median of repeated runs, with its ratio to a baseline measured
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import json
 import os
@@ -58,6 +59,35 @@ FLOOR_SEND = {
 
 def _nothing() -> None:
     return None
+
+
+class _PingPong:
+    """A persistent thread answering through two raw locks: the floor of any thread hop."""
+
+    def __init__(self) -> None:
+        self._go = _thread.allocate_lock()
+        self._done = _thread.allocate_lock()
+        self._go.acquire()
+        self._done.acquire()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self._go.acquire()
+            if self._stopping:
+                return
+            self._done.release()
+
+    def round_trip(self) -> None:
+        self._go.release()
+        self._done.acquire()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._go.release()
+        self._thread.join()
 
 
 def median_us(func: Callable[[], object], repeat: int, number: int) -> float:
@@ -144,6 +174,8 @@ def bench_calls(repeat: int, number: int) -> None:
         def hand_off() -> None:
             driver.call(_nothing)
 
+        ping_pong = _PingPong()
+
         assert eval_json() == 2 and raw_queue() == "2" and subprocess_round_trip() == 2
         assert raw_queue_prepared() == "2"
         # Interleave the measurements so that machine noise hits all of them alike.
@@ -154,6 +186,7 @@ def bench_calls(repeat: int, number: int) -> None:
             "raw exec + queue, prepared script": raw_queue_prepared,
             "SubInterpreterEnv.eval_json": eval_json,
             "hand-off to the interpreter's thread": hand_off,
+            "two raw locks, one thread each": ping_pong.round_trip,
             "eval_json(..., timeout=10)": eval_json_timeout,
             "raw exec + temp file (naive)": raw_tempfile,
             "warm subprocess, JSON lines": subprocess_round_trip,
@@ -162,6 +195,7 @@ def bench_calls(repeat: int, number: int) -> None:
             for name, func in cases.items():
                 samples.setdefault(name, []).append(median_us(func, 1, number))
     med = {name: statistics.median(values) for name, values in samples.items()}
+    ping_pong.stop()
     proc.stdin.close()
     proc.wait()
     adapter.destroy_queue(queue)
@@ -180,8 +214,14 @@ def bench_calls(repeat: int, number: int) -> None:
     row("hand-off to the interpreter's own thread",
         med["hand-off to the interpreter's thread"], "us", floor,
         "(a no-op job; paid by submit() and calls with a timeout)")
+    row("bare thread hop: two raw locks, no interpreter", med["two raw locks, one thread each"],
+        "us", floor, "(what any hand-off to another thread costs)")
     row("raw exec + temp file (naive)", med["raw exec + temp file (naive)"], "us", floor)
     row("warm subprocess, JSON lines", med["warm subprocess, JSON lines"], "us", floor)
+    timed = med["eval_json(..., timeout=10)"]
+    print(f"  -> timed eval_json {timed:.1f} us vs untimed {ours:.1f} us vs floor {floor:.1f} us: "
+          f"{timed / floor:.2f}x the floor (goal <= 1.5x), {timed - ours:+.1f} us over untimed, "
+          f"of which the bare thread hop is {med['two raw locks, one thread each']:.1f} us")
     print(f"  -> eval_json is {med['raw exec + temp file (naive)'] / ours:.2f}x faster than the "
           f"temp file (goal >= 2x) and {med['warm subprocess, JSON lines'] / ours:.2f}x faster "
           f"than the warm subprocess (goal > 1x)")
