@@ -204,6 +204,37 @@ def test_timeout_stops_a_python_loop_and_interpreter_stays_usable() -> None:
         assert interp.eval_json("result = sum(range(10))", timeout=5) == 45
 
 
+_COUNT_WATCHDOG_WAITS = """
+import sys
+child = sys.modules["_envknit_child"]
+watchdog = child._get_watchdog()
+child._test_waits = waits = [0]
+def counting(timeout=None, _wait=watchdog._cond.wait, _waits=waits):
+    _waits[0] += 1
+    return _wait(timeout)
+watchdog._cond.wait = counting
+"""
+_WATCHDOG_WAITS = "import sys\nresult = sys.modules['_envknit_child']._test_waits[0]"
+
+
+@gen2
+def test_timed_calls_do_not_wake_the_watchdog_each_time() -> None:
+    # The idle watchdog sleeps until the latest deadline, so a later call's deadline needs no
+    # wake-up (every timed call used to wake it: 500 wake-ups for 500 calls).
+    with envknit.SubInterpreterEnv("ml") as interp:
+        interp.eval_json("result = 1", timeout=30)
+        interp.run_string(_COUNT_WATCHDOG_WAITS)
+        interp.eval_json("result = 1", timeout=30)  # its wait now counts
+        before = interp.eval_json(_WATCHDOG_WAITS)
+        for i in range(200):
+            assert interp.eval_json("result = x + 1", x=i, timeout=30) == i + 1
+        assert interp.eval_json(_WATCHDOG_WAITS) - before <= 5
+        # A shorter deadline than the one the watchdog sleeps until still wakes it in time.
+        with pytest.raises(EnvknitTimeoutError, match="stopped inside"):
+            interp.eval_json("while True:\n    pass", timeout=0.3)
+        assert interp.eval_json("result = 2", timeout=30) == 2
+
+
 @gen2
 def test_timeout_in_a_c_call_does_not_hang_the_caller() -> None:
     interp = envknit.SubInterpreterEnv("ml")
