@@ -115,6 +115,17 @@ def main() -> int:
         with envknit.worker("numpy", NUMPY) as np:
             print(f"   envknit.worker('numpy', {NUMPY!r}): the same worker process, reused -> "
                   f"np.__version__ = {np.__version__!r}")
+
+        show(f"11. numpy {NUMPY} asked of a sub-interpreter: judged in a throwaway process, then "
+             "routed to a worker")
+        with envknit.SubInterpreterEnv("np", fallback="worker") as interp:
+            interp.configure_from_lock(lock, env_name="np")
+            loads = interp.try_import("numpy")
+            print(f"   interp.try_import('numpy') -> {loads} (the verdict is kept in "
+                  "$ENVKNIT_HOME/verdicts; the host never loads the extension)")
+            version = interp.eval_json("import numpy; result = numpy.__version__")
+            print(f"   interp.eval_json('import numpy; result = numpy.__version__') -> "
+                  f"{version!r} (from the worker)")
     print(f"\n(real-package part: {time.perf_counter() - started:.1f} s)")
     return 0
 

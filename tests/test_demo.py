@@ -48,4 +48,6 @@ def test_real_packages_from_the_index(tmp_path: Path) -> None:
     assert "with envknit.use('attrs', '24.2.0'): import attrs -> 24.2.0 from" in out
     assert "envknit.use('numpy', '2.1.3') -> CExtensionError" in out
     assert "np.arange(6).reshape(2, 3).sum(axis=1).tolist() -> [3, 12]" in out
+    assert "interp.try_import('numpy') -> False" in out
+    assert "numpy.__version__') -> '2.1.3' (from the worker)" in out
     assert "np.__version__ = '2.1.3'" in out
