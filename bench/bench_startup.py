@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Start-up benchmarks against clean baselines: ``envknit run``, a new worker, configure_from_lock.
+
+    python bench/bench_startup.py [--rounds N]      # or: python bench/run.py --only bench_startup
+
+Everything timed runs in a venv built by this run from the base interpreter, envknit installed
+non-editable, no ``.pth`` file (bench/_clean.py), uv offline with the default index on a
+loopback counter that must stay at zero connections. Figures, medians of paired rounds (the
+cases' order rotates every round), each with its baseline from the same rounds:
+
+1. ``envknit run -- python -c pass`` vs ``python -c pass`` and vs
+   ``uv run --no-project --python PY python -c pass`` (goal: at most as slow as uv run);
+2. a new ``envknit.worker()`` to its first result, in a process that has imported envknit, vs
+   ``python -c pass`` from that process (goal: <= 1.5x);
+3. ``python -c "import envknit; envknit.configure_from_lock(LOCK)"``, LOCK with two
+   environments, vs ``python -c pass`` (goal: < 25 ms more); ``import envknit`` alone for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _clean import IndexCounter, Row, clean_env, must_run, offline_env, paired, print_rows
+
+from tests._builders import make_store_entry, package_files, write_lock
+
+CONFIG = """\
+environments:
+  default:
+    packages: [benchpkg==1.0, helper==1.0]
+  other:
+    packages: [benchpkg==2.0]
+"""
+
+
+def make_project(project: Path, home: Path) -> None:
+    """A project whose two-environment lock is installed in ``home``'s store."""
+    project.mkdir()
+    envs = {}
+    for env_name, version, extra in (("default", "1.0", True), ("other", "2.0", False)):
+        files = package_files("benchpkg", version, {"core.py": "def echo(x):\n    return x\n"})
+        files["benchpkg/__init__.py"] = f"__version__ = {version!r}\nfrom .core import echo\n"
+        pkgs = [make_store_entry(home, "benchpkg", version, files)]
+        if extra:
+            pkgs.append(make_store_entry(home, "helper", "1.0"))
+        envs[env_name] = pkgs
+    write_lock(project / "envknit.lock.yaml", envs)
+    (project / "envknit.yaml").write_text(CONFIG)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=41)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
+            IndexCounter() as index:
+        tmp = Path(tmp_name)
+        venv = clean_env(tmp / "venv")
+        home, project = tmp / "home", tmp / "project"
+        make_project(project, home)
+        (tmp / "wheels").mkdir()
+        env = offline_env(wheels=tmp / "wheels", cache=tmp / "uv-cache", index_url=index.url,
+                          extra={"ENVKNIT_HOME": str(home)})
+        py = str(venv.python)
+        run_cmd = [str(venv.envknit), "run", "--", "python", "-c", "pass"]
+        uv_run = [str(venv.uv), "run", "--no-project", "--python", py, "python", "-c", "pass"]
+        configure = "import envknit; envknit.configure_from_lock('envknit.lock.yaml')"
+        cases = {
+            "pass": [py, "-c", "pass"],
+            "run": run_cmd,
+            "uv run": uv_run,
+            "import": [py, "-c", "import envknit"],
+            "configure": [py, "-c", configure],
+        }
+        for cmd in cases.values():  # warm-up: fills envknit run's cache and the OS's caches
+            must_run(cmd, cwd=project, env=env)
+        samples = paired(
+            {name: (lambda c=cmd: must_run(c, cwd=project, env=env))
+             for name, cmd in cases.items()},
+            args.rounds,
+        )
+        out = must_run([py, str(Path(__file__).with_name("_spawn_driver.py")),
+                        str(args.rounds), "benchpkg", "1.0"], cwd=project, env=env)
+        spawn = json.loads(out)
+        version = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        uv_version = must_run([venv.uv, "--version"], cwd=project, env=env).strip()
+        if index.connections:
+            raise SystemExit(f"uv asked the index although offline: {index.requests}")
+
+    print(f"Python {version} (clean venv from the base interpreter, envknit non-editable, "
+          f"no .pth); {uv_version}; medians of {args.rounds} paired rounds; "
+          f"index connections: 0", flush=True)
+    base, rows = samples["pass"], []
+    rows.append(Row(label="1. envknit run -- python -c pass", ours=samples["run"], base=base,
+                    base_label="python -c pass"))
+    rows.append(Row(label="1. envknit run -- python -c pass", ours=samples["run"],
+                    base=samples["uv run"], base_label="uv run --no-project python -c pass",
+                    max_ratio=1.0))
+    rows.append(Row(label="   uv run --no-project python -c pass", ours=samples["uv run"],
+                    base=base, base_label="python -c pass"))
+    rows.append(Row(label="2. new worker() to first result", ours=spawn["worker"],
+                    base=spawn["pass"], base_label="python -c pass", max_ratio=1.5))
+    rows.append(Row(label="3. import envknit + configure_from_lock (2 envs)",
+                    ours=samples["configure"], base=base, base_label="python -c pass",
+                    max_extra_ms=25))
+    rows.append(Row(label="   import envknit", ours=samples["import"], base=base,
+                    base_label="python -c pass"))
+    print_rows(rows)
+    print(f"   the process's first worker (also reads the lock and the store): "
+          f"{statistics.median(spawn['first']) * 1000:.1f} ms", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Start-up budgets as module counts: what ``import envknit`` and ``envknit run`` load.
+
+Timing asserts flake on a shared machine; the modules a path imports do not, and they are what
+start-up time is made of (``python -X importtime`` shows the rest). Each check runs in a fresh
+interpreter started with ``-S`` (so that no ``.pth`` file, such as the editable install's import
+finder, loads modules first and hides them from the count), which imports ``site`` by hand
+(without processing ``.pth`` files) and then counts the modules that appear in ``sys.modules``.
+The budgets are today's numbers: a change that needs more must raise them here, on purpose, and say why.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests._builders import make_store_entry, write_lock
+
+pytestmark = pytest.mark.timeout(120)
+
+# What `import envknit` may load, envknit's own modules included.
+IMPORT_BUDGET = 41
+# What `envknit run` may load on its fast path (a fresh cache) before it execs the command.
+RUN_BUDGET = 44
+# Never on these paths: each costs milliseconds, and neither path needs it.
+HEAVY = ("argparse", "yaml", "packaging", "dataclasses", "pathlib", "subprocess", "tempfile",
+         "inspect", "asyncio", "threading")
+
+# argv: the checkout and the site-packages folders (yaml, packaging), which -S leaves out
+_PRELUDE = "import sys\nsys.path[:0] = sys.argv[1:]\nimport site\n_before = set(sys.modules)\n"
+_PATHS = [str(Path(__file__).resolve().parent.parent),
+          *(p for p in sys.path if p.endswith("site-packages"))]
+_REPORT = "print('\\n'.join(sorted(set(sys.modules) - _before)))\n"
+
+
+def _new_modules(code: str, cwd: Path | None = None) -> list[str]:
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _PRELUDE + code, *_PATHS], capture_output=True, text=True,
+        timeout=60, check=False, cwd=cwd, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def _check(loaded: list[str], budget: int) -> None:
+    heavy = [m for m in loaded if m.split(".")[0] in HEAVY]
+    assert not heavy, f"loads {heavy}"
+    assert len(loaded) <= budget, f"{len(loaded)} modules > {budget}: {loaded}"
+
+
+def test_import_envknit_stays_within_its_module_budget() -> None:
+    loaded = _new_modules("import envknit\n" + _REPORT)
+    assert "envknit" in loaded
+    _check(loaded, IMPORT_BUDGET)
+
+
+def test_envknit_run_fast_path_stays_within_its_module_budget(tmp_path: Path) -> None:
+    home = Path(os.environ["ENVKNIT_HOME"])
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "envknit.yaml").write_text("environments:\n  default:\n    packages: [alpha]\n")
+    write_lock(project / "envknit.lock.yaml", {"default": [make_store_entry(home, "alpha", "1.0")]})
+    # the command's exec is replaced by a report of what was loaded up to that point
+    code = (
+        "import os\n"
+        "def _exec(*args):\n"
+        "    sys.stdout.write('\\n'.join(sorted(set(sys.modules) - _before)))\n"
+        "    sys.stdout.flush()\n"
+        "    os._exit(0)\n"
+        "os.execvpe = _exec\n"
+        "from envknit.cli import main\n"
+        "main(['run', '--', 'true'])\n"
+    )
+    slow = _new_modules(code, cwd=project)  # the first run reads the lock and fills the cache
+    assert "yaml" in slow
+    fast = _new_modules(code, cwd=project)
+    assert "envknit.cli._run" in fast
+    _check(fast, RUN_BUDGET)
