@@ -5,7 +5,8 @@ start-up time is made of (``python -X importtime`` shows the rest). Each check r
 interpreter started with ``-S`` (so that no ``.pth`` file, such as the editable install's import
 finder, loads modules first and hides them from the count), which imports ``site`` by hand
 (without processing ``.pth`` files) and then counts the modules that appear in ``sys.modules``.
-The budgets are today's numbers: a change that needs more must raise them here, on purpose, and say why.
+The budgets are today's numbers: a change that needs more must raise them here, on purpose,
+and say why.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ _REPORT = "print('\\n'.join(sorted(set(sys.modules) - _before)))\n"
 def _new_modules(code: str, cwd: Path | None = None) -> list[str]:
     proc = subprocess.run(
         [sys.executable, "-S", "-c", _PRELUDE + code, *_PATHS], capture_output=True, text=True,
-        timeout=60, check=False, cwd=cwd, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        timeout=60, check=False, cwd=cwd,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.split()
