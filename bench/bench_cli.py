@@ -1,81 +1,50 @@
 #!/usr/bin/env python3
-"""Store and CLI benchmarks: envknit install / run against uv venv + uv pip install / python.
+"""Lock and install benchmarks: envknit lock / install against uv, offline, from a clean venv.
 
-    python bench/bench_cli.py [--repeat N] [--packages N]
+    python bench/bench_cli.py [--rounds N] [--packages N]    # or: bench/run.py --only bench_cli
 
-Offline: the script builds its own wheels (pure Python, a few hundred KB each) in a temporary
-folder and points uv at them (UV_FIND_LINKS, and UV_OFFLINE=1 so that no index is asked). Every
-figure is a median of repeated runs, printed with the baseline measured in the same run and the
-ratio.
+Every command timed runs from a venv built by this run from the base interpreter with envknit
+installed non-editable (bench/_clean.py), and uv is offline for real: ``UV_OFFLINE=1``, its
+own ``UV_CACHE_DIR``, ``UV_FIND_LINKS`` at wheels this script builds (pure Python, ~250 KiB
+each; the first depends on all the others), the default index on a loopback counter that must
+see no connection. Figures, medians of paired rounds (the order rotates every round):
+
+1. ``envknit lock`` of one environment of N packages vs ``uv pip compile --generate-hashes``
+   of the same requirement for the same target (goal <= 2x); both with a warm uv cache;
+2. cold ``envknit install`` (empty store, empty uv cache) vs ``uv venv`` + ``uv pip install
+   --no-deps --require-hashes`` of the same pins (empty uv cache) (goal <= 1.1x);
+3. ``envknit install`` of a second project whose packages are all in the store vs the same uv
+   pair with a warm uv cache (goal <= 1.0x), and the bytes each adds on disk.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Mapping
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+from _clean import IndexCounter, Row, clean_env, must_run, offline_env, paired, print_rows
 
-from tests._builders import build_wheel, package_files  # noqa: E402
+from tests._builders import build_wheel, package_files
 
-ENVKNIT = Path(sys.executable).parent / "envknit"
 PY = "{}.{}".format(*sys.version_info[:2])
-# The CLI by itself: the envknit package's __init__ (the library's public API, which imports
-# the other parts of envknit) replaced by an empty package, then the same main().
-# It also reports its own CPU time (start-up, imports, its work; not uv's, which runs in a
-# child): a figure the other jobs on a shared machine disturb far less than wall time.
-STUB = (
-    "import atexit, sys, time, types; m = types.ModuleType('envknit'); "
-    f"m.__path__ = [{str(HERE.parent / 'envknit')!r}]; sys.modules['envknit'] = m; "
-    "atexit.register(lambda: print('CPU', time.process_time(), file=sys.stderr)); "
-    "from envknit.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-
-
-def uv_bin() -> str:
-    import uv
-
-    return str(uv.find_uv_bin())
 
 
 def make_wheels(dest: Path, count: int) -> list[str]:
-    """``count`` packages, each with 20 modules of ~10 KB; pkg0 depends on all the others."""
+    """``count`` packages, each with 20 modules of ~10 KB; the first depends on the others."""
     names = [f"benchpkg{i}" for i in range(count)]
+    body = "".join(f"def f{j}(x):\n    return x + {j}\n\n" for j in range(400))
     for i, name in enumerate(names):
-        body = "".join(f"def f{j}(x):\n    return x + {j}\n\n" for j in range(400))
         modules = {f"mod{k}.py": body for k in range(20)}
         requires = [f"{n}==1.0" for n in names[1:]] if i == 0 else []
         build_wheel(dest, name, "1.0", package_files(name, "1.0", modules), requires=requires)
     return names
-
-
-CPU_SECONDS: list[float] = []  # what STUB reported, one per run
-
-
-def run(cmd: list[str], cwd: Path, env: Mapping[str, str]) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, env=dict(env), capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}")
-    lines = proc.stderr.splitlines()
-    if lines and lines[-1].startswith("CPU "):
-        CPU_SECONDS.append(float(lines[-1].split()[1]))
-
-
-def timed(func: Callable[[], None]) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
 
 
 def tree_bytes(root: Path, *, unshared_only: bool = False) -> int:
@@ -92,106 +61,105 @@ def tree_bytes(root: Path, *, unshared_only: bool = False) -> int:
     return total
 
 
-def report(label: str, ours: list[float], base: list[float], goal: float) -> None:
-    a, b = statistics.median(ours), statistics.median(base)
-    ratio = a / b if b else float("inf")
-    verdict = "meets" if ratio <= goal else "misses"
-    print(f"{label}: envknit {a * 1000:.1f} ms, baseline {b * 1000:.1f} ms, "
-          f"ratio {ratio:.2f}x (goal <= {goal}x: {verdict})", flush=True)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--run-repeat", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--packages", type=int, default=10)
     args = parser.parse_args()
-    uv = uv_bin()
-    with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
+            IndexCounter() as index:
         tmp = Path(tmp_name)
-        names = make_wheels(tmp / "wheels", args.packages)
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "VIRTUAL"))}
-        base_env.update(UV_FIND_LINKS=str(tmp / "wheels"), UV_OFFLINE="1",
-                        UV_PYTHON_DOWNLOADS="never")
+        venv = clean_env(tmp / "venv")
+        py, uv, envknit = str(venv.python), str(venv.uv), str(venv.envknit)
+        wheels = tmp / "wheels"
+        names = make_wheels(wheels, args.packages)
+        fresh = itertools.count()
+
+        def env_for(cache: Path, home: Path | None = None) -> dict[str, str]:
+            extra = {"ENVKNIT_HOME": str(home)} if home else {}
+            return offline_env(wheels=wheels, cache=cache, index_url=index.url, extra=extra)
+
         project = tmp / "project"
         project.mkdir()
-        env = {**base_env, "ENVKNIT_HOME": str(tmp / "home0"), "UV_CACHE_DIR": str(tmp / "c0")}
-        run([str(ENVKNIT), "init"], project, env)
-        run([str(ENVKNIT), "add", f"{names[0]}==1.0"], project, env)
-        run([str(ENVKNIT), "lock"], project, env)
-        # the same pins, with hashes, for the uv baseline
+        (project / "envknit.yaml").write_text(
+            f"environments:\n  default:\n    packages: ['{names[0]}==1.0']\n"
+        )
+        (tmp / "req.in").write_text(f"{names[0]}==1.0\n")
         pins = tmp / "pins.txt"
-        lines = []
-        for wheel in sorted((tmp / "wheels").glob("*.whl")):
-            dist = wheel.name.split("-")[0]
-            sha = hashlib.sha256(wheel.read_bytes()).hexdigest()
-            lines.append(f"{dist}==1.0 --hash=sha256:{sha}\n")
-        pins.write_text("".join(lines))
-        print(f"{args.packages} pure-Python packages, "
-              f"{tree_bytes(tmp / 'wheels') // 1024} KiB of wheels; Python {PY}; "
-              f"medians of {args.repeat} (installs) / {args.run_repeat} (run)", flush=True)
+        pins.write_text("".join(
+            f"{w.name.split('-')[0]}==1.0 --hash=sha256:"
+            f"{hashlib.sha256(w.read_bytes()).hexdigest()}\n"
+            for w in sorted(wheels.glob("*.whl"))
+        ))
 
-        def uv_install(i: int, cache: Path) -> None:
-            venv = tmp / f"venv{i}"
-            shutil.rmtree(venv, ignore_errors=True)
-            e = {**base_env, "UV_CACHE_DIR": str(cache)}
-            run([uv, "venv", "-q", "--python", sys.executable, str(venv)], tmp, e)
-            run([uv, "pip", "install", "-q", "--no-deps", "--require-hashes", "--python",
-                 str(venv / "bin" / "python"), "-r", str(pins)], tmp, e)
+        # 1. lock, both with the same warm uv cache (each warmed by a first run)
+        lock_env = env_for(tmp / "lock-cache", tmp / "lock-home")
+        lock_cmd = [envknit, "lock"]
+        compile_cmd = [uv, "pip", "compile", "--python", py, "--python-version", PY,
+                       "--generate-hashes", "--quiet", str(tmp / "req.in")]
+        for cmd in (lock_cmd, compile_cmd):
+            must_run(cmd, cwd=project, env=lock_env)
+        lock = paired({"envknit": lambda: must_run(lock_cmd, cwd=project, env=lock_env),
+                       "uv": lambda: must_run(compile_cmd, cwd=project, env=lock_env)},
+                      args.rounds)
 
-        def ek_install(
-            home: Path, cache: Path, where: Path = project, cmd: list[str] | None = None
-        ) -> None:
-            e = {**base_env, "ENVKNIT_HOME": str(home), "UV_CACHE_DIR": str(cache)}
-            run([*(cmd or [str(ENVKNIT)]), "install"], where, e)
+        def uv_install(cache: Path) -> Path:
+            target = tmp / f"venv{next(fresh)}"
+            e = env_for(cache)
+            must_run([uv, "venv", "-q", "--python", py, str(target)], cwd=tmp, env=e)
+            must_run([uv, "pip", "install", "-q", "--no-deps", "--require-hashes", "--python",
+                      str(target / "bin" / "python"), "-r", str(pins)], cwd=tmp, env=e)
+            return target
 
-        # 1. cold: empty store / empty venv, empty uv cache for both
-        # (the three are interleaved so that the machine's noise hits them alike)
-        ours, base, stubbed = [], [], []
-        for i in range(args.repeat):
-            ours.append(timed(lambda i=i: ek_install(tmp / f"cold-home{i}", tmp / f"ek-c{i}")))
-            base.append(timed(lambda i=i: uv_install(i, tmp / f"uv-c{i}")))
-            stubbed.append(timed(lambda i=i: ek_install(
-                tmp / f"cold-stub{i}", tmp / f"ek-s{i}", cmd=[sys.executable, "-c", STUB])))
-        report("cold install", ours, base, 1.3)
-        report("  same, without importing envknit/__init__", stubbed, base, 1.3)
-        print(f"  envknit's own CPU time in that install (start-up, imports, its work; uv "
-              f"excluded): {statistics.median(CPU_SECONDS) * 1000:.1f} ms", flush=True)
+        def ek_install(home: Path, cache: Path, where: Path = project) -> None:
+            must_run([envknit, "install"], cwd=where, env=env_for(cache, home))
 
-        # 2. warm: a second project whose packages are all in the store, vs a warm uv cache
-        home, cache = tmp / "cold-home0", tmp / "ek-c0"
-        second = tmp / "second"
-        second.mkdir()
-        shutil.copy(project / "envknit.yaml", second)
-        shutil.copy(project / "envknit.lock.yaml", second)
-        ours, base, ours_bytes, base_bytes, base_unshared = [], [], [], [], []
-        for i in range(args.repeat):
+        # 2. cold: empty store and empty uv cache / new venv and empty uv cache
+        cold = paired({
+            "envknit": lambda: ek_install(tmp / f"home{next(fresh)}", tmp / f"c{next(fresh)}"),
+            "uv": lambda: uv_install(tmp / f"c{next(fresh)}"),
+        }, args.rounds)
+
+        # 3. warm: a second project, all in the store / a new venv, warm uv cache
+        home, cache, uv_cache = tmp / "warm-home", tmp / "warm-cache", tmp / "warm-uv-cache"
+        ek_install(home, cache)
+        uv_install(uv_cache)
+        added: list[int] = []
+        venvs: list[Path] = []
+
+        def ek_second() -> None:
+            second = tmp / f"second{next(fresh)}"
+            second.mkdir()
+            for name in ("envknit.yaml", "envknit.lock.yaml"):
+                shutil.copy(project / name, second)
             before = tree_bytes(home)
-            ours.append(timed(lambda: ek_install(home, cache, second)))
-            ours_bytes.append(tree_bytes(home) - before)
-            base.append(timed(lambda i=i: uv_install(100 + i, tmp / "uv-c0")))
-            base_bytes.append(tree_bytes(tmp / f"venv{100 + i}"))
-            base_unshared.append(tree_bytes(tmp / f"venv{100 + i}", unshared_only=True))
-        report("warm second project", ours, base, 1.0)
-        added = statistics.median(ours_bytes)
-        print(f"bytes added on disk (median): envknit home {added:.0f} B "
-              f"(max {max(ours_bytes)} B: the project registration), "
-              f"uv venv {statistics.median(base_bytes):.0f} B apparent, "
-              f"{statistics.median(base_unshared):.0f} B not hard-linked to the uv cache "
-              "(goal: the store adds no package bytes)", flush=True)
+            ek_install(home, cache, second)
+            added.append(tree_bytes(home) - before)
 
-        # 3. envknit run -- python -c pass  vs  python -c pass
-        e = {**base_env, "ENVKNIT_HOME": str(home), "UV_CACHE_DIR": str(cache)}
-        run([str(ENVKNIT), "run", "--", "python", "-c", "pass"], project, e)  # fills the cache
-        ours, base, stubbed = [], [], []
-        for _ in range(args.run_repeat):
-            ours.append(timed(lambda: run([str(ENVKNIT), "run", "--", "python", "-c", "pass"],
-                                          project, e)))
-            base.append(timed(lambda: run([sys.executable, "-c", "pass"], project, e)))
-            stubbed.append(timed(lambda: run([sys.executable, "-c", STUB, "run", "--", "python",
-                                              "-c", "pass"], project, e)))
-        report("envknit run -- python -c pass", ours, base, 2.5)
-        report("  same, without importing envknit/__init__", stubbed, base, 2.5)
+        warm = paired({"envknit": ek_second, "uv": lambda: venvs.append(uv_install(uv_cache))},
+                      args.rounds)
+        venv_bytes = statistics.median(tree_bytes(v) for v in venvs)
+        venv_unshared = statistics.median(tree_bytes(v, unshared_only=True) for v in venvs)
+        uv_version = must_run([uv, "--version"], cwd=tmp, env=lock_env).strip()
+        wheel_kib = tree_bytes(wheels) // 1024
+        if index.connections:
+            raise SystemExit(f"uv asked the index although offline: {index.requests}")
+
+    print(f"Python {sys.version.split()[0]} (clean venv from the base interpreter, envknit "
+          f"non-editable); {uv_version}; {args.packages} pure-Python packages, {wheel_kib} KiB "
+          f"of wheels; offline (index connections: 0); medians of {args.rounds} paired rounds",
+          flush=True)
+    print_rows([
+        Row(label=f"1. envknit lock ({args.packages} packages)", ours=lock["envknit"],
+            base=lock["uv"], base_label="uv pip compile --generate-hashes", max_ratio=2.0),
+        Row(label="2. cold envknit install", ours=cold["envknit"], base=cold["uv"],
+            base_label="uv venv + uv pip install, empty cache", max_ratio=1.1),
+        Row(label="3. envknit install, second project (warm store)", ours=warm["envknit"],
+            base=warm["uv"], base_label="uv venv + uv pip install, warm cache", max_ratio=1.0),
+    ])
+    print(f"   bytes added on disk by 3 (median): envknit home {statistics.median(added):.0f} B "
+          f"(max {max(added)} B); uv venv {venv_bytes:.0f} B apparent, {venv_unshared:.0f} B "
+          "not hard-linked to the uv cache", flush=True)
     return 0
 
 

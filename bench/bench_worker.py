@@ -1,16 +1,16 @@
 #!/usr/bin/env python3
-"""Worker benchmarks: proxy round trip vs a raw framed-JSON echo and multiprocessing; spawn time.
+"""Worker benchmarks: proxy round trip vs a raw framed-JSON echo and multiprocessing (no start-up figure).
 
     python bench/bench_worker.py            # or: python bench/run.py --only bench_worker
 
 Every figure is the median of many timed repetitions, printed with its ratio to a baseline
 measured in the same run:
 
-* a proxy call with a small JSON argument (``mod.echo({...})``) against the floor: a child that
-  echoes length-prefixed JSON over the same kind of pipes (``os.pipe`` + ``pass_fds``), and
-  against ``multiprocessing`` (spawn) ``Pipe`` + pickle;
-* spawn to first result (a fresh ``envknit.worker()`` block answering its first call) against
-  ``python -c pass``.
+a proxy call with a small JSON argument (``mod.echo({...})``) against the floor: a child that
+echoes length-prefixed JSON over the same kind of pipes (``os.pipe`` + ``pass_fds``), and
+against ``multiprocessing`` (spawn) ``Pipe`` + pickle. A new worker's time to its first result
+is a start-up figure: bench/bench_startup.py measures it against a clean ``python -c pass``
+(this script runs in the development venv, whose editable install slows every start-up).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 
 CALLS = 6000
 ROUNDS = 6
-SPAWNS = 21
 ARG = {"op": "add", "values": [1, 2, 3], "tag": "small"}
 
 RAW_ECHO = r"""
@@ -161,7 +160,7 @@ def round_trips(host_cpu: int, child_cpu: int) -> dict[str, float]:
 
 
 def main() -> int:
-    from envknit import shutdown_workers, worker
+    from envknit import shutdown_workers
     from tests._builders import make_store_entry, package_files, write_lock
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,30 +180,16 @@ def main() -> int:
         figures = {label: round_trips(h, c) for label, h, c in placements()}
         os.sched_setaffinity(0, allowed)
 
-        spawn_samples, bare_samples = [], []
-        for _ in range(SPAWNS):  # interleaved, like the calls above
-            shutdown_workers()
-            t0 = time.perf_counter()
-            with worker("benchpkg", "1.0") as mod:
-                mod.echo(1)
-            spawn_samples.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=True)
-            bare_samples.append(time.perf_counter() - t0)
         shutdown_workers()
-        spawn = statistics.median(spawn_samples) * 1000
-        bare = statistics.median(bare_samples) * 1000
 
-    print(f"Python {sys.version.split()[0]}; {CALLS} calls in {ROUNDS} rounds of fresh processes"
-          f" / {SPAWNS} spawns per figure; medians")
+    print(f"Python {sys.version.split()[0]}; {CALLS} calls in {ROUNDS} rounds of fresh processes;"
+          " medians")
     for label, f in figures.items():
         proxy, raw, mp = f["proxy"], f["raw"], f["mp"]
         print(f"[{label}] proxy call mod.echo(small dict)")
         print(f"  envknit proxy                   {proxy:8.1f} us")
         print(f"  raw framed JSON echo (floor)    {raw:8.1f} us   proxy/raw = {proxy / raw:.2f}x")
         print(f"  multiprocessing Pipe + pickle   {mp:8.1f} us   proxy/mp  = {proxy / mp:.2f}x")
-    print(f"spawn to first result                {spawn:8.1f} ms")
-    print(f"  python -c pass                     {bare:8.1f} ms   spawn/pass = {spawn / bare:.2f}x")
     return 0
 
 
