@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Worker benchmarks: proxy round trip vs a raw framed-JSON echo and multiprocessing (no start-up figure).
+"""Worker benchmarks: proxy round trip vs a raw framed-JSON echo and multiprocessing.
 
     python bench/bench_worker.py            # or: python bench/run.py --only bench_worker
 
