@@ -16,6 +16,7 @@ loopback counter (``tests/_loopback.py``) so the bench can assert that nobody as
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -36,12 +37,14 @@ __all__ = [
     "CleanEnv",
     "IndexCounter",
     "Row",
+    "Samples",
     "base_python",
     "clean_env",
     "must_run",
     "offline_env",
     "paired",
     "print_rows",
+    "row",
     "timed",
 ]
 
@@ -125,15 +128,34 @@ def timed(func: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def paired(cases: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Samples:
+    """Seconds per case: wall clock, and the CPU time of the processes it ran (and waited for).
+
+    On a loaded machine wall time mostly measures the other jobs; CPU time (user + system of
+    the child processes) is what the command itself costs, so both are reported.
+    """
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+
+def paired(cases: Mapping[str, Callable[[], object]], rounds: int) -> Samples:
     """Time every case once per round, the order rotating, so that noise hits all alike."""
     names = list(cases)
-    samples: dict[str, list[float]] = {name: [] for name in names}
+    out = Samples(wall={name: [] for name in names}, cpu={name: [] for name in names})
     for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
-            samples[name].append(timed(cases[name]))
-    return samples
+            cpu0 = _children_cpu()
+            out.wall[name].append(timed(cases[name]))
+            out.cpu[name].append(_children_cpu() - cpu0)
+    return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -146,12 +168,17 @@ class Row:
     base_label: str
     max_ratio: float | None = None
     max_extra_ms: float | None = None
+    ours_cpu: list[float] | None = None
+    base_cpu: list[float] | None = None
 
     def text(self) -> str:
         a, b = statistics.median(self.ours) * 1000, statistics.median(self.base) * 1000
         diffs = [(x - y) * 1000 for x, y in zip(self.ours, self.base, strict=True)]
         line = (f"{self.label}: {a:.1f} ms vs {self.base_label} {b:.1f} ms = {a / b:.2f}x "
                 f"(paired difference {statistics.median(diffs):+.1f} ms)")
+        if self.ours_cpu and self.base_cpu:
+            c, d = statistics.median(self.ours_cpu) * 1000, statistics.median(self.base_cpu) * 1000
+            line += f"; CPU {c:.1f} vs {d:.1f} ms = {c / d:.2f}x" if d else ""
         if self.max_ratio is not None:
             ok = a / b <= self.max_ratio
             line += f" [goal <= {self.max_ratio}x: {'met' if ok else 'MISSED'}]"
@@ -159,6 +186,16 @@ class Row:
             ok = a - b < self.max_extra_ms
             line += f" [goal < +{self.max_extra_ms:g} ms: {'met' if ok else 'MISSED'}]"
         return line
+
+
+def row(
+    samples: Samples, label: str, ours: str, base: str, base_label: str,
+    *, max_ratio: float | None = None, max_extra_ms: float | None = None,
+) -> Row:
+    """The figure ``ours`` against ``base``, both cases of the same paired rounds."""
+    return Row(label=label, ours=samples.wall[ours], base=samples.wall[base],
+               base_label=base_label, max_ratio=max_ratio, max_extra_ms=max_extra_ms,
+               ours_cpu=samples.cpu[ours], base_cpu=samples.cpu[base])
 
 
 def print_rows(rows: Sequence[Row]) -> None:

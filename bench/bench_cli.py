@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _clean import IndexCounter, Row, clean_env, must_run, offline_env, paired, print_rows
+from _clean import IndexCounter, clean_env, must_run, offline_env, paired, print_rows, row
 
 from tests._builders import build_wheel, package_files
 
@@ -150,12 +150,12 @@ def main() -> int:
           f"of wheels; offline (index connections: 0); medians of {args.rounds} paired rounds",
           flush=True)
     print_rows([
-        Row(label=f"1. envknit lock ({args.packages} packages)", ours=lock["envknit"],
-            base=lock["uv"], base_label="uv pip compile --generate-hashes", max_ratio=2.0),
-        Row(label="2. cold envknit install", ours=cold["envknit"], base=cold["uv"],
-            base_label="uv venv + uv pip install, empty cache", max_ratio=1.1),
-        Row(label="3. envknit install, second project (warm store)", ours=warm["envknit"],
-            base=warm["uv"], base_label="uv venv + uv pip install, warm cache", max_ratio=1.0),
+        row(lock, f"1. envknit lock ({args.packages} packages)", "envknit", "uv",
+            "uv pip compile --generate-hashes", max_ratio=2.0),
+        row(cold, "2. cold envknit install", "envknit", "uv",
+            "uv venv + uv pip install, empty cache", max_ratio=1.1),
+        row(warm, "3. envknit install, second project (warm store)", "envknit", "uv",
+            "uv venv + uv pip install, warm cache", max_ratio=1.0),
     ])
     print(f"   bytes added on disk by 3 (median): envknit home {statistics.median(added):.0f} B "
           f"(max {max(added)} B); uv venv {venv_bytes:.0f} B apparent, {venv_unshared:.0f} B "

@@ -26,7 +26,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _clean import IndexCounter, Row, clean_env, must_run, offline_env, paired, print_rows
+from _clean import (
+    IndexCounter,
+    Row,
+    clean_env,
+    must_run,
+    offline_env,
+    paired,
+    print_rows,
+    row,
+)
 
 from tests._builders import make_store_entry, package_files, write_lock
 
@@ -97,22 +106,19 @@ def main() -> int:
     print(f"Python {version} (clean venv from the base interpreter, envknit non-editable, "
           f"no .pth); {uv_version}; medians of {args.rounds} paired rounds; "
           f"index connections: 0", flush=True)
-    base, rows = samples["pass"], []
-    rows.append(Row(label="1. envknit run -- python -c pass", ours=samples["run"], base=base,
-                    base_label="python -c pass"))
-    rows.append(Row(label="1. envknit run -- python -c pass", ours=samples["run"],
-                    base=samples["uv run"], base_label="uv run --no-project python -c pass",
-                    max_ratio=1.0))
-    rows.append(Row(label="   uv run --no-project python -c pass", ours=samples["uv run"],
-                    base=base, base_label="python -c pass"))
-    rows.append(Row(label="2. new worker() to first result", ours=spawn["worker"],
-                    base=spawn["pass"], base_label="python -c pass", max_ratio=1.5))
-    rows.append(Row(label="3. import envknit + configure_from_lock (2 envs)",
-                    ours=samples["configure"], base=base, base_label="python -c pass",
-                    max_extra_ms=25))
-    rows.append(Row(label="   import envknit", ours=samples["import"], base=base,
-                    base_label="python -c pass"))
-    print_rows(rows)
+    bare = "python -c pass"
+    print_rows([
+        row(samples, "1. envknit run -- python -c pass", "run", "pass", bare),
+        row(samples, "1. envknit run -- python -c pass", "run", "uv run",
+            "uv run --no-project python -c pass", max_ratio=1.0),
+        row(samples, "   uv run --no-project python -c pass", "uv run", "pass", bare),
+        Row(label="2. new worker() to first result", ours=spawn["worker"], base=spawn["pass"],
+            base_label=bare, max_ratio=1.5, ours_cpu=spawn["worker_cpu"],
+            base_cpu=spawn["pass_cpu"]),
+        row(samples, "3. import envknit + configure_from_lock (2 envs)", "configure", "pass",
+            bare, max_extra_ms=25),
+        row(samples, "   import envknit", "import", "pass", bare),
+    ])
     print(f"   the process's first worker (also reads the lock and the store): "
           f"{statistics.median(spawn['first']) * 1000:.1f} ms", flush=True)
     return 0
