@@ -15,6 +15,7 @@ loopback counter (``tests/_loopback.py``) so the bench can assert that nobody as
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
@@ -38,6 +39,7 @@ __all__ = [
     "IndexCounter",
     "Row",
     "Samples",
+    "add_source_option",
     "base_python",
     "clean_env",
     "must_run",
@@ -67,15 +69,16 @@ class CleanEnv:
     uv: Path
 
 
-def clean_env(dest: Path) -> CleanEnv:
-    """Build ``dest``: a venv from the base interpreter, envknit installed non-editable."""
+def clean_env(dest: Path, source: Path = ROOT) -> CleanEnv:
+    """Build ``dest``: a venv from the base interpreter, envknit (from the checkout ``source``,
+    this one by default: another one gives the "before" figures) installed non-editable."""
     subprocess.run([str(base_python()), "-m", "venv", "--without-pip", str(dest)], check=True)
     py = dest / "bin" / "python"
     setup_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     uv_here = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
     proc = subprocess.run(
-        [uv_here, "pip", "install", "-q", "--compile-bytecode", "--python", str(py), str(ROOT)],
+        [uv_here, "pip", "install", "-q", "--compile-bytecode", "--python", str(py), str(source)],
         env=setup_env, capture_output=True, text=True, check=False,
     )
     if proc.returncode:
@@ -90,6 +93,13 @@ def clean_env(dest: Path) -> CleanEnv:
     if not where.startswith(str(dest)):
         raise SystemExit(f"the clean venv imports envknit from {where}, not from its own copy")
     return CleanEnv(root=dest, python=py, envknit=dest / "bin" / "envknit", uv=dest / "bin" / "uv")
+
+
+def add_source_option(parser: argparse.ArgumentParser) -> None:
+    """``--source CHECKOUT``: measure the envknit of another checkout (say, main before a
+    change); the benches' own helpers still come from this one."""
+    parser.add_argument("--source", type=Path, default=ROOT,
+                        help="envknit checkout to install into the clean venv (default: this)")
 
 
 def offline_env(

@@ -29,7 +29,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _clean import IndexCounter, clean_env, must_run, offline_env, paired, print_rows, row
+from _clean import (
+    IndexCounter,
+    add_source_option,
+    clean_env,
+    must_run,
+    offline_env,
+    paired,
+    print_rows,
+    row,
+)
 
 from tests._builders import build_wheel, package_files
 
@@ -65,11 +74,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--packages", type=int, default=10)
+    add_source_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
             IndexCounter() as index:
         tmp = Path(tmp_name)
-        venv = clean_env(tmp / "venv")
+        venv = clean_env(tmp / "venv", args.source)
         py, uv, envknit = str(venv.python), str(venv.uv), str(venv.envknit)
         wheels = tmp / "wheels"
         names = make_wheels(wheels, args.packages)
@@ -145,6 +155,7 @@ def main() -> int:
         if index.connections:
             raise SystemExit(f"uv asked the index although offline: {index.requests}")
 
+    print(f"envknit from {args.source}", flush=True)
     print(f"Python {sys.version.split()[0]} (clean venv from the base interpreter, envknit "
           f"non-editable); {uv_version}; {args.packages} pure-Python packages, {wheel_kib} KiB "
           f"of wheels; offline (index connections: 0); medians of {args.rounds} paired rounds",

@@ -29,6 +29,7 @@ from pathlib import Path
 from _clean import (
     IndexCounter,
     Row,
+    add_source_option,
     clean_env,
     must_run,
     offline_env,
@@ -66,11 +67,12 @@ def make_project(project: Path, home: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=41)
+    add_source_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
             IndexCounter() as index:
         tmp = Path(tmp_name)
-        venv = clean_env(tmp / "venv")
+        venv = clean_env(tmp / "venv", args.source)
         home, project = tmp / "home", tmp / "project"
         make_project(project, home)
         (tmp / "wheels").mkdir()
@@ -103,6 +105,7 @@ def main() -> int:
         if index.connections:
             raise SystemExit(f"uv asked the index although offline: {index.requests}")
 
+    print(f"envknit from {args.source}", flush=True)
     print(f"Python {version} (clean venv from the base interpreter, envknit non-editable, "
           f"no .pth); {uv_version}; medians of {args.rounds} paired rounds; "
           f"index connections: 0", flush=True)
