@@ -23,9 +23,11 @@ from tests._builders import make_store_entry, write_lock
 pytestmark = pytest.mark.timeout(120)
 
 # What `import envknit` may load, envknit's own modules included.
-IMPORT_BUDGET = 41
+IMPORT_BUDGET = 42
 # What `envknit run` may load on its fast path (a fresh cache) before it execs the command.
-RUN_BUDGET = 44
+RUN_BUDGET = 45
+# What a new worker's child loads before it serves (``python -I -S``, stdlib only).
+CHILD_BUDGET = 55
 # Never on these paths: each costs milliseconds, and neither path needs it.
 HEAVY = ("argparse", "yaml", "packaging", "dataclasses", "pathlib", "subprocess", "tempfile",
          "inspect", "asyncio", "threading")
@@ -81,3 +83,25 @@ def test_envknit_run_fast_path_stays_within_its_module_budget(tmp_path: Path) ->
     fast = _new_modules(code, cwd=project)
     assert "envknit.cli._run" in fast
     _check(fast, RUN_BUDGET)
+
+
+def test_worker_child_stays_within_its_module_budget() -> None:
+    root = Path(__file__).resolve().parent.parent / "envknit"
+    child = next(p for p in (root / "_worker" / "_child.py", root / "worker" / "_child.py")
+                 if p.is_file())
+    # what the worker's child runs at start: isolated, no site, _child.py by path
+    code = (
+        "import sys\n"
+        "_before = set(sys.modules)\n"
+        "from importlib.util import module_from_spec, spec_from_file_location\n"
+        "spec = spec_from_file_location('_envknit_worker_child', sys.argv[1])\n"
+        "module = module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "print('\\n'.join(sorted(set(sys.modules) - _before)))\n"
+    )
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(child)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    loaded = proc.stdout.split()
+    assert "_envknit_worker_protocol" in loaded
+    _check(loaded, CHILD_BUDGET)
