@@ -73,12 +73,17 @@ def clean_env(dest: Path, source: Path = ROOT) -> CleanEnv:
     """Build ``dest``: a venv from the base interpreter, envknit (from the checkout ``source``,
     this one by default: another one gives the "before" figures) installed non-editable."""
     subprocess.run([str(base_python()), "-m", "venv", "--without-pip", str(dest)], check=True)
+    # built from a copy: a build/ folder left in the checkout by an earlier build would put
+    # its stale modules into the wheel (and the checkout is left as it was)
+    copy = dest.parent / f"{dest.name}-source"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns(
+        ".git", ".venvs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache"))
     py = dest / "bin" / "python"
     setup_env = {k: v for k, v in os.environ.items()
                  if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     uv_here = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
     proc = subprocess.run(
-        [uv_here, "pip", "install", "-q", "--compile-bytecode", "--python", str(py), str(source)],
+        [uv_here, "pip", "install", "-q", "--compile-bytecode", "--python", str(py), str(copy)],
         env=setup_env, capture_output=True, text=True, check=False,
     )
     if proc.returncode:
