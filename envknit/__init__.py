@@ -6,7 +6,6 @@ that a bare ``import envknit`` and the ``envknit`` command stay lean: ``envknit 
 start-up budget (docs/benchmarks.md), and every module-level import here is paid by every command.
 """
 
-from typing import TYPE_CHECKING
 
 from ._version import __version__ as __version__
 from .errors import (
@@ -43,6 +42,8 @@ from .errors import (
     WorkerRemoteError as WorkerRemoteError,
 )
 
+# not typing.TYPE_CHECKING: importing typing would cost every `import envknit` ~3 ms
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._subinterp import SubInterpreterEnv as SubInterpreterEnv
     from ._worker import (
