@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib.metadata import Distribution, PathDistribution
 from pathlib import Path
 
-from packaging.utils import canonicalize_name
-
+from .names import canonical_name
 from .store.record import record_rows
 
 __all__ = ["EXTENSION_SUFFIXES", "InstalledDist", "main_import", "read_installed"]
@@ -48,15 +46,27 @@ def main_import(dist: str, import_names: tuple[str, ...]) -> str:
 def _find_dist_info(site: Path, dist: str) -> Path | None:
     for candidate in sorted(site.glob("*.dist-info")):
         stem = candidate.name[: -len(".dist-info")]
-        if canonicalize_name(stem.rsplit("-", 1)[0]) == dist:
+        if canonical_name(stem.rsplit("-", 1)[0]) == dist:
             return candidate
     return None
 
 
-def _record_paths(found: PathDistribution | None) -> list[str]:
+def _read(dist_info: Path | None, name: str) -> str | None:
+    """A dist-info file's text, None if it cannot be read: what ``PathDistribution.read_text``
+    does, without importing importlib.metadata (email, zipfile, inspect: ~10 ms that
+    ``configure_from_lock`` would pay)."""
+    if dist_info is None:
+        return None
+    try:
+        return (dist_info / name).read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None  # what read_text suppresses: a missing file reads as none
+
+
+def _record_paths(dist_info: Path | None) -> list[str]:
     """The paths RECORD lists. Not ``Distribution.files``: since 3.12 it stats every listed
     file to drop missing ones (15x slower for a small package, and we only need the names)."""
-    text = found.read_text("RECORD") if found is not None else None
+    text = _read(dist_info, "RECORD")
     return [row[0] for row in record_rows(text or "") if row[0]]
 
 
@@ -70,10 +80,10 @@ def _importable(site: Path, name: str) -> bool:
 
 
 def _import_names(
-    site: Path, found: PathDistribution | None, record: list[str]
+    site: Path, dist_info: Path | None, record: list[str]
 ) -> tuple[str, ...]:
     names: list[str] = []
-    top_level = found.read_text("top_level.txt") if found is not None else None
+    top_level = _read(dist_info, "top_level.txt")
     if top_level:
         lines = top_level.splitlines()
         names = [n.strip().replace("/", ".").split(".")[0] for n in lines if n.strip()]
@@ -96,12 +106,11 @@ def read_installed(dist: str, site: Path) -> InstalledDist:
     a digit. A missing dist-info or RECORD gives no names.
     """
     dist_info = _find_dist_info(site, dist)
-    found = Distribution.at(dist_info) if dist_info is not None else None
-    record = _record_paths(found)
+    record = _record_paths(dist_info)
     return InstalledDist(
         dist=dist,
         site_dir=site,
         dist_info=dist_info,
-        import_names=_import_names(site, found, record),
+        import_names=_import_names(site, dist_info, record),
         extensions=tuple(p for p in record if p.endswith(EXTENSION_SUFFIXES)),
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import sys
 
-from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import InvalidNameError
@@ -17,6 +16,7 @@ from .errors import InvalidNameError
 __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_VERSION_LENGTH",
+    "canonical_name",
     "normalize_name",
     "normalize_version",
     "python_tuple",
@@ -26,6 +26,11 @@ __all__ = [
     "validate_sha256",
 ]
 
+# PEP 503 normalisation and the PEP 508 name rule, as packaging.utils.canonicalize_name has
+# them: that module imports packaging.tags (logging, platform, sysconfig: ~8 ms) on every path
+# that normalises a name, configure_from_lock's included.
+_SEPARATORS = re.compile(r"[-_.]+")
+_VALID_NAME = re.compile(r"[A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9]", re.IGNORECASE)
 _ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PY_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.(whl|tar\.gz|zip|tar\.bz2)$")
@@ -41,17 +46,19 @@ MAX_VERSION_LENGTH = 100
 MAX_FILENAME_BYTES = 255
 
 
+def canonical_name(name: str) -> str:
+    """The PEP 503 form of a distribution name (``Foo.Bar_baz`` -> ``foo-bar-baz``), unchecked."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
 def normalize_name(name: object) -> str:
     """Return the canonical (PEP 503) form of a distribution name, refusing unsafe input."""
     if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
         raise InvalidNameError(
             "package name", name, f"longer than {MAX_NAME_LENGTH} characters"
         )
-    try:
-        if isinstance(name, str):
-            return str(canonicalize_name(name, validate=True))
-    except InvalidName:
-        pass  # refused below, with our message
+    if isinstance(name, str) and _VALID_NAME.fullmatch(name):
+        return canonical_name(name)
     raise InvalidNameError(
         "package name", name, "names are letters, digits, '.', '_' and '-' (PEP 508)"
     )

@@ -11,11 +11,7 @@ from ._api import (
     set_default as set_default,
     use as use,
 )
-from ._context import (
-    ContextExecutor as ContextExecutor,
-    ContextThread as ContextThread,
-    context_wrap as context_wrap,
-)
+from ._context import ContextThread as ContextThread, context_wrap as context_wrap
 from ._registry import REGISTRY as _REGISTRY
 from ._router import disable as disable, enable as enable
 
@@ -23,6 +19,20 @@ __all__ = [
     "ContextExecutor", "ContextThread", "configure_from_lock", "configured_locks", "context_wrap",
     "disable", "enable", "import_version", "set_default", "use",
 ]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._executor import ContextExecutor as ContextExecutor
+
+
+def __getattr__(name: str) -> object:
+    """``ContextExecutor`` loads on first use (concurrent.futures is not light)."""
+    if name == "ContextExecutor":
+        from ._executor import ContextExecutor
+
+        globals()[name] = ContextExecutor
+        return ContextExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _reset_for_tests() -> None:

@@ -6,11 +6,10 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, NamedTuple, ParamSpec, TypeVar
 
-__all__ = ["ACTIVE", "Active", "ContextExecutor", "ContextThread", "context_wrap", "current"]
+__all__ = ["ACTIVE", "Active", "ContextThread", "context_wrap", "current"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -82,16 +81,4 @@ class ContextThread(threading.Thread):
             snapshot.run(bound)
 
         object.__setattr__(self, "run", run)
-
-
-class ContextExecutor(ThreadPoolExecutor):
-    """A ``ThreadPoolExecutor`` whose tasks run with the active versions of their ``submit()``."""
-
-    __module__ = "envknit"
-
-    def submit(
-        self, fn: Callable[..., R], /, *args: Any, **kwargs: Any
-    ) -> Future[R]:
-        snapshot = contextvars.copy_context()
-        return super().submit(snapshot.run, fn, *args, **kwargs)
 

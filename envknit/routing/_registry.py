@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from .. import _configured
 from .._dists import main_import, read_installed
 from ..lock import load_lock
-from ..names import normalize_name, python_tuple
+from ..names import canonical_name, normalize_name, python_tuple
 from ..store.layout import find_entry
 
 __all__ = ["ALIAS_ROOT", "Registry", "RoutedPackage", "REGISTRY"]
@@ -108,7 +107,7 @@ class Registry:
     # -- reading -------------------------------------------------------------------------
     def dist_for(self, name: str) -> str | None:
         """The distribution called ``name`` (any spelling), or providing import name ``name``."""
-        canonical = canonicalize_name(name)
+        canonical = canonical_name(name)
         if canonical in self.by_dist:
             return canonical
         return self.import_to_dist.get(name)

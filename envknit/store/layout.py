@@ -29,8 +29,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from packaging.tags import compatible_tags, cpython_tags, parse_tag
-
 from ..names import normalize_name, normalize_version, validate_sha256
 
 __all__ = [
@@ -99,6 +97,10 @@ class Entry:
         """True if the installed file's tags are supported by CPython ``python`` here."""
         if not self.tags:
             return True
+        if all(_pure_python_fits(text, python) for text in self.tags):
+            return True  # without packaging.tags (~8 ms: logging, platform, sysconfig)
+        from packaging.tags import parse_tag
+
         ranks = tag_ranks(python)
         return any(str(tag) in ranks for text in self.tags for tag in parse_tag(text))
 
@@ -191,9 +193,23 @@ def find_entry(
     return None
 
 
+def _pure_python_fits(text: str, python: tuple[int, int]) -> bool:
+    """True for a ``-none-any`` tag set that CPython ``python`` accepts (``py3-none-any``,
+    ``py2.py3-none-any``, ``py312-none-any``...), as ``compatible_tags`` would rank it; False
+    means "ask packaging.tags"."""
+    interpreters, abi, platform = [*text.split("-"), "", ""][:3]
+    if abi != "none" or platform != "any":
+        return False
+    major, minor = python
+    fits = {f"py{major}", *(f"py{major}{m}" for m in range(minor + 1))}
+    return any(i in fits for i in interpreters.split("."))
+
+
 @lru_cache(maxsize=8)
 def tag_ranks(python: tuple[int, int]) -> Mapping[str, int]:
     """The wheel tags CPython ``python`` accepts on this platform, each with its rank (0 best)."""
+    from packaging.tags import compatible_tags, cpython_tags
+
     ranks: dict[str, int] = {}
     for i, tag in enumerate((*cpython_tags(python_version=python),
                              *compatible_tags(python_version=python))):
