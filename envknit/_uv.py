@@ -19,7 +19,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TextIO
 
-from ._uv_output import parse_pylock, parse_requirements_txt
 from .errors import IntegrityError, ResolverError
 
 __all__ = [
@@ -160,7 +159,9 @@ def compile_environment(
     dependencies), one of the resulting pins in ``pylock.toml`` form (the file name of every
     hash). The second is served from uv's cache. ``_uv_output`` parses both.
     """
-    import tempfile  # here: install and run, which do not resolve, skip its imports
+    import tempfile  # here: install and run, which do not resolve, skip these imports
+
+    from ._uv_output import parse_pylock, parse_requirements_txt  # packaging.requirements
 
     options = options or UvOptions()
     with tempfile.TemporaryDirectory(prefix="envknit-lock-") as tmp:

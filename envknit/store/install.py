@@ -14,14 +14,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-
 from .. import _uv
 from .._progress import elapsed
 from ..errors import IntegrityError, ResolverError, StoreError
 from ..lock import DistFile, LockedEnvironment, LockedPackage
+from ..names import canonical_name
 from ._locking import build_dir, clean_stale_builds, discard, entry_lock
-from .layout import ENTRY_FILE, KEY_LENGTH, Entry, entry_dir, find_entry, read_entry, tag_ranks
+from .layout import (
+    ENTRY_FILE,
+    KEY_LENGTH,
+    Entry,
+    entry_dir,
+    find_entry,
+    pure_python_fits,
+    read_entry,
+    tag_ranks,
+)
 from .record import move_record_rows, read_record
 
 __all__ = ["InstallResult", "choose_file", "install_environment", "manifest"]
@@ -39,6 +47,12 @@ class InstallResult:
 
 def choose_file(pkg: LockedPackage, python: tuple[int, int]) -> DistFile:
     """The locked file to install for CPython ``python`` here: the best wheel, else an sdist."""
+    wheels = [d for d in pkg.files if d.name.endswith(".whl")]
+    if len(wheels) == 1 and pure_python_fits("-".join(wheels[0].name[:-4].split("-")[-3:]),
+                                             python):
+        return wheels[0]  # the usual pure-Python case, without packaging.tags (~8 ms)
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     ranks = tag_ranks(python)
     best: tuple[int, str, DistFile] | None = None
     sdists = []
@@ -181,6 +195,8 @@ def _finish_build(
         for record in site.glob("*.dist-info/RECORD"):
             move_record_rows(record, "bin", "../")  # scripts live beside site/, not in it
     if dist.name.endswith(".whl"):
+        from packaging.utils import parse_wheel_filename
+
         tags = [str(tag) for tag in parse_wheel_filename(dist.name)[3]]
     else:
         tags = []
@@ -216,7 +232,7 @@ def _dist_infos(target: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for info in target.glob("*.dist-info"):
         dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0]
-        found[str(canonicalize_name(dist))] = info
+        found[canonical_name(dist)] = info
     return found
 
 

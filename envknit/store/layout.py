@@ -39,6 +39,7 @@ __all__ = [
     "envknit_home",
     "find_entry",
     "iter_entries",
+    "pure_python_fits",
     "read_entry",
     "store_root",
     "tag_ranks",
@@ -97,7 +98,7 @@ class Entry:
         """True if the installed file's tags are supported by CPython ``python`` here."""
         if not self.tags:
             return True
-        if all(_pure_python_fits(text, python) for text in self.tags):
+        if all(pure_python_fits(text, python) for text in self.tags):
             return True  # without packaging.tags (~8 ms: logging, platform, sysconfig)
         from packaging.tags import parse_tag
 
@@ -193,7 +194,7 @@ def find_entry(
     return None
 
 
-def _pure_python_fits(text: str, python: tuple[int, int]) -> bool:
+def pure_python_fits(text: str, python: tuple[int, int]) -> bool:
     """True for a ``-none-any`` tag set that CPython ``python`` accepts (``py3-none-any``,
     ``py2.py3-none-any``, ``py312-none-any``...), as ``compatible_tags`` would rank it; False
     means "ask packaging.tags"."""
