@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,12 @@ from typing import Any
 from ._wording import no_config
 from ._yamlfile import read_yaml
 from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError, quoted
-from .names import normalize_name, validate_env_name, validate_python_version
+from .names import (
+    normalize_name,
+    normalize_version,
+    validate_env_name,
+    validate_python_version,
+)
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -30,6 +36,7 @@ CONFIG_FILENAME = "envknit.yaml"
 # a requirement is a name (at most 128 characters), extras, specifiers and a marker: 1,000
 # characters is far more than any real one and keeps the parser's work bounded
 MAX_REQUIREMENT_LENGTH = 1000
+_SIMPLE_REQUIREMENT = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==([0-9][0-9A-Za-z.!+_-]*))?")
 
 
 def parse_requirement(value: object, where: str = "requirement") -> str:
@@ -63,9 +70,6 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
         raise ConfigError(
             f"expected a requirement string or mapping, got {type(value).__name__}", field=where
         )
-    # imported here: commands that only read the lock should not pay for the parser
-    from packaging.requirements import InvalidRequirement, Requirement
-
     if len(value) > MAX_REQUIREMENT_LENGTH:
         raise ConfigError(
             f"requirement {quoted(value)} is longer than {MAX_REQUIREMENT_LENGTH} characters",
@@ -73,6 +77,23 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
         )
     if not value.isprintable():
         raise ConfigError(f"requirement {quoted(value)} contains control characters", field=where)
+    simple = _SIMPLE_REQUIREMENT.fullmatch(value)
+    if simple is not None:
+        # ``name`` and ``name==version`` (most requirements) are written back unchanged by
+        # packaging's parser; its import (markers, specifiers: ~15 ms of regular expressions)
+        # is left to the other forms and to versions that need its verdict
+        version = simple.group(2)
+        try:
+            if version is not None:
+                normalize_version(version)
+            normalize_name(simple.group(1))
+        except InvalidNameError:
+            pass  # the full parser below says what is wrong
+        else:
+            return value
+    # imported here: commands that only read the lock should not pay for the parser
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(value)
     except InvalidRequirement as exc:
