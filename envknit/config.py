@@ -116,6 +116,9 @@ def parse_requirement(value: object, where: str = "requirement") -> str:
 
 def requirement_name(requirement: str) -> str:
     """The canonical distribution name of a (valid) requirement string."""
+    simple = _SIMPLE_REQUIREMENT.fullmatch(requirement)
+    if simple is not None:  # as in parse_requirement: no packaging parser for the plain forms
+        return normalize_name(simple.group(1))
     from packaging.requirements import Requirement
 
     return normalize_name(Requirement(requirement).name)
