@@ -313,12 +313,14 @@ def test_run_notices_a_deleted_site_dir(project: Path, env: dict[str, str],
 
 @pytest.mark.parametrize("junk", ['{"format": 1, "entries": 5, "paths": 7, "python": 1}',
                                   '[1, 2]', '{"format": 1, "entries": [1], "paths": [null]}',
-                                  "\xff\xfe"])
+                                  "\xff\xfe", "envknit-run-plan 3\0a\0b",
+                                  "envknit-run-plan 3\0/l\0default\0" "0\0" "1 2 3\0/p\0/s\0"
+                                  "\0" "9\0/e\0/p\0" "0\0"])
 def test_run_cache_of_the_wrong_shape_is_ignored(
     project: Path, env: dict[str, str], envknit_home: Path, junk: str
 ) -> None:
     cli("run", "--", "true", cwd=project, env=env)
-    (cache,) = (envknit_home / "cache").glob("run-*.json")
+    (cache,) = (envknit_home / "cache").glob("run-*")
     cache.write_bytes(junk.encode("latin-1"))
     out = cli("run", "--", "python", "-c", "import beta; print(beta.__version__)", cwd=project,
               env=env)

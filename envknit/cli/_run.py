@@ -1,20 +1,26 @@
 """``envknit run [--env NAME] [--no-dev] -- CMD...``: CMD with an environment on PYTHONPATH.
 
 This is the one command on a hot path (scripts, test runners), so it parses its own arguments
-and keeps a small JSON cache per (lock, environment) under ``$ENVKNIT_HOME/cache``: when the
-lock file and every entry are unchanged, start-up imports only ``os``, ``sys``, ``json`` and
-``zlib`` before exec'ing the command. Any doubt (changed lock, missing entry, missing
-interpreter) falls back to the full path, which reads the lock and the store.
+and keeps a small cache per (lock, environment) under ``$ENVKNIT_HOME/cache``: when the lock
+file and every entry are unchanged, start-up imports only ``os``, ``sys`` and ``zlib`` before
+exec'ing the command (``python`` itself directly, not through its shim). Any doubt (changed
+lock, missing entry, missing interpreter) falls back to the full path, which reads the lock and
+the store.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import zlib
-from collections.abc import Sequence
-from typing import Any
+
+# ``envknit run`` has a start-up budget (docs/benchmarks.md): typing and collections.abc only
+# for the type checker, and no json (it imports re and enum, ~3 ms): the cache is text of
+# NUL-separated fields (no path or name can hold a NUL).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["run_command"]
 
@@ -32,7 +38,9 @@ options:
   --no-dev      leave the environment's dev packages out
   --verbose     say which Python and how many package directories the command gets
 """
-_CACHE_FORMAT = 3  # 2: "python" is a bare venv of the base interpreter; 3: "python_version"
+# 2: "python" is a bare venv of the base interpreter; 3: "python_version"; 4: NUL-separated
+# text instead of JSON
+_CACHE_FORMAT = "envknit-run-plan 4"
 
 
 # _home and _find_config are store.layout.envknit_home and config.find_config on plain strings:
@@ -95,33 +103,58 @@ def _parse(argv: Sequence[str]) -> tuple[str, bool, bool, list[str]] | str:
 
 def _cache_path(home: str, lock_path: str, env: str, no_dev: bool) -> str:
     key = zlib.crc32(f"{lock_path}\0{env}\0{no_dev}".encode())
-    return os.path.join(home, "cache", f"run-{key:08x}.json")
+    return os.path.join(home, "cache", f"run-{key:08x}.plan")
 
 
-def _strings(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+_LISTS = ("entries", "paths", "bins")
 
 
-def _well_formed(plan: object) -> bool:
-    """The cache file has the shape ``_build_plan`` writes (anyone may have edited it)."""
-    return (
-        isinstance(plan, dict)
-        and plan.get("format") == _CACHE_FORMAT
-        and isinstance(plan.get("python"), str)
-        and isinstance(plan.get("shim"), str)
-        and isinstance(plan.get("node_bin", ""), str)
-        and all(_strings(plan.get(key)) for key in ("entries", "paths", "bins"))
-        and len(plan["entries"]) == len(plan["paths"])
-    )
+def _dump(plan: dict[str, Any]) -> str:
+    """The cache text: fixed fields, then each list with its length first."""
+    sig = plan["lock_sig"]
+    fields = [
+        _CACHE_FORMAT, plan["lock"], plan["env"], "1" if plan["no_dev"] else "0",
+        " ".join(map(str, sig)) if sig else "", plan["python"], plan["shim"], plan["node_bin"],
+        plan["python_version"],
+    ]
+    for key in _LISTS:
+        fields += [str(len(plan[key])), *plan[key]]
+    return "\0".join(fields)
+
+
+def _load(text: str) -> dict[str, Any] | None:
+    """The plan ``_dump`` wrote, or None for anything else (anyone may have edited the file)."""
+    fields = text.split("\0")
+    if len(fields) < 9 or fields[0] != _CACHE_FORMAT or fields[3] not in ("0", "1"):
+        return None
+    sig = fields[4].split()
+    if not all(s.isdigit() for s in sig):
+        return None
+    plan: dict[str, Any] = {
+        "lock": fields[1], "env": fields[2], "no_dev": fields[3] == "1",
+        "lock_sig": [int(s) for s in sig] or None,
+        "python": fields[5], "shim": fields[6], "node_bin": fields[7],
+        "python_version": fields[8],
+    }
+    at = 9
+    for key in _LISTS:
+        if at >= len(fields) or not fields[at].isdigit():
+            return None
+        n = int(fields[at])
+        plan[key] = fields[at + 1:at + 1 + n]
+        at += 1 + n
+    if at != len(fields) or len(plan["entries"]) != len(plan["paths"]):
+        return None
+    return plan
 
 
 def _cached_plan(cache: str, lock_path: str, env: str, no_dev: bool) -> dict[str, Any] | None:
     try:
         with open(cache, encoding="utf-8") as fh:
-            plan = json.load(fh)
-    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+            plan = _load(fh.read())
+    except (OSError, ValueError):  # ValueError: not UTF-8
         return None
-    if not _well_formed(plan):
+    if plan is None:
         return None
     if plan.get("lock") != lock_path or plan.get("env") != env or plan.get("no_dev") != no_dev:
         return None
@@ -137,8 +170,7 @@ def _cached_plan(cache: str, lock_path: str, env: str, no_dev: bool) -> dict[str
         return None
     if plan.get("node_bin") and not os.access(os.path.join(plan["node_bin"], "node"), os.X_OK):
         return None  # that Node was uninstalled: look again
-    checked: dict[str, Any] = plan
-    return checked
+    return plan
 
 
 def _build_plan(home: str, lock_path: str, env_name: str, no_dev: bool) -> dict[str, Any]:
@@ -183,9 +215,17 @@ def _save_plan(cache: str, plan: dict[str, Any]) -> None:
 
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        atomic_write_text(cache, json.dumps(plan))
+        atomic_write_text(cache, _dump(plan))
     except OSError:
         pass  # a cache that cannot be written only costs the next run some time
+
+
+def _is_the_shim(name: str, plan: dict[str, Any]) -> bool:
+    """``name`` (python, python3, pythonX.Y) is what the PATH lookup finds in the shim folder."""
+    if "/" in name or not os.path.isfile(os.path.join(plan["shim"], name)):
+        return False
+    node_bin = plan["node_bin"]  # ahead of the shim on PATH
+    return not (node_bin and os.path.exists(os.path.join(node_bin, name)))
 
 
 def run_command(argv: Sequence[str]) -> int:
@@ -241,6 +281,10 @@ def run_command(argv: Sequence[str]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     try:
+        if _is_the_shim(cmd[0], plan):
+            # the shim first on PATH would exec this very interpreter with these arguments;
+            # doing it here saves starting a shell
+            os.execve(plan["python"], [plan["python"], *cmd[1:]], child_env)
         os.execvpe(cmd[0], cmd, child_env)
     except FileNotFoundError:
         print_error(f"command not found: {cmd[0]!r}")
