@@ -36,7 +36,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from typing import Any
 
 __all__ = [
@@ -105,6 +104,8 @@ def directory() -> str:
     shm = "/dev/shm"
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
         return shm
+    import tempfile  # here: a worker's start-up need not load it (shutil, random...)
+
     return tempfile.gettempdir()
 
 
