@@ -10,7 +10,7 @@ with envknit installed from this checkout as a normal, non-editable package by
 
 Offline means offline: ``UV_OFFLINE=1``, a private ``UV_CACHE_DIR``, ``UV_FIND_LINKS`` at the
 bench's own wheels, ``UV_NO_CONFIG`` (no user ``uv.toml``), and the default index pointed at a
-loopback counter (``tests/_loopback.py``) so the bench can assert that nobody asked it.
+loopback index that counts requests (``tests/_loopback.py``): the bench asserts none came.
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests._loopback import IndexCounter  # noqa: E402
+from tests._loopback import counting_index  # noqa: E402
 
 __all__ = [
     "ROOT",
     "CleanEnv",
-    "IndexCounter",
     "Row",
     "Samples",
     "add_source_option",
     "base_python",
     "clean_env",
+    "counting_index",
     "must_run",
     "offline_env",
     "paired",

@@ -6,8 +6,8 @@
 Every command timed runs from a venv built by this run from the base interpreter with envknit
 installed non-editable (bench/_clean.py), and uv is offline for real: ``UV_OFFLINE=1``, its
 own ``UV_CACHE_DIR``, ``UV_FIND_LINKS`` at wheels this script builds (pure Python, ~250 KiB
-each; the first depends on all the others), the default index on a loopback counter that must
-see no connection. Figures, medians of paired rounds (the order rotates every round):
+each; the first depends on all the others), the default index on a loopback index that must
+see no request. Figures, medians of paired rounds (the order rotates every round):
 
 1. ``envknit lock`` of one environment of N packages vs ``uv pip compile --generate-hashes``
    of the same requirement for the same target (goal <= 2x); both with a warm uv cache;
@@ -30,9 +30,9 @@ import tempfile
 from pathlib import Path
 
 from _clean import (
-    IndexCounter,
     add_source_option,
     clean_env,
+    counting_index,
     must_run,
     offline_env,
     paired,
@@ -77,7 +77,7 @@ def main() -> int:
     add_source_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
-            IndexCounter() as index:
+            counting_index() as (index_url, asked):
         tmp = Path(tmp_name)
         venv = clean_env(tmp / "venv", args.source)
         py, uv, envknit = str(venv.python), str(venv.uv), str(venv.envknit)
@@ -87,7 +87,7 @@ def main() -> int:
 
         def env_for(cache: Path, home: Path | None = None) -> dict[str, str]:
             extra = {"ENVKNIT_HOME": str(home)} if home else {}
-            return offline_env(wheels=wheels, cache=cache, index_url=index.url, extra=extra)
+            return offline_env(wheels=wheels, cache=cache, index_url=index_url, extra=extra)
 
         project = tmp / "project"
         project.mkdir()
@@ -152,13 +152,13 @@ def main() -> int:
         venv_unshared = statistics.median(tree_bytes(v, unshared_only=True) for v in venvs)
         uv_version = must_run([uv, "--version"], cwd=tmp, env=lock_env).strip()
         wheel_kib = tree_bytes(wheels) // 1024
-        if index.connections:
-            raise SystemExit(f"uv asked the index although offline: {index.requests}")
+        if asked:
+            raise SystemExit(f"uv asked the index although offline: {asked}")
 
     print(f"envknit from {args.source}", flush=True)
     print(f"Python {sys.version.split()[0]} (clean venv from the base interpreter, envknit "
           f"non-editable); {uv_version}; {args.packages} pure-Python packages, {wheel_kib} KiB "
-          f"of wheels; offline (index connections: 0); medians of {args.rounds} paired rounds",
+          f"of wheels; offline (index requests: 0); medians of {args.rounds} paired rounds",
           flush=True)
     print_rows([
         row(lock, f"1. envknit lock ({args.packages} packages)", "envknit", "uv",

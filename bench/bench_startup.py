@@ -5,7 +5,7 @@
 
 Everything timed runs in a venv built by this run from the base interpreter, envknit installed
 non-editable, no ``.pth`` file (bench/_clean.py), uv offline with the default index on a
-loopback counter that must stay at zero connections. Figures, medians of paired rounds (the
+loopback index that must see no request. Figures, medians of paired rounds (the
 cases' order rotates every round), each with its baseline from the same rounds:
 
 1. ``envknit run -- python -c pass`` vs ``python -c pass`` and vs
@@ -27,10 +27,10 @@ import tempfile
 from pathlib import Path
 
 from _clean import (
-    IndexCounter,
     Row,
     add_source_option,
     clean_env,
+    counting_index,
     must_run,
     offline_env,
     paired,
@@ -70,13 +70,13 @@ def main() -> int:
     add_source_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
-            IndexCounter() as index:
+            counting_index() as (index_url, asked):
         tmp = Path(tmp_name)
         venv = clean_env(tmp / "venv", args.source)
         home, project = tmp / "home", tmp / "project"
         make_project(project, home)
         (tmp / "wheels").mkdir()
-        env = offline_env(wheels=tmp / "wheels", cache=tmp / "uv-cache", index_url=index.url,
+        env = offline_env(wheels=tmp / "wheels", cache=tmp / "uv-cache", index_url=index_url,
                           extra={"ENVKNIT_HOME": str(home)})
         py = str(venv.python)
         run_cmd = [str(venv.envknit), "run", "--", "python", "-c", "pass"]
@@ -102,13 +102,13 @@ def main() -> int:
         version = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         uv_version = must_run([venv.uv, "--version"], cwd=project, env=env).strip()
-        if index.connections:
-            raise SystemExit(f"uv asked the index although offline: {index.requests}")
+        if asked:
+            raise SystemExit(f"uv asked the index although offline: {asked}")
 
     print(f"envknit from {args.source}", flush=True)
     print(f"Python {version} (clean venv from the base interpreter, envknit non-editable, "
           f"no .pth); {uv_version}; medians of {args.rounds} paired rounds; "
-          f"index connections: 0", flush=True)
+          f"index requests: 0", flush=True)
     bare = "python -c pass"
     print_rows([
         row(samples, "1. envknit run -- python -c pass", "run", "pass", bare),

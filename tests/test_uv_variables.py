@@ -17,7 +17,7 @@ import pytest
 
 from envknit._uv import uv_bin
 from tests._builders import build_wheel, package_files
-from tests._loopback import IndexCounter
+from tests._loopback import counting_index
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("bench", "tests", "scripts", "docs", "envknit", "README.md")
@@ -28,6 +28,8 @@ NO_FLAG = frozenset({
     "UV_HTTP_TIMEOUT",
     "UV_PYTHON_INSTALL_DIR",
     "UV_PYTHON_DOWNLOADS",
+    "UV_TOOL_BIN_DIR",
+    "UV_TOOL_DIR",
 })
 _HELP_TOPICS = (
     (), ("pip", "compile"), ("pip", "install"), ("pip", "sync"), ("venv",), ("run",),
@@ -84,22 +86,21 @@ def test_offline_uv_does_not_ask_the_index(tmp_path: Path) -> None:
     build_wheel(wheels, "alpha", "1.0", package_files("alpha", "1.0"), requires=["beta==1.0"])
     (tmp_path / "req.in").write_text("alpha\n")
     compile_cmd = [uv_bin(), "pip", "compile", "-q", "--generate-hashes", str(tmp_path / "req.in")]
-    with IndexCounter() as index:
+    with counting_index() as (index_url, asked):
         env = {
             "PATH": "/usr/bin:/bin",
             "HOME": str(tmp_path),
             "UV_NO_CONFIG": "1",
             "UV_CACHE_DIR": str(tmp_path / "cache"),
             "UV_FIND_LINKS": str(wheels),
-            "UV_DEFAULT_INDEX": index.url,
+            "UV_DEFAULT_INDEX": index_url,
             "UV_HTTP_RETRIES": "0",
         }
         offline = subprocess.run(compile_cmd, env={**env, "UV_OFFLINE": "1"}, capture_output=True,
                                  text=True, timeout=60, check=False)
         assert offline.returncode == 0, offline.stderr
         assert "alpha==1.0" in offline.stdout and "beta==1.0" in offline.stdout
-        assert index.connections == 0, index.requests
+        assert asked == []
         # the control: the same run without UV_OFFLINE does ask the index, and the counter sees it
         subprocess.run(compile_cmd, env=env, capture_output=True, timeout=60, check=False)
-        assert index.connections >= 1
-        assert any("/simple/alpha/" in line for line in index.requests), index.requests
+        assert any("/simple/alpha/" in path for path in asked), asked
