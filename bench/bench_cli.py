@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Lock and install benchmarks: envknit lock / install against uv, offline, from a clean venv.
 
-    python bench/bench_cli.py [--rounds N] [--packages N]    # or: bench/run.py --only bench_cli
+    python bench/bench_cli.py [--rounds N] [--packages N] [--only lock,cold,warm]
+    # or: bench/run.py --only bench_cli
 
 Every command timed runs from a venv built by this run from the base interpreter with envknit
 installed non-editable (bench/_clean.py), and uv is offline for real: ``UV_OFFLINE=1``, its
@@ -30,6 +31,7 @@ import tempfile
 from pathlib import Path
 
 from _clean import (
+    Row,
     add_source_option,
     clean_env,
     counting_index,
@@ -43,6 +45,7 @@ from _clean import (
 from tests._builders import build_wheel, package_files
 
 PY = "{}.{}".format(*sys.version_info[:2])
+FIGURES = ("lock", "cold", "warm")
 
 
 def make_wheels(dest: Path, count: int) -> list[str]:
@@ -74,8 +77,12 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--packages", type=int, default=10)
+    parser.add_argument("--only", type=lambda s: set(s.split(",")), default=set(FIGURES),
+                        help="comma-separated figures to measure: lock, cold, warm (default: all)")
     add_source_option(parser)
     args = parser.parse_args()
+    if args.only - set(FIGURES):
+        parser.error(f"--only: unknown figure(s) {sorted(args.only - set(FIGURES))}")
     with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
             counting_index() as (index_url, asked):
         tmp = Path(tmp_name)
@@ -84,6 +91,7 @@ def main() -> int:
         wheels = tmp / "wheels"
         names = make_wheels(wheels, args.packages)
         fresh = itertools.count()
+        rows: list[Row] = []
 
         def env_for(cache: Path, home: Path | None = None) -> dict[str, str]:
             extra = {"ENVKNIT_HOME": str(home)} if home else {}
@@ -102,16 +110,21 @@ def main() -> int:
             for w in sorted(wheels.glob("*.whl"))
         ))
 
-        # 1. lock, both with the same warm uv cache (each warmed by a first run)
+        # 1. lock, both with the same warm uv cache (each warmed by a first run, which also
+        # writes the lock the installs read)
         lock_env = env_for(tmp / "lock-cache", tmp / "lock-home")
         lock_cmd = [envknit, "lock"]
         compile_cmd = [uv, "pip", "compile", "--python", py, "--python-version", PY,
                        "--generate-hashes", "--quiet", str(tmp / "req.in")]
         for cmd in (lock_cmd, compile_cmd):
             must_run(cmd, cwd=project, env=lock_env)
-        lock = paired({"envknit": lambda: must_run(lock_cmd, cwd=project, env=lock_env),
-                       "uv": lambda: must_run(compile_cmd, cwd=project, env=lock_env)},
-                      args.rounds)
+        if "lock" in args.only:
+            rows.append(row(
+                paired({"envknit": lambda: must_run(lock_cmd, cwd=project, env=lock_env),
+                        "uv": lambda: must_run(compile_cmd, cwd=project, env=lock_env)},
+                       args.rounds),
+                f"1. envknit lock ({args.packages} packages)", "envknit", "uv",
+                "uv pip compile --generate-hashes", max_ratio=2.0))
 
         def uv_install(cache: Path) -> Path:
             target = tmp / f"venv{next(fresh)}"
@@ -125,15 +138,18 @@ def main() -> int:
             must_run([envknit, "install"], cwd=where, env=env_for(cache, home))
 
         # 2. cold: empty store and empty uv cache / new venv and empty uv cache
-        cold = paired({
-            "envknit": lambda: ek_install(tmp / f"home{next(fresh)}", tmp / f"c{next(fresh)}"),
-            "uv": lambda: uv_install(tmp / f"c{next(fresh)}"),
-        }, args.rounds)
+        if "cold" in args.only:
+            rows.append(row(paired({
+                "envknit": lambda: ek_install(tmp / f"home{next(fresh)}", tmp / f"c{next(fresh)}"),
+                "uv": lambda: uv_install(tmp / f"c{next(fresh)}"),
+            }, args.rounds), "2. cold envknit install", "envknit", "uv",
+                "uv venv + uv pip install, empty cache", max_ratio=1.1))
 
         # 3. warm: a second project, all in the store / a new venv, warm uv cache
         home, cache, uv_cache = tmp / "warm-home", tmp / "warm-cache", tmp / "warm-uv-cache"
-        ek_install(home, cache)
-        uv_install(uv_cache)
+        if "warm" in args.only:
+            ek_install(home, cache)
+            uv_install(uv_cache)
         added: list[int] = []
         venvs: list[Path] = []
 
@@ -146,10 +162,12 @@ def main() -> int:
             ek_install(home, cache, second)
             added.append(tree_bytes(home) - before)
 
-        warm = paired({"envknit": ek_second, "uv": lambda: venvs.append(uv_install(uv_cache))},
-                      args.rounds)
-        venv_bytes = statistics.median(tree_bytes(v) for v in venvs)
-        venv_unshared = statistics.median(tree_bytes(v, unshared_only=True) for v in venvs)
+        if "warm" in args.only:
+            rows.append(row(
+                paired({"envknit": ek_second, "uv": lambda: venvs.append(uv_install(uv_cache))},
+                       args.rounds),
+                "3. envknit install, second project (warm store)", "envknit", "uv",
+                "uv venv + uv pip install, warm cache", max_ratio=1.0))
         uv_version = must_run([uv, "--version"], cwd=tmp, env=lock_env).strip()
         wheel_kib = tree_bytes(wheels) // 1024
         if asked:
@@ -160,17 +178,13 @@ def main() -> int:
           f"non-editable); {uv_version}; {args.packages} pure-Python packages, {wheel_kib} KiB "
           f"of wheels; offline (index requests: 0); medians of {args.rounds} paired rounds",
           flush=True)
-    print_rows([
-        row(lock, f"1. envknit lock ({args.packages} packages)", "envknit", "uv",
-            "uv pip compile --generate-hashes", max_ratio=2.0),
-        row(cold, "2. cold envknit install", "envknit", "uv",
-            "uv venv + uv pip install, empty cache", max_ratio=1.1),
-        row(warm, "3. envknit install, second project (warm store)", "envknit", "uv",
-            "uv venv + uv pip install, warm cache", max_ratio=1.0),
-    ])
-    print(f"   bytes added on disk by 3 (median): envknit home {statistics.median(added):.0f} B "
-          f"(max {max(added)} B); uv venv {venv_bytes:.0f} B apparent, {venv_unshared:.0f} B "
-          "not hard-linked to the uv cache", flush=True)
+    print_rows(rows)
+    if venvs:
+        venv_bytes = statistics.median(tree_bytes(v) for v in venvs)
+        venv_unshared = statistics.median(tree_bytes(v, unshared_only=True) for v in venvs)
+        print(f"   bytes added on disk by 3 (median): envknit home {statistics.median(added):.0f}"
+              f" B (max {max(added)} B); uv venv {venv_bytes:.0f} B apparent, "
+              f"{venv_unshared:.0f} B not hard-linked to the uv cache", flush=True)
     return 0
 
 
