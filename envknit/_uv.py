@@ -122,11 +122,72 @@ def _run(
     return proc
 
 
-@lru_cache(maxsize=1)
-def uv_version() -> str:
-    """uv's version, e.g. ``"0.13.9"``."""
+def _start(args: Sequence[str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    """Start uv without waiting: the caller ``_finish``-es (or ``_stop``-s) it."""
+    cmd = [uv_bin(), *args]
+    try:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=uv_environ(), cwd=cwd)
+    except OSError as exc:
+        raise ResolverError(f"cannot run uv ({cmd[0]}): {exc.strerror}") from None
+
+
+def _finish(proc: subprocess.Popen[str], what: str) -> str:
+    """Wait for ``proc``; its stdout, or the error its output explains (as ``_run``)."""
+    stdout, stderr = proc.communicate()
+    if proc.returncode != 0:
+        detail = (stderr or stdout).strip()
+        raise ResolverError(f"{what} failed (uv exit status {proc.returncode}):\n{detail}")
+    return stdout
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    """Kill a uv whose answer is no longer wanted, and reap it."""
+    proc.kill()
+    proc.communicate()
+
+
+_VERSIONS: dict[str, str] = {}  # uv binary (path, size, mtime) -> its version, this process
+
+
+def uv_version(cache_dir: Path | None = None) -> str:
+    """uv's version, e.g. ``"0.13.9"``; remembered in ``cache_dir`` (a folder) if given.
+
+    Asking uv costs a process (~6 ms of CPU, a third of a small ``uv pip compile``) on every
+    ``envknit lock``; the answer is kept per uv binary, keyed on its path, size and
+    modification time, so that another or an upgraded uv is asked again.
+    """
+    exe = uv_bin()
+    try:
+        st = os.stat(exe)
+    except OSError:
+        key = ""  # uv is not there: _run below says so
+    else:
+        key = f"{exe}\t{st.st_size}\t{st.st_mtime_ns}"
+    if key in _VERSIONS:
+        return _VERSIONS[key]
+    memo = cache_dir / "uv-version" if cache_dir is not None and key else None
+    if memo is not None:
+        try:
+            stored_key, _, stored = memo.read_text(encoding="utf-8").partition("\n")
+        except (OSError, UnicodeDecodeError):
+            stored_key = stored = ""
+        if stored_key == key and stored.strip():
+            _VERSIONS[key] = stored.strip()
+            return _VERSIONS[key]
     out = _run(["--version"], "uv --version").stdout.split()
-    return out[1] if len(out) > 1 else "unknown"
+    version = out[1] if len(out) > 1 else "unknown"
+    if key:
+        _VERSIONS[key] = version
+    if memo is not None:
+        from ._atomic import atomic_write_text
+
+        try:
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(memo, f"{key}\n{version}\n")
+        except OSError:
+            pass  # not remembered: the next lock asks uv again
+    return version
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -154,14 +215,17 @@ def compile_environment(
 ) -> list[ResolvedPackage]:
     """Resolve ``packages`` + ``dev_packages`` for ``python_version`` with hashes, via uv.
 
-    Two ``uv pip compile`` runs: one in requirements.txt form (the closure, hashes and the
-    "via" annotations that give the dependency graph; uv's pylock.toml records no
-    dependencies), one of the resulting pins in ``pylock.toml`` form (the file name of every
-    hash). The second is served from uv's cache. ``_uv_output`` parses both.
+    Two ``uv pip compile`` runs of the same inputs, started together: one in requirements.txt
+    form (the closure, hashes and the "via" annotations that give the dependency graph; uv
+    0.13's pylock.toml records no dependencies), one in ``pylock.toml`` form (the file name of
+    every hash; its requirements.txt form names no file). Both resolve alike from the same
+    index and cache; should the index change between them (a pin without a file whose hash
+    it lists), the pylock.toml run is repeated for the pins alone, as a third run.
+    ``_uv_output`` parses both forms.
     """
     import tempfile  # here: install and run, which do not resolve, skip these imports
 
-    from ._uv_output import parse_pylock, parse_requirements_txt  # packaging.requirements
+    from ._uv_output import parse_pylock, parse_requirements_txt
 
     options = options or UvOptions()
     with tempfile.TemporaryDirectory(prefix="envknit-lock-") as tmp:
@@ -173,14 +237,26 @@ def compile_environment(
             "--generate-hashes", "--no-header", "--quiet", *options.args(),
         ]
         what = f"resolving for Python {python_version}"
+        graph = _start(
+            ["pip", "compile", *common, "--annotation-style", "split", _MAIN_INPUT, "dev.in"],
+            folder,
+        )
         try:
-            out = _run(
-                ["pip", "compile", *common, "--annotation-style", "split", _MAIN_INPUT,
-                 "dev.in"],
-                what, cwd=folder,
-            ).stdout
-        except ResolverError as exc:
-            needs_build = _NO_BUILD_RE.search(str(exc)) if options.no_build else None
+            named = _start(
+                ["pip", "compile", *common, "--format", "pylock.toml", _MAIN_INPUT, "dev.in"],
+                folder,
+            )
+        except BaseException:  # whatever stopped us (an error, ^C): no uv is left running
+            _stop(graph)
+            raise
+        try:
+            out = _finish(graph, what)
+        except BaseException as exc:  # likewise
+            _stop(named)
+            needs_build = (
+                _NO_BUILD_RE.search(str(exc))
+                if options.no_build and isinstance(exc, ResolverError) else None
+            )
             if needs_build is None:
                 raise
             raise ResolverError(
@@ -189,19 +265,20 @@ def compile_environment(
                 f"lock then says what 'envknit install' will build), or require a version of "
                 f"{needs_build[1]} that has wheels"
             ) from None
+        named_out = _finish(named, what)
         pins = parse_requirements_txt(out)
         if not pins:
             return []
-        (folder / "pins.in").write_text(
-            "".join(f"{p.name}=={p.version}\n" for _, p in sorted(pins.items())),
-            encoding="utf-8",
-        )
-        _run(
-            ["pip", "compile", *common, "--no-deps", "--format", "pylock.toml",
-             "pins.in", "-o", "pylock.toml"],
-            what, cwd=folder,
-        )
-        files = parse_pylock((folder / "pylock.toml").read_text(encoding="utf-8"))
+        files = parse_pylock(named_out)
+        if any(not set(files.get(n, {}).values()) & p.hashes for n, p in pins.items()):
+            (folder / "pins.in").write_text(
+                "".join(f"{p.name}=={p.version}\n" for _, p in sorted(pins.items())),
+                encoding="utf-8",
+            )
+            files = parse_pylock(_run(
+                ["pip", "compile", *common, "--no-deps", "--format", "pylock.toml", "pins.in"],
+                what, cwd=folder,
+            ).stdout)
     result = []
     for name, pin in sorted(pins.items()):
         # pylock.toml lists the files usable for this target (the sdist and the wheels that

@@ -3,21 +3,20 @@
 uv 0.13's ``pylock.toml`` (PEP 751) records each package's files and hashes but no
 ``dependencies``, so the dependency graph comes from the requirements.txt form, whose
 ``# via`` annotations (``--annotation-style split``) name each package's parents. Both formats
-are parsed structurally: requirement lines with ``packaging.requirements``, the TOML with
-``tomllib``. ``tests/data/uv-<version>/`` holds recorded uv output these parsers are tested on.
+are parsed structurally: requirement lines with ``packaging.requirements`` (the plain
+``name==version`` that uv writes without it), the TOML with ``tomllib``. ``tests/data/uv-<version>/`` holds recorded uv output these parsers are tested on.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from packaging.requirements import InvalidRequirement, Requirement
-
-from .errors import ResolverError
+from .errors import InvalidNameError, ResolverError
 from .names import normalize_name, normalize_version, validate_filename, validate_sha256
 
 if sys.version_info >= (3, 11):
@@ -26,6 +25,11 @@ else:
     import tomli as tomllib  # the same API, from PyPI (a dependency on 3.10)
 
 __all__ = ["CompiledPin", "parse_pylock", "parse_requirements_txt"]
+
+# what uv writes for every pin (extras and markers stripped): read without packaging's parser,
+# whose import (markers, specifiers, tags: ~15 ms of regular expressions) was most of the
+# parsing's cost; anything else goes through that parser
+_PLAIN_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.!+_-]*)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,8 +71,8 @@ def _logical_lines(text: str) -> Iterator[tuple[str, list[str]]]:
         yield " ".join(current), comments
 
 
-def _pin(line: str) -> tuple[Requirement, frozenset[str]]:
-    """``name==version [; marker] --hash=sha256:... ...`` -> the requirement and its hashes."""
+def _pin(line: str) -> tuple[str, str, frozenset[str]]:
+    """``name==version [; marker] --hash=sha256:... ...`` -> canonical name, version, hashes."""
     requirement, *options = line.split(" --")
     hashes = set()
     for option in options:
@@ -77,6 +81,14 @@ def _pin(line: str) -> tuple[Requirement, frozenset[str]]:
         if kind != "hash" or algorithm != "sha256":
             raise ResolverError(f"uv wrote an option envknit does not know: --{option!r}")
         hashes.add(validate_sha256(digest))
+    plain = _PLAIN_PIN.fullmatch(requirement)
+    if plain is not None:
+        try:
+            return normalize_name(plain[1]), normalize_version(plain[2]), frozenset(hashes)
+        except InvalidNameError:
+            pass  # the full parser below has the last word, as for any other form
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         req = Requirement(requirement)
     except InvalidRequirement as exc:
@@ -84,7 +96,7 @@ def _pin(line: str) -> tuple[Requirement, frozenset[str]]:
     specs = list(req.specifier)
     if len(specs) != 1 or specs[0].operator != "==" or req.url:
         raise ResolverError(f"uv wrote {requirement!r}, which is not a pin (name==version)")
-    return req, frozenset(hashes)
+    return normalize_name(req.name), normalize_version(specs[0].version), frozenset(hashes)
 
 
 def _annotations(comments: list[str]) -> tuple[set[str], set[str]]:
@@ -110,12 +122,11 @@ def parse_requirements_txt(text: str) -> dict[str, CompiledPin]:
     """``uv pip compile --generate-hashes --annotation-style split`` output -> name -> pin."""
     result: dict[str, CompiledPin] = {}
     for line, comments in _logical_lines(text):
-        req, hashes = _pin(line)
+        name, version, hashes = _pin(line)
         parents, inputs = _annotations(comments)
-        name = normalize_name(req.name)
         result[name] = CompiledPin(
             name=name,
-            version=normalize_version(next(iter(req.specifier)).version),
+            version=version,
             hashes=hashes,
             required_by=frozenset(parents),
             direct_from=frozenset(inputs),

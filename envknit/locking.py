@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from . import _uv
 from .config import EnvironmentConfig, config_hash
@@ -72,15 +73,32 @@ def lock_environments(
     base: Lock | None = None,
     progress: Callable[[str], None] | None = None,
     options: _uv.UvOptions | None = None,
+    cache_dir: Path | None = None,
 ) -> Lock:
-    """Lock ``envs``; the other environments of ``base`` (if given) are kept as they are."""
+    """Lock ``envs``; the other environments of ``base`` (if given) are kept as they are.
+
+    Independent environments resolve at once. ``cache_dir``: where uv's version may be
+    remembered (the CLI passes ``$ENVKNIT_HOME/cache``), so that a lock need not ask uv for it.
+    """
     say = progress or (lambda _msg: None)
-    locked = []
-    for env in envs:
+    todo = list(envs)
+    for env in todo:
         say(f"resolving {env.name} ...")
-        locked.append(lock_environment(env, options))
+    if len(todo) > 1:
+        # environments are independent: uv resolves them at once (each resolution is uv
+        # processes; the threads only wait for them)
+        from concurrent.futures import ThreadPoolExecutor
+
+        # found once, here: on 3.10 the first sysconfig look-up (uv.find_uv_bin) is not safe
+        # to make from two threads at once (one of them may read None)
+        _uv.uv_bin()
+        with ThreadPoolExecutor(max_workers=min(len(todo), 8)) as pool:
+            futures = [pool.submit(lock_environment, env, options) for env in todo]
+        locked = [f.result() for f in futures]  # the first environment's error, as before
+    else:
+        locked = [lock_environment(env, options) for env in todo]
     lock = (base or Lock()).with_environments(locked)
-    return dataclasses.replace(lock, resolver_version=_uv.uv_version())
+    return dataclasses.replace(lock, resolver_version=_uv.uv_version(cache_dir=cache_dir))
 
 
 def needs_build(env: LockedEnvironment) -> list[LockedPackage]:

@@ -35,7 +35,7 @@ def fake_uv(monkeypatch: pytest.MonkeyPatch) -> None:
         return resolution
 
     monkeypatch.setattr(_uv, "compile_environment", compile_environment)
-    monkeypatch.setattr(_uv, "uv_version", lambda: "0.13.9")
+    monkeypatch.setattr(_uv, "uv_version", lambda cache_dir=None: "0.13.9")
     monkeypatch.setattr(locking, "find_python", lambda _version: Path("/usr/bin/python3"))
 
 

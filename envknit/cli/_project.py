@@ -21,6 +21,7 @@ from ..errors import ConfigError, LockError
 from ..lock import LOCK_FILENAME, Lock, load_lock, save_lock
 from ..locking import lock_environments, needs_build
 from ..names import normalize_name, validate_env_name, validate_python_version
+from ..store.layout import envknit_home
 from ._common import uv_options
 from ._edit import edit_requirement
 
@@ -126,7 +127,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
                           path=str(config.path))
     lock = lock_environments(
         targets, base=base, progress=lambda msg: print(msg, file=sys.stderr),
-        options=uv_options(args),
+        options=uv_options(args), cache_dir=envknit_home() / "cache",
     )
     save_lock(lock, lock_path)
     for env in targets:
