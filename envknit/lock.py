@@ -29,10 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ._atomic import atomic_write_text
-from ._yamlfile import read_yaml
+from ._lockyaml import dump_block
 from .errors import InvalidNameError, LockError, LockSchemaError, UnknownEnvironmentError
 from .names import (
     normalize_name,
@@ -306,12 +304,19 @@ class Lock:
     def dumps(self) -> str:
         """Deterministic YAML text of the lock."""
         header = "# envknit.lock.yaml: written by 'envknit lock'; commit it, do not edit it.\n"
-        body = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+        data = self.to_dict()
+        body = dump_block(data)  # PyYAML's bytes without its import, for the usual values
+        if body is None:  # a requirement with a marker, a space, a quote...
+            import yaml
+
+            body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
         return header + body
 
 
 def load_lock(path: str | os.PathLike[str]) -> Lock:
     """Read and validate a lock file; errors name the file and the offending field."""
+    from ._yamlfile import read_yaml  # here: writing a lock needs no YAML reader
+
     p = Path(path)
     data = read_yaml(p, LockError, what="lock file", missing_hint="run 'envknit lock'")
     return Lock.from_dict(data, path=str(p))
