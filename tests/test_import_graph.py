@@ -19,7 +19,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",
-        "envknit._wording",
+        "envknit._wording", "envknit._lockyaml",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv": ("envknit._uv",),
