@@ -149,3 +149,60 @@ def test_unquoted_python_version(tmp_path: Path) -> None:
 def test_python_version_of_any_number_is_one_config_error(value: object) -> None:
     with pytest.raises(ConfigError, match="python_version"):
         Config.from_dict({"environments": {"d": {"python_version": value}}}, Path("x"))
+
+
+def _no_parser(*_args: object, **_kwargs: object) -> object:
+    raise AssertionError("envknit.yaml was parsed although its bytes are cached")
+
+
+def test_unchanged_bytes_are_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import envknit._yamlfile
+
+    path, cache = tmp_path / "envknit.yaml", tmp_path / "cache"
+    path.write_text(SAMPLE)
+    first = load_config(path, cache_dir=cache)
+    assert first == load_config(path)
+    with monkeypatch.context() as m:
+        m.setattr(envknit._yamlfile, "read_yaml", _no_parser)
+        assert load_config(path, cache_dir=cache) == first
+    path.write_text(SAMPLE.replace("attrs", "idna"))  # other bytes: parsed again
+    changed = load_config(path, cache_dir=cache)
+    assert "idna" in changed.environment("default").packages
+    with monkeypatch.context() as m:
+        m.setattr(envknit._yamlfile, "read_yaml", _no_parser)
+        assert load_config(path, cache_dir=cache) == changed
+
+
+@pytest.mark.parametrize("extra", ["created: 2024-01-01\n", "1: one\n", "x: .inf\n"])
+def test_data_json_cannot_carry_is_not_cached(tmp_path: Path, extra: str) -> None:
+    path, cache = tmp_path / "envknit.yaml", tmp_path / "cache"
+    path.write_text(extra + SAMPLE)
+    assert load_config(path, cache_dir=cache) == load_config(path)
+    assert not list(cache.rglob("*.json"))
+
+
+def test_errors_and_a_bad_cache_are_as_without_it(tmp_path: Path) -> None:
+    path, cache = tmp_path / "envknit.yaml", tmp_path / "cache"
+    for text in ("environments: [\n", "environments:\n  bad name:\n"):
+        path.write_text(text)
+        with pytest.raises(ConfigError) as without:
+            load_config(path)
+        with pytest.raises(ConfigError) as with_cache:
+            load_config(path, cache_dir=cache)
+        assert str(with_cache.value) == str(without.value)
+    with pytest.raises(ConfigError) as missing:
+        load_config(tmp_path / "nope.yaml", cache_dir=cache)
+    assert "not found" in str(missing.value)
+    path.write_text(SAMPLE)
+    load_config(path, cache_dir=cache)
+    for memo in cache.rglob("*.json"):
+        memo.write_text("{not json")
+    assert load_config(path, cache_dir=cache) == load_config(path)
+
+
+def test_the_size_limit_is_the_readers() -> None:
+    from envknit import _yamlfile, config
+
+    assert config._MAX_SIZE == _yamlfile.MAX_SIZE

@@ -6,10 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from .._atomic import atomic_write_text
-from .._yamlfile import safe_load_bounded
 from ..config import (
     CONFIG_FILENAME,
     Config,
@@ -23,7 +20,6 @@ from ..locking import lock_environments, needs_build
 from ..names import normalize_name, validate_env_name, validate_python_version
 from ..store.layout import envknit_home
 from ._common import uv_options
-from ._edit import edit_requirement
 
 __all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove"]
 
@@ -55,6 +51,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _write_config(config: Config, text: str) -> None:
     """Validate the new text as a config before it replaces the file (atomically)."""
+    import yaml
+
+    from .._yamlfile import safe_load_bounded
+
     try:
         data = safe_load_bounded(text)
     except yaml.YAMLError as exc:  # pragma: no cover - the editor checked it already
@@ -64,6 +64,7 @@ def _write_config(config: Config, text: str) -> None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    from ._edit import edit_requirement  # here: PyYAML, which lock need not import
     requirement = parse_requirement(args.requirement, "requirement")
     env = validate_env_name(args.env)
     config = load_config()
@@ -81,6 +82,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from ._edit import edit_requirement
     name = normalize_name(args.name)
     config = load_config()
     env = config.environment(args.env)
@@ -106,7 +108,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    config = load_config()
+    cache = envknit_home() / "cache"
+    config = load_config(cache_dir=cache)
     lock_path = config.root / LOCK_FILENAME
     if args.env is not None:
         targets = [config.environment(args.env)]
@@ -127,7 +130,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
                           path=str(config.path))
     lock = lock_environments(
         targets, base=base, progress=lambda msg: print(msg, file=sys.stderr),
-        options=uv_options(args), cache_dir=envknit_home() / "cache",
+        options=uv_options(args), cache_dir=cache,
     )
     save_lock(lock, lock_path)
     for env in targets:
