@@ -14,7 +14,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from .errors import InvalidNameError, ResolverError
 from .names import normalize_name, normalize_version, validate_filename, validate_sha256
@@ -29,6 +28,10 @@ __all__ = ["CompiledPin", "parse_pylock", "parse_requirements_txt"]
 # what uv writes for every pin (extras and markers stripped): read without packaging's parser,
 # whose import (markers, specifiers, tags: ~15 ms of regular expressions) was most of the
 # parsing's cost; anything else goes through that parser
+# a file's URL or absolute path as uv writes it: its last part is the file name as is (no
+# escapes, query or fragment); anything else goes through urllib.parse (whose import, with
+# ipaddress, cost as much as the rest of this module)
+_PLAIN_LOCATION_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/-]+")
 _PLAIN_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.!+_-]*)")
 
 
@@ -143,6 +146,19 @@ def _field(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _file_name(location: str) -> str:
+    """The last part of a URL's path (or of a path), unescaped."""
+    if _PLAIN_LOCATION_CHARS.fullmatch(location):
+        if location.startswith("/") and not location.startswith("//"):
+            return location.rsplit("/", 1)[-1]
+        for scheme in ("https://", "http://", "file://"):
+            if location.startswith(scheme) and "/" in location[len(scheme):]:
+                return location.rsplit("/", 1)[-1]
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(location).path.rsplit("/", 1)[-1])
+
+
 def _files(package: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
     """``(file name, sha256)`` of a package's sdist and wheels."""
     dists: list[tuple[str, Any]] = []
@@ -157,7 +173,7 @@ def _files(package: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
             raise ResolverError(f"uv's pylock.toml: {at}: expected a table")
         # PEP 751: the file name is 'name', else the last part of 'path' or 'url'
         location = dist.get("name") or dist.get("path") or _field(dist, "url", str, at)
-        fname = unquote(urlsplit(str(location)).path.rsplit("/", 1)[-1])
+        fname = _file_name(str(location))
         hashes = _field(dist, "hashes", Mapping, at)
         if "sha256" in hashes:
             yield validate_filename(fname), validate_sha256(hashes["sha256"])

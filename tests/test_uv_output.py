@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from envknit._uv_output import parse_pylock, parse_requirements_txt
 from envknit.errors import ResolverError
@@ -78,3 +79,44 @@ def test_requirements_txt_envknit_cannot_read_is_refused(text: str, message: str
 def test_pylock_envknit_cannot_read_is_refused(text: str, message: str) -> None:
     with pytest.raises(ResolverError, match=message):
         parse_pylock(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="htpsfile:/%20.-_?#@[]ab~", max_size=30))
+def test_a_file_name_is_urllibs(location: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from envknit._uv_output import _file_name
+
+    try:
+        expected = unquote(urlsplit(location).path.rsplit("/", 1)[-1])
+    except ValueError:
+        with pytest.raises(ValueError):
+            _file_name(location)
+        return
+    assert _file_name(location) == expected
+
+
+@pytest.mark.parametrize("location", [
+    "https://files.example/p/ab/x-1.0-py3-none-any.whl", "file:///tmp/w/x-1.0.tar.gz",
+    "/abs/x.whl", "https://host", "https://h/", "//host", "a:b", "x%2By.whl", "h/x.whl?q#f",
+])
+def test_file_names_of_usual_locations(location: str) -> None:
+    from urllib.parse import unquote, urlsplit
+
+    from envknit._uv_output import _file_name
+
+    assert _file_name(location) == unquote(urlsplit(location).path.rsplit("/", 1)[-1])
+
+
+def test_plain_pins_read_without_packaging_are_as_packaging_reads_them() -> None:
+    sha = "a" * 64
+    pins = parse_requirements_txt(f"Foo_Bar==01.0.0A1 \\\n    --hash=sha256:{sha}\n")
+    assert pins["foo-bar"].version == "1.0.0a1" and pins["foo-bar"].hashes == {sha}
+    for line in ("foo===1.0", "foo==1.0 ; python_version < '4'", "foo[x]==1.0"):
+        pins = parse_requirements_txt(f"{line} --hash=sha256:{sha}\n") if "=" * 3 not in line \
+            else None
+        if pins is not None:
+            assert pins["foo"].version == "1.0"
+    with pytest.raises(ResolverError, match="not a pin"):
+        parse_requirements_txt(f"foo===1.0 --hash=sha256:{sha}\n")
