@@ -4,7 +4,8 @@ uv 0.13's ``pylock.toml`` (PEP 751) records each package's files and hashes but 
 ``dependencies``, so the dependency graph comes from the requirements.txt form, whose
 ``# via`` annotations (``--annotation-style split``) name each package's parents. Both formats
 are parsed structurally: requirement lines with ``packaging.requirements`` (the plain
-``name==version`` that uv writes without it), the TOML with ``tomllib``. ``tests/data/uv-<version>/`` holds recorded uv output these parsers are tested on.
+``name==version`` that uv writes without it), the TOML with ``tomllib``.
+``tests/data/uv-<version>/`` holds recorded uv output these parsers are tested on.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,20 @@ def test_lock_two_environments(project: Path, env: dict[str, str], envknit_home:
     # deterministic
     cli("lock", cwd=project, env=env)
     assert (project / "envknit.lock.yaml").read_text() == text
+
+
+def test_lock_again_needs_no_yaml_argparse_or_requirement_parser(
+    project: Path, env: dict[str, str]
+) -> None:
+    cli("lock", cwd=project, env=env)
+    first = (project / "envknit.lock.yaml").read_text()
+    heavy = ("yaml", "argparse", "packaging.requirements", "urllib.parse")
+    code = ("import sys\nfrom envknit.cli import main\nstatus = main(['lock'])\n"
+            f"print(status, sorted(m for m in {heavy!r} if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.stdout.splitlines()[-1] == "0 []", proc.stdout + proc.stderr
+    assert (project / "envknit.lock.yaml").read_text() == first  # the same bytes
 
 
 def test_lock_one_environment_keeps_the_others(project: Path, env: dict[str, str]) -> None:

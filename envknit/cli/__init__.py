@@ -23,6 +23,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._run import run_command
 
         return run_command(args[1:])
+    if args and args[0] == "lock":
+        from ._lockargs import lock_args
+
+        lock = lock_args(args[1:])
+        if lock is not None:  # the usual command lines: no argparse (~10 ms)
+            from ._errors import guarded
+            from ._project import cmd_lock
+
+            return guarded(lambda: cmd_lock(lock))  # type: ignore[arg-type]
     from ._parser import dispatch
 
     return dispatch(args)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["oserror_text", "print_error"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["guarded", "oserror_text", "print_error"]
 
 
 def _one_line(message: str) -> str:
@@ -29,3 +33,21 @@ def oserror_text(exc: OSError) -> str:
     """What the file system said and where (``exc.filename`` quoted), without a traceback."""
     where = f": {exc.filename!r}" if exc.filename else ""
     return f"{exc.strerror or exc}{where}"
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """``command()``'s exit status; envknit's errors and the file system's are one line, 1."""
+    from ..errors import EnvknitError
+
+    try:
+        return command()
+    except EnvknitError as exc:
+        print_error(exc)
+        return 1
+    except OSError as exc:
+        # the file system said no (permissions, disk full...): say what and where, no traceback
+        print_error(oserror_text(exc))
+        return 1
+    except KeyboardInterrupt:
+        print("envknit: interrupted", file=sys.stderr)
+        return 130

@@ -9,8 +9,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from .._version import __version__
-from ..errors import EnvknitError
-from ._errors import oserror_text, print_error
+from ._errors import guarded, print_error
 
 __all__ = ["build_parser", "dispatch"]
 
@@ -133,16 +132,4 @@ def dispatch(argv: Sequence[str]) -> int:
         command = f"store {args.store_command}"
     module_name, func_name = _COMMANDS[command]
     module = importlib.import_module(f"{__package__}.{module_name}")
-    try:
-        status: int = getattr(module, func_name)(args)
-    except EnvknitError as exc:
-        print_error(exc)
-        return 1
-    except OSError as exc:
-        # the file system said no (permissions, disk full...): say what and where, no traceback
-        print_error(oserror_text(exc))
-        return 1
-    except KeyboardInterrupt:
-        print("envknit: interrupted", file=sys.stderr)
-        return 130
-    return status
+    return guarded(lambda: int(getattr(module, func_name)(args)))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._atomic import atomic_write_text
 from ..config import (
@@ -20,6 +20,9 @@ from ..locking import lock_environments, needs_build
 from ..names import normalize_name, validate_env_name, validate_python_version
 from ..store.layout import envknit_home
 from ._common import uv_options
+
+if TYPE_CHECKING:
+    import argparse  # the lock command's usual lines are read without it (cli._lockargs)
 
 __all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove"]
 
