@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 import sys
 
-from packaging.version import InvalidVersion, Version
-
 from .errors import InvalidNameError
 
 __all__ = [
@@ -35,6 +33,11 @@ _ENV_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _PY_RE = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 _FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+!-]*\.(whl|tar\.gz|zip|tar\.bz2)$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# a version already in packaging's normal form (str(Version(v)) == v: no epoch, no local part,
+# no leading zero): returned as is, so that paths that only meet such versions (envknit lock)
+# need not import packaging.version (its pattern and typing: ~3 ms)
+_N = "(?:0|[1-9][0-9]*)"
+_NORMAL_VERSION = re.compile(rf"{_N}(?:\.{_N})*(?:(?:a|b|rc){_N})?(?:\.post{_N})?(?:\.dev{_N})?")
 
 # Neither PEP 508 nor packaging nor PyPI caps a name's length; file systems do: a wheel's file
 # name (name-version-tags.whl), its .dist-info directory and the store's <name>/<version>
@@ -72,6 +75,10 @@ def normalize_version(version: object) -> str:
         )
     if not isinstance(version, str) or "\n" in version or "/" in version or "\\" in version:
         raise InvalidNameError("version", version, "not a PEP 440 version")
+    if _NORMAL_VERSION.fullmatch(version):
+        return version
+    from packaging.version import InvalidVersion, Version
+
     try:
         return str(Version(version))
     except InvalidVersion:
