@@ -13,7 +13,8 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -205,6 +206,34 @@ class ResolvedPackage:
     main_requirement: bool
 
 
+@contextmanager
+def _scratch_folder() -> Iterator[Path]:
+    """A new private folder for uv's inputs, removed afterwards.
+
+    Made under ``$TMPDIR`` (or /tmp) directly: ``tempfile`` imports shutil, which loads the
+    zlib, bz2 and lzma modules (~3 ms of a lock); tempfile only when that folder fails.
+    """
+    base = os.environ.get("TMPDIR") or "/tmp"
+    folder = Path(base, f"envknit-lock-{os.urandom(8).hex()}")
+    try:
+        folder.mkdir(mode=0o700)
+    except OSError:
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="envknit-lock-"))
+    try:
+        yield folder
+    finally:
+        try:
+            for child in folder.iterdir():
+                child.unlink()
+            folder.rmdir()
+        except OSError:  # something else in there (uv never writes there): remove it all
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def compile_environment(
     packages: Sequence[str],
     dev_packages: Sequence[str],
@@ -223,13 +252,10 @@ def compile_environment(
     it lists), the pylock.toml run is repeated for the pins alone, as a third run.
     ``_uv_output`` parses both forms.
     """
-    import tempfile  # here: install and run, which do not resolve, skip these imports
-
     from ._uv_output import parse_pylock, parse_requirements_txt
 
     options = options or UvOptions()
-    with tempfile.TemporaryDirectory(prefix="envknit-lock-") as tmp:
-        folder = Path(tmp)
+    with _scratch_folder() as folder:
         (folder / _MAIN_INPUT).write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")
         (folder / "dev.in").write_text("".join(f"{r}\n" for r in dev_packages), encoding="utf-8")
         common = [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -49,6 +48,8 @@ def candidate_pythons(version: str) -> Iterator[Path]:
     major_minor = ".".join(version.split(".")[:2])
     if ".".join(map(str, sys.version_info[:2])) == major_minor:
         yield Path(sys.executable)
+    import shutil  # here: the running Python (above) needs none of its archive modules
+
     shims = _pyenv_root() / "shims"
     for exe in (f"python{major_minor}", "python3", "python"):
         found = shutil.which(exe)

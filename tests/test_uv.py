@@ -1,6 +1,8 @@
-"""The environment uv runs with: the user's UV_* settings pass through, Python downloads never."""
+"""envknit._uv: the user's UV_* settings pass through, no Python download; its scratch folder."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +27,23 @@ def test_uv_variables_pass_through_and_python_downloads_are_off(
     assert {k: env[k] for k in user} == user
     assert env["UV_PYTHON_DOWNLOADS"] == "never"
     assert "VIRTUAL_ENV" not in env
+
+
+def test_the_scratch_folder_is_private_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envknit._uv import _scratch_folder
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with _scratch_folder() as folder:
+        assert folder.parent == tmp_path and (folder.stat().st_mode & 0o777) == 0o700
+        (folder / "main.in").write_text("x\n")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(KeyError), _scratch_folder() as folder:
+        (folder / "sub").mkdir()  # not uv's doing, but removed all the same
+        raise KeyError
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))  # tempfile's choice then
+    with _scratch_folder() as folder:
+        assert folder.is_dir()
+    assert not folder.exists()
