@@ -252,8 +252,6 @@ def compile_environment(
     it lists), the pylock.toml run is repeated for the pins alone, as a third run.
     ``_uv_output`` parses both forms.
     """
-    from ._uv_output import parse_pylock, parse_requirements_txt
-
     options = options or UvOptions()
     with _scratch_folder() as folder:
         (folder / _MAIN_INPUT).write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")
@@ -274,6 +272,13 @@ def compile_environment(
             )
         except BaseException:  # whatever stopped us (an error, ^C): no uv is left running
             _stop(graph)
+            raise
+        try:
+            # imported while uv resolves (tomllib, the parsers: a few ms off the wall time)
+            from ._uv_output import parse_pylock, parse_requirements_txt
+        except BaseException:  # likewise (^C)
+            _stop(graph)
+            _stop(named)
             raise
         try:
             out = _finish(graph, what)
