@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Start-up benchmarks against clean baselines: ``envknit run``, a new worker, configure_from_lock.
 
-    python bench/bench_startup.py [--rounds N]      # or: python bench/run.py --only bench_startup
+    python bench/bench_startup.py [--rounds N] [--only run|worker|configure ...]
+    python bench/run.py --only bench_startup        # all three figures
 
 Everything timed runs in a venv built by this run from the base interpreter, envknit installed
 non-editable, no ``.pth`` file (bench/_clean.py), uv offline with the default index on a
@@ -64,9 +65,20 @@ def make_project(project: Path, home: Path) -> None:
     (project / "envknit.yaml").write_text(CONFIG)
 
 
+#: The figures, by the name ``--only`` takes, and the cases each one times in the paired rounds.
+#: (The worker figure is timed apart, inside one process: bench/_spawn_driver.py.)
+FIGURES: dict[str, tuple[str, ...]] = {
+    "run": ("pass", "run", "uv run"),
+    "worker": (),
+    "configure": ("pass", "import", "configure"),
+}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=41)
+    parser.add_argument("--only", nargs="+", choices=FIGURES, default=list(FIGURES),
+                        help="the figures to measure (default: all)")
     add_source_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="envknit-bench-") as tmp_name, \
@@ -82,23 +94,27 @@ def main() -> int:
         run_cmd = [str(venv.envknit), "run", "--", "python", "-c", "pass"]
         uv_run = [str(venv.uv), "run", "--no-project", "--python", py, "python", "-c", "pass"]
         configure = "import envknit; envknit.configure_from_lock('envknit.lock.yaml')"
-        cases = {
+        commands = {
             "pass": [py, "-c", "pass"],
             "run": run_cmd,
             "uv run": uv_run,
             "import": [py, "-c", "import envknit"],
             "configure": [py, "-c", configure],
         }
+        wanted = {case for figure in args.only for case in FIGURES[figure]}
+        cases = {name: cmd for name, cmd in commands.items() if name in wanted}
         for cmd in cases.values():  # warm-up: fills envknit run's cache and the OS's caches
             must_run(cmd, cwd=project, env=env)
         samples = paired(
             {name: (lambda c=cmd: must_run(c, cwd=project, env=env))
              for name, cmd in cases.items()},
-            args.rounds,
+            args.rounds if cases else 0,
         )
-        out = must_run([py, str(Path(__file__).with_name("_spawn_driver.py")),
-                        str(args.rounds), "benchpkg", "1.0"], cwd=project, env=env)
-        spawn = json.loads(out)
+        spawn = None
+        if "worker" in args.only:
+            out = must_run([py, str(Path(__file__).with_name("_spawn_driver.py")),
+                            str(args.rounds), "benchpkg", "1.0"], cwd=project, env=env)
+            spawn = json.loads(out)
         version = subprocess.run([py, "-c", "import sys; print(sys.version.split()[0])"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         uv_version = must_run([venv.uv, "--version"], cwd=project, env=env).strip()
@@ -110,20 +126,28 @@ def main() -> int:
           f"no .pth); {uv_version}; medians of {args.rounds} paired rounds; "
           f"index requests: 0", flush=True)
     bare = "python -c pass"
-    print_rows([
-        row(samples, "1. envknit run -- python -c pass", "run", "pass", bare),
-        row(samples, "1. envknit run -- python -c pass", "run", "uv run",
-            "uv run --no-project python -c pass", max_ratio=1.0),
-        row(samples, "   uv run --no-project python -c pass", "uv run", "pass", bare),
-        Row(label="2. new worker() to first result", ours=spawn["worker"], base=spawn["pass"],
-            base_label=bare, max_ratio=1.5, ours_cpu=spawn["worker_cpu"],
-            base_cpu=spawn["pass_cpu"]),
-        row(samples, "3. import envknit + configure_from_lock (2 envs)", "configure", "pass",
-            bare, max_extra_ms=25),
-        row(samples, "   import envknit", "import", "pass", bare),
-    ])
-    print(f"   the process's first worker (also reads the lock and the store): "
-          f"{statistics.median(spawn['first']) * 1000:.1f} ms", flush=True)
+    rows = []
+    if "run" in args.only:
+        rows += [
+            row(samples, "1. envknit run -- python -c pass", "run", "pass", bare),
+            row(samples, "1. envknit run -- python -c pass", "run", "uv run",
+                "uv run --no-project python -c pass", max_ratio=1.0),
+            row(samples, "   uv run --no-project python -c pass", "uv run", "pass", bare),
+        ]
+    if spawn is not None:
+        rows.append(Row(label="2. new worker() to first result", ours=spawn["worker"],
+                        base=spawn["pass"], base_label=bare, max_ratio=1.5,
+                        ours_cpu=spawn["worker_cpu"], base_cpu=spawn["pass_cpu"]))
+    if "configure" in args.only:
+        rows += [
+            row(samples, "3. import envknit + configure_from_lock (2 envs)", "configure",
+                "pass", bare, max_extra_ms=25),
+            row(samples, "   import envknit", "import", "pass", bare),
+        ]
+    print_rows(rows)
+    if spawn is not None:
+        print(f"   the process's first worker (also reads the lock and the store): "
+              f"{statistics.median(spawn['first']) * 1000:.1f} ms", flush=True)
     return 0
 
 
