@@ -3,18 +3,19 @@
 # Standard library only, and loaded inside workers and sub-interpreters: each child loads this
 # file under the private name ``_envknit_runner`` (a worker by path, a sub-interpreter from code
 # the host compiled), so it must import nothing of envknit and nothing slow (typing costs
-# milliseconds in a fresh interpreter; mypy still sees it). traceback is imported only to report.
+# milliseconds in a fresh interpreter; mypy still sees it). traceback is imported only to report,
+# and importlib (3.10-3.12: warnings too) not at all: a worker's start-up is a budget.
 
 from __future__ import annotations
 
 import builtins
-import importlib
 import os
+import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
-    from types import CodeType
+    from types import CodeType, ModuleType
     from typing import Any
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "SNIPPET_FILENAME",
     "builtin_base",
     "chain",
+    "import_module",
     "normalize",
     "report",
     "resolve",
@@ -43,12 +45,22 @@ def normalize(filename: str) -> str:
 OWN_FILE = normalize(__file__)
 
 
+def import_module(name: str) -> ModuleType:
+    """``importlib.import_module(name)``."""
+    if name.startswith("."):  # a relative name: importlib's own error (no package given)
+        import importlib
+
+        return importlib.import_module(name)
+    __import__(name)
+    return sys.modules[name]
+
+
 def resolve(target: str) -> Any:
     """The object a ``"package.module:attr.path"`` target names (the module is imported)."""
     module_name, sep, attr_path = target.partition(":")
     if not sep or not module_name or not attr_path:
         raise ValueError(f"target must look like 'package.module:function', got {target!r}")
-    obj: Any = importlib.import_module(module_name)
+    obj: Any = import_module(module_name)
     for part in attr_path.split("."):
         obj = getattr(obj, part)
     return obj

@@ -1,45 +1,70 @@
 """The worker process: serves the host's requests over two pipes (stdlib only, run by path).
 
-Started as ``python -I -S .../_child.py READ_FD WRITE_FD``: isolated mode, so neither the user's
-site-packages, ``PYTHONPATH`` nor the host's ``__main__`` is involved. The first frame from the
-host carries the protocol version and the environment's ``sys.path`` entries, as data. stdout and
-stderr are left alone: a package that prints cannot corrupt the protocol, which has its own pipes.
+Started as ``python -I -S .../_boot.py READ_FD WRITE_FD`` (which runs this module from its
+bytecode cache): isolated mode, so neither the user's site-packages, ``PYTHONPATH`` nor the
+host's ``__main__`` is involved. The first frame from the host carries the protocol version and
+the environment's ``sys.path`` entries, as data. stdout and stderr are left alone: a package that
+prints cannot corrupt the protocol, which has its own pipes.
+
+A new worker's time to its first result is a budget (docs/benchmarks.md), so this module loads
+only what serving needs: no typing or collections.abc (the type checker's), no signal (its enums
+load enum), no json (the wire format speaks ``_json``), and the binary lane only when a buffer
+travels (it loads json, re, base64 and mmap). tests/test_import_budget.py counts the modules.
 """
 
 from __future__ import annotations
 
 import builtins
-import importlib
-import operator
 import os
-import signal
 import site
 import sys
-from collections.abc import Callable
-from types import ModuleType
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Callable
+    from importlib.machinery import SourceFileLoader
+    from types import ModuleType
+    from typing import Any
+
     from .. import _lane as L, _runner as R
     from . import _protocol as P
+
+    __loader__: SourceFileLoader
 else:
+    import _signal  # not signal: its Signals/Handlers enums import enum
 
-    def _load(name: str, path: str) -> ModuleType:
-        # Loaded by file path under a private name: putting this directory on sys.path would
-        # let envknit's own modules shadow the environment's packages.
-        import importlib.util
+    ModuleType = type(sys)
 
-        if name in sys.modules:
-            return sys.modules[name]
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
 
-    _HERE = os.path.dirname(os.path.abspath(__file__))
+def _load(name: str, path: str) -> ModuleType:
+    """The module at ``path``, loaded (once) under the private name ``name``.
+
+    By file path: putting this folder on sys.path would let envknit's own modules shadow the
+    environment's packages. The loader class is the one that loaded this module (a
+    SourceFileLoader, whether _boot.py or a test loaded it), so the bytecode cache is used and
+    importlib (3.10-3.12: warnings too) is not loaded.
+    """
+    found = sys.modules.get(name)
+    if found is not None:
+        return found
+    loader = type(__loader__)(name, path)
+    module = ModuleType(name)
+    module.__file__ = path
+    module.__loader__ = loader
+    sys.modules[name] = module
+    try:
+        loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_LANE_PATH = os.path.join(os.path.dirname(_HERE), "_lane.py")
+if not TYPE_CHECKING:
     P = _load("_envknit_worker_protocol", os.path.join(_HERE, "_protocol.py"))
-    L = _load("_envknit_worker_lane", os.path.join(os.path.dirname(_HERE), "_lane.py"))
     R = _load("_envknit_runner", os.path.join(os.path.dirname(_HERE), "_runner.py"))
 
 __all__ = ["Server", "main"]
@@ -58,6 +83,62 @@ def _describe_error(exc: BaseException) -> dict[str, Any]:
     return report
 
 
+_lane_module: Any = None
+
+
+def _lane() -> Any:
+    """The binary lane module (``envknit/_lane.py``), loaded the first time a buffer travels."""
+    global _lane_module
+    if _lane_module is None:
+        _lane_module = _load("_envknit_worker_lane", _LANE_PATH)
+    return _lane_module
+
+
+def _receive(meta: Any) -> Any:
+    return _lane().receive(meta)
+
+
+class _Outbox:
+    """The lane's ``Outbox`` for the replies, made when the first buffer goes out: a worker
+    whose replies carry none never loads the lane module."""
+
+    __slots__ = ("_box", "all_buffers")
+
+    def __init__(self) -> None:
+        self._box: L.Outbox | None = None
+        #: read by ``P.encode`` (see ``P.Lane``): whether every buffer goes by value.
+        self.all_buffers = False
+
+    def _real(self) -> L.Outbox:
+        if self._box is None:
+            self._box = _lane().Outbox(all_buffers=False)
+        return self._box
+
+    @property
+    def inline_max(self) -> int:  # read for bytes values only
+        return self._real().inline_max
+
+    @property
+    def total(self) -> int:
+        return 0 if self._box is None else self._box.total
+
+    def describe(self, value: Any) -> dict[str, Any]:
+        return self._real().describe(value)
+
+    def takes(self, value: Any) -> bool:
+        return bool(_lane().is_buffer(value))
+
+    def numbers(self, value: list[Any]) -> dict[str, Any] | None:
+        return self._real().numbers(value)
+
+    def checkpoint(self) -> tuple[int, int]:
+        return (0, 0) if self._box is None else self._box.checkpoint()
+
+    def discard(self, since: tuple[int, int] = (0, 0)) -> None:
+        if self._box is not None:
+            self._box.discard(since)
+
+
 class Server:
     """Holds the worker's objects under handle ids and answers one request at a time."""
 
@@ -70,7 +151,7 @@ class Server:
         #: whether the request being served may hold tagged values (see ``P.is_tagged``).
         self.tagged = True
         #: the lane files of the reply being built (and, until the next request, of the last).
-        self.outbox = L.Outbox(all_buffers=False)
+        self.outbox = _Outbox()
         self.ops: dict[str, Callable[[dict[str, Any]], Any]] = {
             "import": self.op_import,
             "getattr": self.op_getattr,
@@ -131,14 +212,14 @@ class Server:
             raise LookupError(f"no object with handle {hid} in this worker (released?)") from None
 
     def arg(self, data: Any) -> Any:
-        return P.decode(data, self._deref, L.receive) if self.tagged else data
+        return P.decode(data, self._deref, _receive) if self.tagged else data
 
     def _deref(self, ref: dict[str, Any]) -> Any:
         return self.obj({"ref": ref["$r"]})
 
     # -- operations --------------------------------------------------------------------------
     def op_import(self, msg: dict[str, Any]) -> Any:
-        return self.handle(importlib.import_module(msg["module"]))
+        return self.handle(R.import_module(msg["module"]))
 
     def op_getattr(self, msg: dict[str, Any]) -> Any:
         owner = self.obj(msg)
@@ -175,6 +256,8 @@ class Server:
         if name in _CONVERSIONS:
             func = _CONVERSIONS[name]
         elif name in _OPERATORS:
+            import operator  # here: a worker that is never asked for one does not load it
+
             func = getattr(operator, name)
         else:
             raise ValueError(f"operator {name!r} is not forwarded to workers")
@@ -191,7 +274,7 @@ class Server:
         numpy = sys.modules.get("numpy")
         if numpy is not None and not isinstance(value, numpy.ndarray):
             value = numpy.asarray(value)
-        elif not L.is_buffer(value):
+        elif not _lane().is_buffer(value):
             raise TypeError(f"{R.type_name(type(value))} has no data to fetch (no buffer)")
         return self.by_value(value)
 
@@ -259,24 +342,44 @@ class Server:
             except P.FrameTooLarge as exc:  # a bytes result, caught before encoding it
                 self.send({"i": rid, "big": {"size": exc.size, "limit": exc.limit}})
                 continue
-            except L.LaneTooLarge as exc:  # buffers past the lane's limit
-                self.outbox.discard()
-                self.send({"i": rid, "big": {"size": exc.size, "limit": exc.limit, "lane": True}})
-                continue
             except Exception as exc:  # noqa: BLE001 - every failure of user code goes to the host
                 self.outbox.discard()
-                self.send({"i": rid, "err": _describe_error(exc)})
+                if _lane_module is not None and isinstance(exc, _lane_module.LaneTooLarge):
+                    big = {"size": exc.size, "limit": exc.limit, "lane": True}  # buffers past
+                    self.send({"i": rid, "big": big})  # the lane's limit
+                else:
+                    self.send({"i": rid, "err": _describe_error(exc)})
                 continue
             self.send({"i": rid, "ok": value})
 
 
 def _plain_json(value: Any) -> Any:
     """``value`` as plain JSON data (tuples become lists) with its buffers (bytes, arrays) in
-    place, or TypeError naming its type."""
+    place, or TypeError naming its type.
+
+    ``envknit._lane.plain_json`` through ``P.to_json``/``P.from_json`` (no json package here):
+    the lane loads only if the value holds something JSON cannot carry.
+    """
+    found: list[Any] = []
+
+    def hole(obj: Any) -> Any:
+        if _lane().is_buffer(obj):
+            found.append(obj)
+            return {_HOLE: len(found) - 1}
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    def fill(obj: dict[str, Any]) -> Any:
+        return found[obj[_HOLE]] if len(obj) == 1 and _HOLE in obj else obj
+
     try:
-        return L.plain_json(value)
+        text = P.to_json(value, hole)
+        return P.from_json(text, fill) if found else P.from_json(text)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"result must be JSON-compatible: {exc}") from None
+
+
+# A key no JSON value from user code carries by chance: marks where a buffer stood.
+_HOLE = f"$envknit-buffer-{os.urandom(8).hex()}"
 
 
 def _out_of_the_way(fd: int) -> int:
@@ -303,7 +406,7 @@ _HIGH_FD = 512
 def main(argv: list[str]) -> int:
     read_fd, write_fd = _out_of_the_way(int(argv[0])), _out_of_the_way(int(argv[1]))
     # Ctrl-C in the terminal reaches the whole process group; only the host decides what to do.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     reader = P.FrameReader(read_fd, P.DEFAULT_MAX_MESSAGE_SIZE)
     try:
         hello = P.loads(reader.read())

@@ -29,7 +29,7 @@ from ._errors import remote_error, too_large
 
 __all__ = ["Worker", "WorkerSpec", "get_worker", "shutdown_workers"]
 
-CHILD_SCRIPT = Path(__file__).resolve().with_name("_child.py")
+CHILD_SCRIPT = Path(__file__).resolve().with_name("_boot.py")  # runs _child.py
 #: The largest message sent or accepted, in bytes (64 MiB); read when a worker is created.
 MAX_MESSAGE_SIZE = P.DEFAULT_MAX_MESSAGE_SIZE
 #: Once a reply frame has started, the rest must arrive within this many seconds, whatever the

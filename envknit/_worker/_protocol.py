@@ -24,14 +24,21 @@ work on every CPython a lock may target.
 
 from __future__ import annotations
 
-import base64
-import json
+import _json  # CPython's JSON accelerator, the one the json package runs on (see to_json)
 import os
 import select
 import struct
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+
+# The worker child imports this module at start-up, and a new worker's time to its first result
+# is a budget (docs/benchmarks.md): typing and collections.abc are for the type checker only,
+# base64 (which loads re) is imported when bytes travel.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 __all__ = [
     "BINARY_OPERATORS",
@@ -56,8 +63,10 @@ __all__ = [
     "decode",
     "dumps",
     "encode",
+    "from_json",
     "is_tagged",
     "loads",
+    "to_json",
     "write_frame",
 ]
 
@@ -139,7 +148,10 @@ class Lane(Protocol):
     ``bytes`` (proxy results: other buffers stay in the worker behind a handle)."""
 
     all_buffers: bool
-    inline_max: int
+
+    @property
+    def inline_max(self) -> int:
+        """Bytes values longer than this go on the lane."""
 
     def describe(self, value: Any) -> dict[str, Any]: ...
 
@@ -200,6 +212,8 @@ def encode(
             return lane.describe(value)
         if limit and 4 * -(-len(value) // 3) > limit:
             raise FrameTooLarge(4 * -(-len(value) // 3), limit)
+        import base64
+
         return {"$b": base64.b64encode(value).decode("ascii")}
     if lane is not None and lane.all_buffers and lane.takes(value):
         return lane.describe(value)
@@ -259,6 +273,8 @@ def _decode_tagged(
     if key == "$t" and isinstance(body, list):
         return tuple(_decode(v, ref, buffer) for v in body)
     if key == "$b" and isinstance(body, str):
+        import base64
+
         try:
             return base64.b64decode(body.encode("ascii"), validate=True)
         except ValueError as exc:
@@ -279,9 +295,60 @@ def _decode_tagged(
     raise WireError(f"unknown or malformed tag {key!r}")
 
 
-# One encoder for every message: json.dumps() with options builds a new encoder on each call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_DECODER = json.JSONDecoder()
+# JSON without the json package: importing json loads re and enum (and compiles regular
+# expressions), as much CPU as the rest of a worker child's start-up. Both directions use the C
+# accelerator that json itself runs on, set up as json.JSONEncoder(separators=(",", ":"),
+# ensure_ascii=False) and json.JSONDecoder() set it up (json/encoder.py, json/decoder.py, the
+# same on 3.10-3.13); only an error loads json.decoder, for JSONDecodeError.
+# tests/test_worker_json.py holds the two to the same output. envknit runs on CPython only.
+_WHITESPACE = " \t\n\r"
+_CONSTANTS = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}
+
+
+class _ScanContext:
+    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder``: its default settings."""
+
+    strict = True
+    object_hook: Callable[[dict[str, Any]], Any] | None = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _CONSTANTS.__getitem__
+
+    def __init__(self, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        self.object_hook = object_hook
+
+
+_SCAN = _json.make_scanner(_ScanContext())  # type: ignore[arg-type]  # typeshed: any context
+
+
+def _not_json(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def to_json(value: Any, default: Callable[[Any], Any] | None = None) -> str:
+    """``json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default)``."""
+    # markers: a fresh dict per call, for the circular-reference check (as json does)
+    encode = _json.make_encoder(
+        {}, default or _not_json, _json.encode_basestring, None, ":", ",", False, False, True
+    )
+    return "".join(encode(value, 0))
+
+
+def from_json(text: str, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """``json.loads(text, object_hook=object_hook)``; ``ValueError`` for what is not one JSON
+    value."""
+    scan = _SCAN if object_hook is None else _json.make_scanner(
+        _ScanContext(object_hook)  # type: ignore[arg-type]
+    )
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    try:
+        value, end = scan(text, start)
+    except StopIteration as exc:
+        raise ValueError(f"Expecting value: char {exc.value}") from None
+    if text[end:].strip(_WHITESPACE):
+        raise ValueError(f"Extra data: char {end}")
+    return value
 
 
 def is_tagged(payload: bytes) -> bool:
@@ -298,7 +365,7 @@ def dumps(message: Any) -> bytes:
     (4,300 digits by default, 3.11+), or a value nested too deeply for the encoder.
     """
     try:
-        return _ENCODER.encode(message).encode("utf-8")
+        return to_json(message).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         raise NotPlain(f"value cannot be written as JSON: {exc}") from None
 
@@ -306,7 +373,7 @@ def dumps(message: Any) -> bytes:
 def loads(payload: bytes) -> Any:
     """A frame payload back to the encoded message."""
     try:
-        return _DECODER.decode(payload.decode("utf-8"))
+        return from_json(payload.decode("utf-8"))
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         raise WireError(f"frame is not valid JSON: {exc}") from None
     except RecursionError:
