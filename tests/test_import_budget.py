@@ -33,9 +33,9 @@ RUN_BUDGET = 8  # the package, the error tree, cli, cli._run, cli._errors, zlib
 # What a new worker's child (``python -I -S _boot.py``, stdlib only) has loaded once it has
 # answered the handshake and an import request, beyond a bare ``python -I -S script.py``: os and
 # site (which `python -c pass` loads too), the child, the wire format, the runner, _json, select,
-# struct, fcntl, __future__. Counted this way the child loaded 56 before (json, re, enum, typing,
-# importlib.util, signal, base64, the lane...).
-CHILD_BUDGET = 18
+# struct, __future__. Counted this way the child loaded 56 before (json, re, enum, typing,
+# importlib.util, signal, base64, fcntl, the lane...).
+CHILD_BUDGET = 17
 # Never on these paths: each costs milliseconds, and neither path needs it.
 HEAVY = ("argparse", "yaml", "packaging", "dataclasses", "pathlib", "subprocess", "tempfile",
          "inspect", "asyncio", "threading")

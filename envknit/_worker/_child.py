@@ -382,21 +382,33 @@ def _plain_json(value: Any) -> Any:
 _HOLE = f"$envknit-buffer-{os.urandom(8).hex()}"
 
 
-def _out_of_the_way(fd: int) -> int:
-    """``fd`` moved to a high, close-on-exec descriptor number (the low one closed).
+def _out_of_the_way(fd: int, other: int) -> int:
+    """``fd`` moved to a high, close-on-exec descriptor number (the low one closed); ``other``
+    is the other protocol pipe, left where it is.
 
     User code that writes to "fd 4" or opens files (which take the lowest free numbers) then
     misses the protocol pipe, and subprocesses the package starts do not inherit it. Only a
-    hardening: a frame corrupted anyway is refused by the host (see ``_protocol``).
+    hardening: a frame corrupted anyway is refused by the host (see ``_protocol``). The lowest
+    free number from ``_HIGH_FD`` on, as ``fcntl(F_DUPFD_CLOEXEC)`` would pick it, without
+    loading fcntl (an extension module: a few percent of a worker's start-up).
     """
-    import fcntl
-
+    target = _HIGH_FD
+    while target in (fd, other) or _is_open(target):
+        target += 1
     try:
-        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+        os.dup2(fd, target, inheritable=False)
     except OSError:  # a descriptor limit below _HIGH_FD: keep the number we were given
         return fd
     os.close(fd)
-    return moved
+    return target
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 #: Where the protocol pipes move to in the worker (below the usual 1024 descriptor limit).
@@ -404,7 +416,8 @@ _HIGH_FD = 512
 
 
 def main(argv: list[str]) -> int:
-    read_fd, write_fd = _out_of_the_way(int(argv[0])), _out_of_the_way(int(argv[1]))
+    read_fd = _out_of_the_way(int(argv[0]), int(argv[1]))
+    write_fd = _out_of_the_way(int(argv[1]), read_fd)
     # Ctrl-C in the terminal reaches the whole process group; only the host decides what to do.
     _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
     reader = P.FrameReader(read_fd, P.DEFAULT_MAX_MESSAGE_SIZE)
