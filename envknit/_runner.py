@@ -46,7 +46,8 @@ OWN_FILE = normalize(__file__)
 
 
 def import_module(name: str) -> ModuleType:
-    """``importlib.import_module(name)``."""
+    """``importlib.import_module(name)`` without loading importlib: the import statement's own
+    machinery, then the module as ``sys.modules`` holds it (what import_module returns)."""
     if name.startswith("."):  # a relative name: importlib's own error (no package given)
         import importlib
 
