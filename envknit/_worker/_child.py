@@ -433,10 +433,13 @@ def main(argv: list[str]) -> int:
         return 2
     limit = int(hello.get("limit", P.DEFAULT_MAX_MESSAGE_SIZE))
     reader.limit = limit
+    # addsitedir also honours the .pth files an installed package may ship, as a venv would;
+    # with -S, importing site did not add any site-packages of its own. One set of the paths
+    # already there for all of them (as site.main() does): without it, each call checks every
+    # sys.path entry again, quadratic in the environment's size.
+    known = {site.makepath(item)[1] for item in sys.path if os.path.exists(item)}
     for directory in hello.get("path", []):
-        # addsitedir also honours the .pth files an installed package may ship, as a venv would;
-        # with -S, importing site did not add any site-packages of its own.
-        site.addsitedir(str(directory))
+        site.addsitedir(str(directory), known)
     sys.argv = [""]
     answer.update(
         pid=os.getpid(), python=list(sys.version_info[:3]), executable=sys.executable, path=sys.path
