@@ -345,8 +345,9 @@ class Server:
             except Exception as exc:  # noqa: BLE001 - every failure of user code goes to the host
                 self.outbox.discard()
                 if _lane_module is not None and isinstance(exc, _lane_module.LaneTooLarge):
-                    big = {"size": exc.size, "limit": exc.limit, "lane": True}  # buffers past
-                    self.send({"i": rid, "big": big})  # the lane's limit
+                    # buffers past the lane's limit (only a loaded lane can have raised it)
+                    self.send({"i": rid, "big": {"size": exc.size, "limit": exc.limit,
+                                                 "lane": True}})
                 else:
                     self.send({"i": rid, "err": _describe_error(exc)})
                 continue
