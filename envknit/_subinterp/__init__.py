@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..errors import (
     CExtIncompatibleError,
@@ -22,9 +22,6 @@ from ..names import validate_env_name
 from . import _safety
 from ._adapter import get_adapter
 from ._thread import Driver, NotStarted, StillRunning
-
-if TYPE_CHECKING:
-    from ._thread import Job
 
 __all__ = ["SubInterpreterEnv", "_reset_for_tests"]
 
@@ -55,7 +52,6 @@ class _Interp:
     def __init__(self, label: str) -> None:
         self.configured: tuple[str, str, tuple[str, ...]] | None = None
         self.refused_sent = len(_refused)
-        self.stuck: Job | None = None
         self.driver = Driver(
             get_adapter(),
             {
@@ -72,7 +68,7 @@ class _Interp:
         )
 
     def busy(self) -> bool:
-        return self.stuck is not None and not self.stuck.done
+        return self.driver.busy()
 
 
 def _new_interp(name: str) -> _Interp:
@@ -248,8 +244,7 @@ class SubInterpreterEnv:
                 f"the call did not start within {timeout:g} s: SubInterpreterEnv "
                 f"{self._name!r} is still busy with an earlier call that timed out"
             ) from None
-        except StillRunning as running:
-            interp.stuck = running.job
+        except StillRunning:
             raise EnvknitTimeoutError(
                 f"the call did not finish within {timeout:g} s and is still running inside "
                 f"a C function in SubInterpreterEnv {self._name!r}; the interpreter stays busy "

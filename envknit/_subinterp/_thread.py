@@ -10,6 +10,7 @@ import marshal
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar, cast
@@ -21,6 +22,7 @@ from ..errors import (
     MessageTooLargeError,
     SubInterpreterError,
 )
+from . import _server
 from ._contract import Adapter, RunFailure
 
 __all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
@@ -28,10 +30,13 @@ __all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
 T = TypeVar("T")
 
 # Where code runs. A call without a timeout runs INLINE on the calling thread, holding the
-# interpreter's run lock; a call with a timeout and submit() run on the interpreter's own helper
-# thread (started on first need), because the caller must be able to stop waiting while the code
-# is blocked in C. Skipping the hop to another thread halves the cost of a tiny call. Why any OS
-# thread may create, run and destroy an interpreter:
+# interpreter's run lock. A call with a timeout is run by a thread parked inside the
+# interpreter (the serving thread, see _server.py), because the caller must be able to stop
+# waiting while the code is blocked in C; the caller holds the run lock while it waits, and a
+# call it gave up on leaves the interpreter "stuck" until its answer arrives (every later user
+# waits for that first). submit() runs on the interpreter's host helper thread (started on
+# first need), which takes the run lock for each job; where poll() is missing (Windows), timed
+# calls do too. Why any OS thread may create, run and destroy an interpreter:
 #
 # * CPython 3.13+ gives every exec() a fresh thread state, so which OS thread calls does not
 #   matter. Checked on 3.13.0 in fresh processes: threading, threads and ThreadPoolExecutor used
@@ -60,6 +65,7 @@ for _envknit_n in ("runner", "child"):
     exec(_envknit_ma.loads(globals().pop(f"__envknit_{_envknit_n}_code__")), _envknit_m.__dict__)
 _envknit_m.bootstrap(__envknit_boot__)
 _envknit_handle = _envknit_m.handle
+_envknit_start = _envknit_m.start_server
 del _envknit_ma, _envknit_s, _envknit_m, _envknit_n, __envknit_boot__
 """
 # Appended after send_setup: one request = one call of _envknit_run(), which takes the request
@@ -69,9 +75,15 @@ del _envknit_ma, _envknit_s, _envknit_m, _envknit_n, __envknit_boot__
 _BOOT_TAIL = """\
 def _envknit_run(_g=globals(), _handle=_envknit_handle, _send=_envknit_send):
     _send(_handle(_g.pop("__envknit_req__")))
-del _envknit_handle, _envknit_send
+def _envknit_serve(_g=globals(), _start=_envknit_start, _send=_envknit_send):
+    _start(_g.pop("__envknit_read_fd__"), _g.pop("__envknit_answer_fd__"),
+           _g.pop("_envknit_recv"), _send)
+del _envknit_handle, _envknit_send, _envknit_start
 """
 _REQUEST_SCRIPT = "_envknit_run()\n"
+# Run once, on the first timed call, after the adapter's recv_setup (which defines
+# _envknit_recv over the request queue): starts the serving thread (_child.start_server).
+_START_SCRIPT = "_envknit_serve()\n"
 # Buffers (bytes, arrays) in requests and answers travel on the binary lane (envknit/_lane.py)
 # as {key: descriptor} objects; the key is random and given to each child at boot, so no value
 # of user code is ever read as one. The child's answers are json.dumps() output: JsonText
@@ -136,11 +148,7 @@ class NotStarted(Exception):
 
 
 class StillRunning(Exception):
-    """The caller's wait ended while the job was running; ``job.done`` tells when it ends."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__("still running")
-        self.job = job
+    """The caller's wait ended while the call was running; ``Driver.busy()`` tells when it ends."""
 
 
 class Driver:
@@ -150,7 +158,8 @@ class Driver:
     (a second concurrent exec fails with "interpreter already running"): inline calls from many
     threads take turns, and the helper thread takes the lock for each job too. The child
     module is booted on the first request, so an interpreter that is entered and left without a
-    call costs what CPython's create() + destroy() cost.
+    call costs what CPython's create() + destroy() cost; the serving thread inside starts with
+    the first call that has a timeout.
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
@@ -167,6 +176,12 @@ class Driver:
         self._stopping = False
         self._jobs: queue.SimpleQueue[Job | None] | None = None
         self._thread: threading.Thread | None = None
+        self._server: _server.Server | None = None
+        # A timed call the caller gave up on while it ran (served: its answer is still due and
+        # the request's lane files are removed once it arrives; or a helper-thread Job).
+        self._stuck = False
+        self._stuck_outbox: _lane.Outbox | None = None
+        self._stuck_job: Job | None = None
         self._create()
 
     # -- on whichever thread owns the interpreter (under _run_lock) ------------------------------
@@ -198,9 +213,17 @@ class Driver:
 
     def _teardown(self) -> None:
         adapter = self._adapter
-        if self._interp is not None and self._booted:
-            # Best effort: a failure here must not keep the interpreter from being destroyed.
-            adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, None)
+        self._settle(None)  # a served call given up on: wait until it returns
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()  # the serving thread reads EOF; before_destroy joins it
+        try:
+            if self._interp is not None and self._booted:
+                # Best effort: a failure here must not keep the interpreter from being destroyed.
+                adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, None)
+        finally:
+            if server is not None:
+                server.close()
         if self._queue is not None:
             adapter.destroy_queue(self._queue)
             self._queue = None
@@ -209,14 +232,99 @@ class Driver:
             adapter.destroy(interp)
 
     def _request(self, text: str, call_id: int) -> dict[str, Any]:
+        """Run one request inline on this thread (under ``_run_lock``)."""
+        self._settle(None)
         if not self._booted:
             self._boot()
         adapter = self._adapter
         failure = adapter.run(self._interp, self._script, {"__envknit_req__": text})
         if failure is not None:
             raise _as_error(failure)
+        return self._answer(call_id)
+
+    def _served(
+        self, text: str, call_id: int, outbox: _lane.Outbox | None, timeout: float
+    ) -> dict[str, Any]:
+        """Hand one request to the serving thread and wait at most ``timeout`` for its answer.
+
+        Raises NotStarted when the run lock or an earlier call given up on takes all the time,
+        StillRunning when the request itself does.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            if not self._run_lock.acquire(timeout=timeout):
+                raise NotStarted()
+            try:
+                if self._stopping or self._interp is None:
+                    raise InterpreterClosedError("the sub-interpreter is closed")
+                if not self._settle(deadline - time.monotonic()):
+                    raise NotStarted()
+                server = self._start_server()
+                server.post(text)
+                answered = False
+                try:
+                    answered = server.wait(deadline - time.monotonic())
+                finally:
+                    if not answered:  # also when the wait was interrupted (KeyboardInterrupt)
+                        self._stuck = True
+                        self._stuck_outbox, outbox = outbox, None
+                if not answered:
+                    raise StillRunning()
+                return self._answer(call_id)
+            finally:
+                self._run_lock.release()
+        finally:
+            if outbox is not None:
+                outbox.discard()
+
+    def _start_server(self) -> _server.Server:
+        """The serving thread's host end; starts the thread on first use (under _run_lock)."""
+        server = self._server
+        if server is None:
+            if not self._booted:
+                self._boot()
+            adapter = self._adapter
+            server = _server.Server(adapter)
+            failure = adapter.run(self._interp, adapter.recv_setup + _START_SCRIPT, server.shared())
+            if failure is not None:
+                server.close()
+                raise _as_error(failure)
+            self._server = server
+        return server
+
+    def _settle(self, timeout: float | None) -> bool:
+        """Wait (at most ``timeout``) until a served call given up on has answered; drop it.
+
+        False if it is still running. Under ``_run_lock``.
+        """
+        if not self._stuck:
+            return True
+        assert self._server is not None
+        if not self._server.wait(timeout):
+            return False
+        self._stuck = False
+        outbox, self._stuck_outbox = self._stuck_outbox, None
+        try:
+            self._answer(None)
+        except SubInterpreterError:
+            pass  # nothing (usable) came back for a call whose caller has gone
+        finally:
+            if outbox is not None:
+                outbox.discard()
+        return True
+
+    def busy(self) -> bool:
+        """Whether a timed call that the caller gave up on is still running inside."""
+        if self._stuck_job is not None and not self._stuck_job.done:
+            return True
+        server = self._server
+        return self._stuck and server is not None and not server.answered()
+
+    def _answer(self, call_id: int | None) -> dict[str, Any]:
+        """The answer to ``call_id`` from the result queue (None: whichever comes first)."""
+        adapter = self._adapter
         # Answers carry the request id: one left behind by an interrupted earlier call is skipped,
-        # so a call never returns an earlier call's result.
+        # so a call never returns an earlier call's result. Decoding takes an answer's lane files.
         while True:
             raw = adapter.queue_get(self._queue)
             if raw is None:
@@ -229,7 +337,7 @@ class Driver:
                 raise SubInterpreterError(
                     "envknit.ProtocolError", f"a buffer in the answer was lost: {exc}"
                 ) from None
-            if answer.get("id") == call_id:
+            if call_id is None or answer.get("id") == call_id:
                 return answer
 
     # -- the helper thread ------------------------------------------------------------------------
@@ -285,7 +393,8 @@ class Driver:
         if not job.finished.acquire(timeout=-1 if timeout is None else timeout):
             if job.claim.acquire(blocking=False):
                 raise NotStarted()
-            raise StillRunning(job)
+            self._stuck_job = job
+            raise StillRunning()
         if job.ok:
             return cast(T, job.value)
         raise job.value
@@ -305,6 +414,8 @@ class Driver:
             finally:
                 if outbox is not None:
                     outbox.discard()
+        if _server.AVAILABLE:
+            return self._served(text, call_id, outbox, timeout)
         try:
             return self.call(_discarding(lambda: self._request(text, call_id), outbox), timeout)
         except StillRunning:
@@ -331,7 +442,8 @@ class Driver:
 
         If the helper thread was started, it destroys the interpreter after its queued jobs (and
         after a call still stuck in C); otherwise the closing thread does, once no inline call is
-        running.
+        running, or, when a timed call the caller gave up on still runs, the helper thread is
+        started to destroy it once that call returns.
         """
         with self._state_lock:
             first = not self._stopping
@@ -340,17 +452,25 @@ class Driver:
             if first and thread is not None:
                 assert self._jobs is not None
                 self._jobs.put(None)
-        if thread is not None:
-            if threading.current_thread() is not thread:
-                thread.join(timeout)
-            return not thread.is_alive()
-        if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
-            return False
-        try:
-            self._teardown()
-        finally:
-            self._run_lock.release()
-        return True
+        if thread is None:
+            if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
+                return False
+            try:
+                if not self.busy():
+                    self._teardown()
+                    return True
+                with self._state_lock:
+                    if self._thread is None:
+                        self._start_thread()
+                        assert self._jobs is not None
+                        self._jobs.put(None)
+                    thread = self._thread
+            finally:
+                self._run_lock.release()
+        assert thread is not None
+        if threading.current_thread() is not thread:
+            thread.join(timeout)
+        return not thread.is_alive()
 
     @property
     def alive(self) -> bool:
