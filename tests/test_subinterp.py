@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from envknit.errors import (
     SubInterpreterError,
     UnsupportedPlatformError,
 )
+from envknit._subinterp import _server
 from tests._helpers import gen2
 
 pytestmark = pytest.mark.timeout(120)
@@ -253,6 +255,89 @@ def test_calls_behind_a_stuck_call_wait_or_time_out_without_running() -> None:
             interp.eval_json("import __main__\n__main__.ran.append(1)", timeout=0.1)
         # without a timeout a call waits for the stuck one, then runs
         assert interp.eval_json("import __main__\nresult = __main__.ran") == []
+
+
+_THREAD_NAME = "import threading\nresult = threading.current_thread().name"
+
+
+def _host_helper_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("envknit-subinterp-")]
+
+
+@gen2
+def test_timed_calls_run_on_the_serving_thread_inside_one_wake_up_each_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A timed call is handed to a thread parked inside the interpreter: one request posted and
+    # one answer waited for per call, and no host helper thread (whose hand-offs fight for the
+    # main GIL) is started. Calls without a timeout still run on the caller's thread.
+    counts = {"post": 0, "wait": 0}
+
+    def counted(name: str) -> object:
+        original = getattr(_server.Server, name)
+
+        def wrapper(self: _server.Server, *args: object) -> object:
+            counts[name] += 1
+            return original(self, *args)
+
+        return wrapper
+
+    monkeypatch.setattr(_server.Server, "post", counted("post"))
+    monkeypatch.setattr(_server.Server, "wait", counted("wait"))
+    with envknit.SubInterpreterEnv("served") as env:
+        assert env.eval_json(_THREAD_NAME, timeout=30) == "envknit-serve"
+        for i in range(50):
+            assert env.eval_json("result = x * 2", x=i, timeout=30) == 2 * i
+        env.run_string("y = 7", timeout=30)
+        assert env.eval_json("import __main__\nresult = __main__.y", timeout=30) == 7
+        assert env.eval_json(_THREAD_NAME) != "envknit-serve"
+        assert counts == {"post": 53, "wait": 53}
+        assert _host_helper_threads() == []
+
+
+@gen2
+def test_timed_calls_fall_back_to_the_host_helper_thread_without_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where select.poll is missing (Windows) timed calls use the host helper thread; the same
+    # guarantees hold there (a loop is stopped, a C call does not hang the caller).
+    monkeypatch.setattr(_server, "AVAILABLE", False)
+    with envknit.SubInterpreterEnv("helper") as env:
+        assert env.eval_json(_THREAD_NAME, timeout=30) != "envknit-serve"
+        assert len(_host_helper_threads()) == 1
+        with pytest.raises(EnvknitTimeoutError, match="stopped inside"):
+            env.eval_json("while True:\n    pass", timeout=0.3)
+        with pytest.raises(EnvknitTimeoutError, match="C function"):
+            env.eval_json("import time\ntime.sleep(1.5)", timeout=0.1)
+        assert env.eval_json("result = 3", timeout=30) == 3
+
+
+@gen2
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_signal_during_a_timed_wait_leaves_the_call_to_finish_inside() -> None:
+    # The main thread waits for a served call in poll(); a signal handler that raises ends the
+    # wait, the call goes on inside, and the next call waits for it and gets its own answer.
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        with envknit.SubInterpreterEnv("sig") as env:
+            env.run_string("ran = []", timeout=30)
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(Interrupted):
+                env.eval_json(
+                    "import time, __main__\ntime.sleep(0.6)\n__main__.ran.append(1)",
+                    timeout=30,
+                )
+            assert env.eval_json("import __main__\nresult = __main__.ran") == [1]
+            assert env.eval_json("result = 'mine'", timeout=30) == "mine"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @gen2

@@ -456,21 +456,35 @@ class Driver:
             if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
                 return False
             try:
-                if not self.busy():
+                if self.busy() and timeout is not None:
+                    thread = self._start_closer()
+                    if thread is None and not self._settle(timeout):
+                        return False  # at exit: the exit handler waits longer
+                if thread is None:
                     self._teardown()
                     return True
-                with self._state_lock:
-                    if self._thread is None:
-                        self._start_thread()
-                        assert self._jobs is not None
-                        self._jobs.put(None)
-                    thread = self._thread
             finally:
                 self._run_lock.release()
         assert thread is not None
         if threading.current_thread() is not thread:
             thread.join(timeout)
         return not thread.is_alive()
+
+    def _start_closer(self) -> threading.Thread | None:
+        """The helper thread, started to destroy the interpreter once a stuck call returns.
+
+        None at interpreter shutdown, when no thread can start.
+        """
+        with self._state_lock:
+            if self._thread is None:
+                try:
+                    self._start_thread()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    self._thread = self._jobs = None
+                    return None
+                assert self._jobs is not None
+                self._jobs.put(None)
+            return self._thread
 
     @property
     def alive(self) -> bool:
