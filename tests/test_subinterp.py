@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import envknit
+from envknit._subinterp import _server
 from envknit.errors import (
     CExtIncompatibleError,
     EnvknitError,
@@ -19,7 +20,6 @@ from envknit.errors import (
     SubInterpreterError,
     UnsupportedPlatformError,
 )
-from envknit._subinterp import _server
 from tests._helpers import gen2
 
 pytestmark = pytest.mark.timeout(120)
