@@ -21,7 +21,7 @@ from ..errors import (
 from ..names import validate_env_name
 from . import _safety
 from ._adapter import get_adapter
-from ._thread import Driver, NotStarted, StillRunning
+from ._thread import Driver, Later, NotStarted, StillRunning
 
 __all__ = ["SubInterpreterEnv", "_reset_for_tests"]
 
@@ -278,29 +278,17 @@ class SubInterpreterEnv:
         limit = self._timeout_of(timeout)
         payload = {"kind": "eval", "code": code, "inputs": inputs}
         interp = self._ensure()
-        inner = interp.driver.request_async(_with_news(interp, payload, limit))
-        outer: Future[Any] = Future()
 
-        def settle(done: Future[dict[str, Any]]) -> None:
-            try:
-                answer = done.result()
-                _learn(answer)
-                if answer["ok"]:
-                    outer.set_result(answer["result"])
-                    return
-                if self._fallback == "worker" and answer.get("cext"):
-                    # The worker round trip blocks; keep it off the interpreter's helper thread.
-                    threading.Thread(
-                        target=_settle_with, name="envknit-fallback", daemon=True,
-                        args=(outer, lambda: self._failed(answer, limit, ("eval", code, inputs))),
-                    ).start()
-                    return
-                self._failed(answer, limit, fallback=None)
-            except BaseException as exc:  # noqa: BLE001 - delivered through the Future
-                outer.set_exception(exc)
+        def finish(answer: dict[str, Any]) -> Any:
+            _learn(answer)
+            if answer["ok"]:
+                return answer["result"]
+            if self._fallback == "worker" and answer.get("cext"):
+                # The worker round trip blocks; keep it off the interpreter's helper thread.
+                return Later(lambda: self._failed(answer, limit, ("eval", code, inputs)))
+            return self._failed(answer, limit, fallback=None)
 
-        inner.add_done_callback(settle)
-        return outer
+        return interp.driver.request_async(_with_news(interp, payload, limit), finish)
 
     def run_string(self, code: str, *, timeout: float | None = None) -> None:
         """Run ``code`` for its effects in the interpreter's persistent ``__main__``."""
@@ -455,11 +443,3 @@ def _with_news(
 
 def _remote_error(answer: dict[str, Any]) -> SubInterpreterError:
     return SubInterpreterError(answer["type"], answer["message"], answer.get("traceback", ""))
-
-
-def _settle_with(future: Future[Any], func: Any) -> None:
-    try:
-        future.set_result(func())
-    except BaseException as exc:  # noqa: BLE001 - delivered through the Future
-        future.set_exception(exc)
-

@@ -25,7 +25,7 @@ from ..errors import (
 from . import _server
 from ._contract import Adapter, RunFailure
 
-__all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
+__all__ = ["Driver", "Job", "Later", "NotStarted", "StillRunning"]
 
 T = TypeVar("T")
 
@@ -137,10 +137,30 @@ class Job:
     def deliver(self) -> None:
         if self.future is None:
             self.finished.release()
+        elif self.ok and type(self.value) is Later:
+            # A blocking follow-up (a worker round trip): off this thread, which serves others.
+            threading.Thread(
+                target=self.value.settle, args=(self.future,), name="envknit-later", daemon=True,
+            ).start()
         elif self.ok:
             self.future.set_result(self.value)
         else:
             self.future.set_exception(self.value)
+
+
+class Later:
+    """A job's result that ``func`` computes afterwards, on a thread of its own."""
+
+    __slots__ = ("func",)
+
+    def __init__(self, func: Callable[[], Any]) -> None:
+        self.func = func
+
+    def settle(self, future: Future[Any]) -> None:
+        try:
+            future.set_result(self.func())
+        except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+            future.set_exception(exc)
 
 
 class NotStarted(Exception):
@@ -425,13 +445,21 @@ class Driver:
                 outbox.discard()
             raise
 
-    def request_async(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
-        """Like request(), without waiting: a Future of the decoded answer."""
+    def request_async(
+        self, payload: dict[str, Any], finish: Callable[[dict[str, Any]], T]
+    ) -> Future[T]:
+        """Like request(), without waiting: a Future of ``finish(answer)``.
+
+        ``finish`` runs on the helper thread as part of the job (one Future per call, no
+        callback chain); it may return a ``Later`` for a follow-up that blocks.
+        """
         call_id = next(self._ids)
         payload["id"] = call_id
         text, outbox = _encode(payload)
         try:
-            return self.submit(_discarding(lambda: self._request(text, call_id), outbox))
+            return self.submit(
+                _discarding(lambda: finish(self._request(text, call_id)), outbox)
+            )
         except BaseException:  # closed: the job never runs
             if outbox is not None:
                 outbox.discard()
