@@ -108,16 +108,19 @@ def median_us(func: Callable[[], object], repeat: int, number: int) -> float:
 
 
 def _switches() -> int:
-    """Context switches of this process so far (voluntary + involuntary; 0 without getrusage)."""
+    """Voluntary context switches of this process so far (0 without getrusage).
+
+    A thread switches voluntarily when it goes to sleep (waits for a lock, the GIL, a pipe);
+    preemption by other processes on a loaded machine is involuntary and not counted.
+    """
     if resource is None:
         return 0
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_nvcsw + usage.ru_nivcsw
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
 
 
 def sample(func: Callable[[], object], number: int) -> tuple[float, float, float]:
-    """One round of ``number`` calls: mean wall and CPU (all threads) microseconds, and context
-    switches per call (each thread that goes to sleep counts one: a hand-off to another thread
+    """One round of ``number`` calls: mean wall and CPU (all threads) microseconds, and voluntary
+    context switches per call (each time a thread goes to sleep: a hand-off to another thread
     and back costs at least 2, and a fight for the GIL adds more; load barely changes this)."""
     switches, cpu, start = _switches(), time.process_time(), time.perf_counter()
     for _ in range(number):

@@ -253,8 +253,10 @@ def test_calls_behind_a_stuck_call_wait_or_time_out_without_running() -> None:
             interp.eval_json("import time\ntime.sleep(2.5)", timeout=0.1)
         with pytest.raises(EnvknitTimeoutError, match="did not start"):
             interp.eval_json("import __main__\n__main__.ran.append(1)", timeout=0.1)
-        # without a timeout a call waits for the stuck one, then runs
+        # a submitted call and one without a timeout wait for the stuck one, then run
+        later = interp.submit("import __main__\nresult = len(__main__.ran)")
         assert interp.eval_json("import __main__\nresult = __main__.ran") == []
+        assert later.result(timeout=60) == 0
 
 
 _THREAD_NAME = "import threading\nresult = threading.current_thread().name"
@@ -293,6 +295,50 @@ def test_timed_calls_run_on_the_serving_thread_inside_one_wake_up_each_way(
         assert env.eval_json(_THREAD_NAME) != "envknit-serve"
         assert counts == {"post": 53, "wait": 53}
         assert _host_helper_threads() == []
+
+
+@gen2
+def test_submit_posts_to_the_serving_thread_from_the_caller_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # When the interpreter is idle, submit() posts straight to the serving thread from the
+    # calling thread (the helper thread only settles the Future); busy, it queues. Either way
+    # submitted calls run one at a time, in the order they were submitted.
+    posters: list[tuple[str, bool]] = []
+    post = _server.Server.post
+
+    def counted(self: _server.Server, text: str, *, submitted: bool = False) -> None:
+        posters.append((threading.current_thread().name, submitted))
+        post(self, text, submitted=submitted)
+
+    monkeypatch.setattr(_server.Server, "post", counted)
+    with envknit.SubInterpreterEnv("order") as env:
+        env.run_string("log = []")
+        assert env.submit(_THREAD_NAME).result(timeout=60) == "envknit-serve"
+        assert posters[-1][1] and posters[-1][0].startswith("envknit-subinterp-")
+        posters.clear()
+        for _ in range(3):
+            assert env.submit("result = 1").result(timeout=60) == 1
+        me = threading.current_thread().name
+        assert posters == [(me, True)] * 3
+        futures = [
+            env.submit("import __main__\n__main__.log.append(i)\nresult = i", i=i)
+            for i in range(20)
+        ]
+        assert [f.result(timeout=60) for f in futures] == list(range(20))
+        assert env.eval_json("import __main__\nresult = __main__.log") == list(range(20))
+        assert len(posters) == 3 + 20
+
+
+@gen2
+def test_a_cancelled_submit_that_has_not_started_never_runs() -> None:
+    with envknit.SubInterpreterEnv("cancel") as env:
+        env.run_string("ran = []")
+        first = env.submit("import time, __main__\ntime.sleep(0.5)\n__main__.ran.append(1)")
+        second = env.submit("import __main__\n__main__.ran.append(2)")
+        assert second.cancel()
+        first.result(timeout=60)
+        assert env.submit("import __main__\nresult = __main__.ran").result(timeout=60) == [1]
 
 
 @gen2

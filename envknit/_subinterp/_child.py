@@ -622,11 +622,12 @@ def _probe_step(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
     return value
 
 
-def start_server(read_fd: int, answer_fd: int, recv: Any, send: Any) -> None:
+def start_server(read_fd: int, answer_fd: int, submit_fd: int, recv: Any, send: Any) -> None:
     """Start the thread that serves the host's timed calls (see envknit/_subinterp/_server.py).
 
     For each byte read from ``read_fd`` it takes one request with ``recv()``, handles it, sends
-    the answer with ``send`` and writes one byte to ``answer_fd``. It waits in ``os.read``, so
+    the answer with ``send`` and writes one byte to ``answer_fd`` (the byte read was 0: a timed
+    call, its caller waits) or ``submit_fd`` (1: submitted). It waits in ``os.read``, so
     it holds this interpreter's GIL only while it runs a request; EOF (the host closed the
     pipe) ends it. The watchdog targets the thread that armed it, so a timeout stops this one.
     """
@@ -634,11 +635,12 @@ def start_server(read_fd: int, answer_fd: int, recv: Any, send: Any) -> None:
     import threading
 
     def serve(read: Any = os.read, write: Any = os.write) -> None:
-        while read(read_fd, 1):
+        fds = (answer_fd, submit_fd)
+        while wake := read(read_fd, 1):
             text = recv()
             if text is not None:
                 send(handle(text))
-            write(answer_fd, b"\0")
+            write(fds[wake[0]], b"\0")
 
     # Not a daemon: isolated interpreters allow none; before_destroy joins it.
     _server = threading.Thread(target=serve, name="envknit-serve")

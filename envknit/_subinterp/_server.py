@@ -21,7 +21,11 @@ __all__ = ["AVAILABLE", "Server"]
 # call skips the exec() of a script (binding shared data, on 3.13 a fresh thread state), which
 # makes it cost what an untimed call costs.
 #
-# Wake-ups travel through two pipes (one byte per request, one per answer): a sub-interpreter
+# submit() posts to the same thread (when the interpreter is idle) and the host helper thread,
+# waiting in poll() on a pipe of its own, settles the Future: three wake-ups instead of the
+# two of a host-thread hop plus its GIL fights, and no exec() either.
+#
+# Wake-ups travel through pipes (one byte per request, one per answer): a sub-interpreter
 # cannot share a lock with the host, and the cross-interpreter queues of 3.12/3.13 cannot be
 # waited on. The texts travel through queues like every other answer. Closing the request
 # pipe's write end is the stop signal (the thread reads EOF).
@@ -42,7 +46,9 @@ class Server:
         self._fds: list[int] = []
         try:
             # (read, write) pairs: host -> thread ("a request is queued"), thread -> host
-            # ("an answer is queued"). os.pipe() fds are not inherited by child processes.
+            # ("an answer is queued") for timed calls, and the same for submitted ones.
+            # os.pipe() fds are not inherited by child processes.
+            self._fds.extend(os.pipe())
             self._fds.extend(os.pipe())
             self._fds.extend(os.pipe())
         except BaseException:
@@ -57,12 +63,24 @@ class Server:
             "__envknit_rq__": self._requests,
             "__envknit_read_fd__": self._fds[0],
             "__envknit_answer_fd__": self._fds[3],
+            "__envknit_submit_fd__": self._fds[5],
         }
 
-    def post(self, text: str) -> None:
-        """Queue one request and wake the serving thread."""
+    def post(self, text: str, *, submitted: bool = False) -> None:
+        """Queue one request and wake the serving thread.
+
+        The answer's wake-up goes to ``wait()`` or, ``submitted``, to ``submitted_fd``.
+        """
         self._adapter.queue_put(self._requests, text)
-        os.write(self._fds[1], b"\0")
+        os.write(self._fds[1], b"\1" if submitted else b"\0")
+
+    @property
+    def submitted_fd(self) -> int:
+        """Readable when a submitted request's answer is queued (see ``take_submitted``)."""
+        return self._fds[4]
+
+    def take_submitted(self) -> None:
+        os.read(self._fds[4], 1)
 
     def wait(self, timeout: float | None) -> bool:
         """Wait (at most ``timeout`` seconds) for the next answer; True once it is queued."""

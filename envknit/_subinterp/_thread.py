@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import _thread
+import collections
 import functools
 import itertools
 import json
 import marshal
 import os
 import queue
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -77,7 +79,7 @@ def _envknit_run(_g=globals(), _handle=_envknit_handle, _send=_envknit_send):
     _send(_handle(_g.pop("__envknit_req__")))
 def _envknit_serve(_g=globals(), _start=_envknit_start, _send=_envknit_send):
     _start(_g.pop("__envknit_read_fd__"), _g.pop("__envknit_answer_fd__"),
-           _g.pop("_envknit_recv"), _send)
+           _g.pop("__envknit_submit_fd__"), _g.pop("_envknit_recv"), _send)
 del _envknit_handle, _envknit_send, _envknit_start
 """
 _REQUEST_SCRIPT = "_envknit_run()\n"
@@ -163,6 +165,27 @@ class Later:
             future.set_exception(exc)
 
 
+class Submitted:
+    """A submitted request for the serving thread, and the Future its answer settles."""
+
+    __slots__ = ("call_id", "finish", "future", "outbox", "text")
+
+    def __init__(
+        self, text: str, call_id: int, outbox: _lane.Outbox | None,
+        finish: Callable[[dict[str, Any]], Any], future: Future[Any],
+    ) -> None:
+        self.text = text
+        self.call_id = call_id
+        self.outbox = outbox
+        self.finish = finish
+        self.future = future
+
+    def discard(self) -> None:
+        if self.outbox is not None:
+            self.outbox.discard()
+            self.outbox = None
+
+
 class NotStarted(Exception):
     """The caller's wait ended before the thread started the job (the job will not run)."""
 
@@ -196,6 +219,15 @@ class Driver:
         self._stopping = False
         self._jobs: queue.SimpleQueue[Job | None] | None = None
         self._thread: threading.Thread | None = None
+        # With poll() (see _server.py) the helper thread takes its work from _backlog (None:
+        # stop), woken through the _kick pipe, and settles the one submitted request in flight
+        # on the serving thread (_inflight), which holds _run_lock until its answer is read.
+        # All under _state_lock.
+        self._backlog: collections.deque[Job | Submitted | None] = collections.deque()
+        self._kick: tuple[int, int] | None = None
+        self._inflight: Submitted | None = None
+        self._posting = False  # the helper thread is posting the backlog's head
+        self._helper_polls_server = False  # it polls the serving thread's submitted answers
         self._server: _server.Server | None = None
         # A timed call the caller gave up on while it ran (served: its answer is still due and
         # the request's lane files are removed once it arrives; or a helper-thread Job).
@@ -362,13 +394,128 @@ class Driver:
 
     # -- the helper thread ------------------------------------------------------------------------
     def _start_thread(self) -> None:
-        self._jobs = queue.SimpleQueue()
+        """Start the helper thread (under _state_lock)."""
+        if _server.AVAILABLE:
+            self._kick = os.pipe()
+            target = self._collect
+        else:
+            self._jobs = queue.SimpleQueue()
+            target = self._main
         # Daemon: a non-daemon thread would make the interpreter wait for it before atexit
         # handlers run, and the atexit handler is what closes it (see __init__.py).
         self._thread = threading.Thread(
-            target=self._main, name=f"envknit-subinterp-{self._label}", daemon=True,
+            target=target, name=f"envknit-subinterp-{self._label}", daemon=True,
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._thread = self._jobs = None
+            self._close_kick()
+            raise
+
+    def _enqueue(self, item: Job | Submitted | None) -> None:
+        """Hand ``item`` to the helper thread (None: stop after the rest); under _state_lock."""
+        if self._kick is not None:
+            self._backlog.append(item)
+            os.write(self._kick[1], b"\0")
+        else:
+            assert self._jobs is not None and not isinstance(item, Submitted)
+            self._jobs.put(item)
+
+    def _close_kick(self) -> None:
+        kick, self._kick = self._kick, None
+        if kick is not None:
+            os.close(kick[0])
+            os.close(kick[1])
+
+    def _collect(self) -> None:
+        """The helper thread where poll() exists: runs the backlog, settles submitted calls."""
+        assert self._kick is not None
+        kick = self._kick[0]
+        poller = select.poll()
+        poller.register(kick, select.POLLIN)
+        polled: _server.Server | None = None
+        while True:
+            with self._state_lock:
+                item: Job | Submitted | bool | None = False  # False: nothing to start now
+                if self._inflight is None and self._backlog:
+                    item = self._backlog.popleft()
+                    self._posting = item is not None
+            if item is None:
+                break
+            if isinstance(item, Job):
+                with self._run_lock:
+                    item.run()
+                with self._state_lock:
+                    self._posting = False
+                item.deliver()  # outside the lock: callbacks may call the interpreter
+                continue
+            if isinstance(item, Submitted):
+                self._post_submitted(item)
+                continue
+            server = self._server
+            if server is not polled and server is not None:
+                poller.register(server.submitted_fd, select.POLLIN)
+                polled = server
+                with self._state_lock:
+                    self._helper_polls_server = True
+            for fd, _ in poller.poll():
+                if fd == kick:
+                    os.read(kick, 4096)
+                elif polled is not None and fd == polled.submitted_fd:
+                    polled.take_submitted()
+                    self._settle_submitted()
+        # Work queued before close() ran first; a call stuck in C is waited for here.
+        with self._run_lock:
+            self._teardown()
+        with self._state_lock:
+            self._close_kick()
+
+    def _post_submitted(self, item: Submitted) -> None:
+        """Post the backlog's head to the serving thread; its answer releases _run_lock."""
+        if not item.future.set_running_or_notify_cancel():
+            item.discard()  # cancelled while it waited
+            with self._state_lock:
+                self._posting = False
+            return
+        self._run_lock.acquire()
+        try:
+            if self._interp is None:
+                raise InterpreterClosedError("the sub-interpreter is closed")
+            self._settle(None)
+            server = self._start_server()
+        except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+            self._run_lock.release()
+            with self._state_lock:
+                self._posting = False
+            item.discard()
+            item.future.set_exception(exc)
+            return
+        with self._state_lock:
+            self._inflight = item
+            self._posting = False
+        server.post(item.text, submitted=True)
+
+    def _settle_submitted(self) -> None:
+        """Take the answer of the submitted call in flight, release _run_lock, settle it."""
+        with self._state_lock:
+            item, self._inflight = self._inflight, None
+        assert item is not None
+        try:
+            try:
+                value = item.finish(self._answer(item.call_id))
+            finally:
+                self._run_lock.release()
+                item.discard()
+        except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+            item.future.set_exception(exc)
+            return
+        if type(value) is Later:
+            threading.Thread(
+                target=value.settle, args=(item.future,), name="envknit-later", daemon=True,
+            ).start()
+        else:
+            item.future.set_result(value)
 
     def _main(self) -> None:
         jobs = self._jobs
@@ -393,8 +540,7 @@ class Driver:
                 raise InterpreterClosedError("the sub-interpreter is closed")
             if self._thread is None:
                 self._start_thread()
-            assert self._jobs is not None
-            self._jobs.put(job)
+            self._enqueue(job)
 
     # -- any thread ------------------------------------------------------------------------------
     def submit(self, func: Callable[[], T]) -> Future[T]:
@@ -456,6 +602,8 @@ class Driver:
         call_id = next(self._ids)
         payload["id"] = call_id
         text, outbox = _encode(payload)
+        if _server.AVAILABLE:
+            return self._submit_served(Submitted(text, call_id, outbox, finish, Future()))
         try:
             return self.submit(
                 _discarding(lambda: finish(self._request(text, call_id)), outbox)
@@ -464,6 +612,37 @@ class Driver:
             if outbox is not None:
                 outbox.discard()
             raise
+
+    def _submit_served(self, item: Submitted) -> Future[Any]:
+        """Post ``item`` to the serving thread now if the interpreter is idle, else queue it.
+
+        Posting from here skips one hand-off: the helper thread, already waiting in poll(),
+        is woken by the answer only.
+        """
+        with self._state_lock:
+            if self._stopping:
+                item.discard()
+                raise InterpreterClosedError("the sub-interpreter is closed")
+            if self._thread is None:
+                self._start_thread()
+            server = self._server
+            if (
+                server is not None
+                and self._helper_polls_server
+                and self._inflight is None
+                and not self._backlog
+                and not self._posting
+                and self._run_lock.acquire(blocking=False)
+            ):
+                if self._stuck or self._interp is None:
+                    self._run_lock.release()
+                else:
+                    item.future.set_running_or_notify_cancel()
+                    self._inflight = item
+                    server.post(item.text, submitted=True)
+                    return item.future
+            self._enqueue(item)
+        return item.future
 
     def close(self, timeout: float | None = None) -> bool:
         """Destroy the interpreter after the calls already queued; True when it is destroyed.
@@ -478,8 +657,7 @@ class Driver:
             self._stopping = True
             thread = self._thread
             if first and thread is not None:
-                assert self._jobs is not None
-                self._jobs.put(None)
+                self._enqueue(None)
         if thread is None:
             if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
                 return False
@@ -508,10 +686,8 @@ class Driver:
                 try:
                     self._start_thread()
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"
-                    self._thread = self._jobs = None
                     return None
-                assert self._jobs is not None
-                self._jobs.put(None)
+                self._enqueue(None)
             return self._thread
 
     @property
