@@ -356,6 +356,9 @@ def test_timed_calls_fall_back_to_the_host_helper_thread_without_poll(
         with pytest.raises(EnvknitTimeoutError, match="C function"):
             env.eval_json("import time\ntime.sleep(1.5)", timeout=0.1)
         assert env.eval_json("result = 3", timeout=30) == 3
+        futures = [env.submit("result = i * 3", i=i) for i in range(5)]
+        assert [f.result(timeout=60) for f in futures] == [0, 3, 6, 9, 12]
+        assert env.submit(_THREAD_NAME).result(timeout=60) != "envknit-serve"
 
 
 @gen2
