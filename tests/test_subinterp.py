@@ -390,6 +390,21 @@ def test_signal_during_a_timed_wait_leaves_the_call_to_finish_inside() -> None:
 
 
 @gen2
+def test_close_while_another_thread_waits_behind_a_stuck_call() -> None:
+    # One thread waits (in poll) for a stuck call to end; closing from this thread peeks at the
+    # same pipe from another poll object, returns at once, and the waiting call still runs.
+    env = envknit.SubInterpreterEnv("busy")
+    with pytest.raises(EnvknitTimeoutError, match="C function"):
+        env.eval_json("import time\ntime.sleep(1.5)", timeout=0.1)
+    with ThreadPoolExecutor(1) as pool:
+        behind = pool.submit(env.eval_json, "result = 'behind'")
+        while not env._ensure().driver._run_lock.locked():  # the call is waiting inside
+            threading.Event().wait(0.01)
+        env.close()
+        assert behind.result(timeout=60) == "behind"
+
+
+@gen2
 def test_submit_returns_futures_and_interpreters_work_from_many_threads() -> None:
     envs = [envknit.SubInterpreterEnv(f"e{i}") for i in range(3)]
     try:

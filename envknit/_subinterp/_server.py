@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import time
 
 from ._contract import Adapter
 
@@ -32,6 +33,8 @@ __all__ = ["AVAILABLE", "Server"]
 #
 # Windows has no poll() on pipes: there, calls with a timeout use the host helper thread.
 AVAILABLE = hasattr(select, "poll")
+# poll() takes at most INT_MAX milliseconds (24.8 days); longer waits go in slices of a day.
+_SLICE_SECONDS = 86400.0
 
 
 class Server:
@@ -83,15 +86,28 @@ class Server:
         os.read(self._fds[4], 1)
 
     def wait(self, timeout: float | None) -> bool:
-        """Wait (at most ``timeout`` seconds) for the next answer; True once it is queued."""
-        if not self._poll.poll(None if timeout is None else max(timeout, 0.0) * 1000.0):
-            return False
+        """Wait (at most ``timeout`` seconds) for the next answer; True once it is queued.
+
+        One waiter at a time (the driver's run lock): a poll object refuses concurrent polls.
+        """
+        if timeout is None:
+            self._poll.poll(None)
+        else:
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = max(deadline - time.monotonic(), 0.0)
+                if self._poll.poll(min(remaining, _SLICE_SECONDS) * 1000.0):
+                    break
+                if remaining <= _SLICE_SECONDS:
+                    return False
         os.read(self._fds[2], 1)
         return True
 
     def answered(self) -> bool:
-        """Whether the next answer is queued, without taking its wake-up."""
-        return bool(self._poll.poll(0))
+        """Whether the next answer is queued, without taking its wake-up (any thread)."""
+        peek = select.poll()  # not self._poll: a caller may be waiting in it
+        peek.register(self._fds[2], select.POLLIN)
+        return bool(peek.poll(0))
 
     def stop(self) -> None:
         """Close the request pipe: the thread ends once it is idle (it reads EOF)."""

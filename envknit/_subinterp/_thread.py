@@ -304,7 +304,7 @@ class Driver:
         """
         deadline = time.monotonic() + timeout
         try:
-            if not self._run_lock.acquire(timeout=timeout):
+            if not self._run_lock.acquire(timeout=min(timeout, threading.TIMEOUT_MAX)):
                 raise NotStarted()
             try:
                 if self._stopping or self._interp is None:
