@@ -21,7 +21,8 @@ from ..errors import (
 from ..names import validate_env_name
 from . import _safety
 from ._adapter import get_adapter
-from ._thread import Driver, Later, NotStarted, StillRunning
+from ._thread import Driver
+from ._work import Later, NotStarted, StillRunning
 
 __all__ = ["SubInterpreterEnv", "_reset_for_tests"]
 
