@@ -19,6 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 
+try:
+    import resource
+except ImportError:  # Windows: no context-switch counts
+    resource = None  # type: ignore[assignment]
+
 import envknit
 from envknit._subinterp import _safety
 from envknit._subinterp._adapter import get_adapter
@@ -102,6 +107,29 @@ def median_us(func: Callable[[], object], repeat: int, number: int) -> float:
     return statistics.median(rounds)
 
 
+def _switches() -> int:
+    """Voluntary context switches of this process so far (0 without getrusage).
+
+    A thread switches voluntarily when it goes to sleep (waits for a lock, the GIL, a pipe);
+    preemption by other processes on a loaded machine is involuntary and not counted.
+    """
+    if resource is None:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
+
+
+def sample(func: Callable[[], object], number: int) -> tuple[float, float, float]:
+    """One round of ``number`` calls: mean wall and CPU (all threads) microseconds, and voluntary
+    context switches per call (each time a thread goes to sleep: a hand-off to another thread
+    and back costs at least 2, and a fight for the GIL adds more; load barely changes this)."""
+    switches, cpu, start = _switches(), time.process_time(), time.perf_counter()
+    for _ in range(number):
+        func()
+    wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu
+    return wall / number * 1e6, cpu / number * 1e6, (_switches() - switches) / number
+
+
 def median_ms(func: Callable[[], object], repeat: int) -> float:
     func()
     samples = []
@@ -171,30 +199,37 @@ def bench_calls(repeat: int, number: int) -> None:
 
         driver = env._ensure().driver
 
+        def submit_result() -> object:
+            return env.submit(SNIPPET, x=1).result()
+
         def hand_off() -> None:
-            driver.call(_nothing)
+            driver.submit(_nothing).result()
 
         ping_pong = _PingPong()
 
         assert eval_json() == 2 and raw_queue() == "2" and subprocess_round_trip() == 2
-        assert raw_queue_prepared() == "2"
+        assert raw_queue_prepared() == "2" and eval_json_timeout() == 2 and submit_result() == 2
         # Interleave the measurements so that machine noise hits all of them alike.
-        samples: dict[str, list[float]] = {}
+        samples: dict[str, list[tuple[float, float, float]]] = {}
         cases = {
             "raw exec only": raw_exec,
             "raw exec + queue (the floor)": raw_queue,
             "raw exec + queue, prepared script": raw_queue_prepared,
             "SubInterpreterEnv.eval_json": eval_json,
-            "hand-off to the interpreter's thread": hand_off,
-            "two raw locks, one thread each": ping_pong.round_trip,
             "eval_json(..., timeout=10)": eval_json_timeout,
+            "submit(...).result()": submit_result,
+            "hand-off to the helper thread": hand_off,
+            "two raw locks, one thread each": ping_pong.round_trip,
             "raw exec + temp file (naive)": raw_tempfile,
             "warm subprocess, JSON lines": subprocess_round_trip,
         }
+        for func in cases.values():
+            func()  # warm
         for _ in range(repeat):
             for name, func in cases.items():
-                samples.setdefault(name, []).append(median_us(func, 1, number))
-    med = {name: statistics.median(values) for name, values in samples.items()}
+                samples.setdefault(name, []).append(sample(func, number))
+    med = {name: tuple(statistics.median(v[i] for v in values) for i in range(3))
+           for name, values in samples.items()}
     ping_pong.stop()
     proc.stdin.close()
     proc.wait()
@@ -204,27 +239,40 @@ def bench_calls(repeat: int, number: int) -> None:
     os.rmdir(tmpdir)
     floor = med["raw exec + queue (the floor)"]
     ours = med["SubInterpreterEnv.eval_json"]
-    row("raw exec only", med["raw exec only"], "us", floor)
-    row("raw exec + queue (the floor)", floor, "us")
-    row("raw exec + queue, script prepared once", med["raw exec + queue, prepared script"], "us",
-        floor, "(3.13: code object; 3.12: same as the floor)")
-    row("SubInterpreterEnv.eval_json", ours, "us", floor, "goal <= 1.5x the floor")
-    row("eval_json(..., timeout=10): guard armed", med["eval_json(..., timeout=10)"], "us",
-        floor, "(the watchdog is armed)")
-    row("hand-off to the interpreter's own thread",
-        med["hand-off to the interpreter's thread"], "us", floor,
-        "(a no-op job; paid by submit() and calls with a timeout)")
-    row("bare thread hop: two raw locks, no interpreter", med["two raw locks, one thread each"],
-        "us", floor, "(what any hand-off to another thread costs)")
-    row("raw exec + temp file (naive)", med["raw exec + temp file (naive)"], "us", floor)
-    row("warm subprocess, JSON lines", med["warm subprocess, JSON lines"], "us", floor)
-    timed = med["eval_json(..., timeout=10)"]
-    print(f"  -> timed eval_json {timed:.1f} us vs untimed {ours:.1f} us vs floor {floor:.1f} us: "
-          f"{timed / floor:.2f}x the floor (goal <= 1.5x), {timed - ours:+.1f} us over untimed, "
-          f"of which the bare thread hop is {med['two raw locks, one thread each']:.1f} us")
-    print(f"  -> eval_json is {med['raw exec + temp file (naive)'] / ours:.2f}x faster than the "
-          f"temp file (goal >= 2x) and {med['warm subprocess, JSON lines'] / ours:.2f}x faster "
-          f"than the warm subprocess (goal > 1x)")
+    print(f"  {'':<52} {'wall':>9}     {'ratio':>7} {'CPU':>7}  {'ratio':>6} {'switches':>8}")
+
+    def call_row(label: str, name: str, note: str = "") -> None:
+        wall, cpu, switches = med[name]
+        base = name == "raw exec + queue (the floor)"
+        ratios = "   base" if base else f"{wall / floor[0]:6.2f}x"
+        cpu_ratio = "  base" if base else f"{cpu / floor[1]:5.2f}x"
+        print(f"  {label:<52} {wall:9.1f} us  {ratios} {cpu:7.1f}  {cpu_ratio} {switches:8.2f}"
+              f"  {note}")
+
+    call_row("raw exec only", "raw exec only")
+    call_row("raw exec + queue (the floor)", "raw exec + queue (the floor)")
+    call_row("raw exec + queue, script prepared once", "raw exec + queue, prepared script",
+             "(3.13: code object; 3.12: same as the floor)")
+    call_row("SubInterpreterEnv.eval_json", "SubInterpreterEnv.eval_json",
+             "goal <= 1.5x the floor")
+    call_row("eval_json(..., timeout=10)", "eval_json(..., timeout=10)", "goal <= 1.5x the floor")
+    call_row("submit(...).result()", "submit(...).result()", "goal <= 1.5x the floor")
+    call_row("hand-off of a no-op job to the helper thread", "hand-off to the helper thread",
+             "(what submit() pays on top of the call)")
+    call_row("bare thread hop: two raw locks, no interpreter", "two raw locks, one thread each",
+             "(any hand-off between two host threads)")
+    call_row("raw exec + temp file (naive)", "raw exec + temp file (naive)")
+    call_row("warm subprocess, JSON lines", "warm subprocess, JSON lines")
+    for label, name in (("timed eval_json", "eval_json(..., timeout=10)"),
+                        ("submit().result()", "submit(...).result()")):
+        wall, cpu, switches = med[name]
+        print(f"  -> {label}: {wall / floor[0]:.2f}x the floor's wall time, "
+              f"{cpu / floor[1]:.2f}x its CPU time (goal <= 1.5x); {wall - ours[0]:+.1f} us wall, "
+              f"{cpu - ours[1]:+.1f} us CPU and {switches:.2f} context switches a call over the "
+              f"untimed eval_json")
+    print(f"  -> eval_json is {med['raw exec + temp file (naive)'][0] / ours[0]:.2f}x faster than "
+          f"the temp file (goal >= 2x) and {med['warm subprocess, JSON lines'][0] / ours[0]:.2f}x "
+          f"faster than the warm subprocess (goal > 1x)")
 
 
 def bench_lifecycle(repeat: int) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 import envknit
+from envknit._subinterp import _server
 from envknit.errors import (
     CExtIncompatibleError,
     EnvknitError,
@@ -251,8 +253,155 @@ def test_calls_behind_a_stuck_call_wait_or_time_out_without_running() -> None:
             interp.eval_json("import time\ntime.sleep(2.5)", timeout=0.1)
         with pytest.raises(EnvknitTimeoutError, match="did not start"):
             interp.eval_json("import __main__\n__main__.ran.append(1)", timeout=0.1)
-        # without a timeout a call waits for the stuck one, then runs
+        # a submitted call and one without a timeout wait for the stuck one, then run
+        later = interp.submit("import __main__\nresult = len(__main__.ran)")
         assert interp.eval_json("import __main__\nresult = __main__.ran") == []
+        assert later.result(timeout=60) == 0
+
+
+_THREAD_NAME = "import threading\nresult = threading.current_thread().name"
+
+
+def _host_helper_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("envknit-subinterp-")]
+
+
+@gen2
+def test_timed_calls_run_on_the_serving_thread_inside_one_wake_up_each_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A timed call is handed to a thread parked inside the interpreter: one request posted and
+    # one answer waited for per call, and no host helper thread (whose hand-offs fight for the
+    # main GIL) is started. Calls without a timeout still run on the caller's thread.
+    counts = {"post": 0, "wait": 0}
+
+    def counted(name: str) -> object:
+        original = getattr(_server.Server, name)
+
+        def wrapper(self: _server.Server, *args: object) -> object:
+            counts[name] += 1
+            return original(self, *args)
+
+        return wrapper
+
+    monkeypatch.setattr(_server.Server, "post", counted("post"))
+    monkeypatch.setattr(_server.Server, "wait", counted("wait"))
+    with envknit.SubInterpreterEnv("served") as env:
+        assert env.eval_json(_THREAD_NAME, timeout=30) == "envknit-serve"
+        for i in range(50):
+            assert env.eval_json("result = x * 2", x=i, timeout=30) == 2 * i
+        env.run_string("y = 7", timeout=30)
+        assert env.eval_json("import __main__\nresult = __main__.y", timeout=30) == 7
+        assert env.eval_json(_THREAD_NAME) != "envknit-serve"
+        assert counts == {"post": 53, "wait": 53}
+        assert _host_helper_threads() == []
+
+
+@gen2
+def test_submit_posts_to_the_serving_thread_from_the_caller_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # When the interpreter is idle, submit() posts straight to the serving thread from the
+    # calling thread (the helper thread only settles the Future); busy, it queues. Either way
+    # submitted calls run one at a time, in the order they were submitted.
+    posters: list[tuple[str, bool]] = []
+    post = _server.Server.post
+
+    def counted(self: _server.Server, text: str, *, submitted: bool = False) -> None:
+        posters.append((threading.current_thread().name, submitted))
+        post(self, text, submitted=submitted)
+
+    monkeypatch.setattr(_server.Server, "post", counted)
+    with envknit.SubInterpreterEnv("order") as env:
+        env.run_string("log = []")
+        assert env.submit(_THREAD_NAME).result(timeout=60) == "envknit-serve"
+        assert posters[-1][1] and posters[-1][0].startswith("envknit-subinterp-")
+        posters.clear()
+        for _ in range(3):
+            assert env.submit("result = 1").result(timeout=60) == 1
+        me = threading.current_thread().name
+        assert posters == [(me, True)] * 3
+        futures = [
+            env.submit("import __main__\n__main__.log.append(i)\nresult = i", i=i)
+            for i in range(20)
+        ]
+        assert [f.result(timeout=60) for f in futures] == list(range(20))
+        assert env.eval_json("import __main__\nresult = __main__.log") == list(range(20))
+        assert len(posters) == 3 + 20
+
+
+@gen2
+def test_a_cancelled_submit_that_has_not_started_never_runs() -> None:
+    with envknit.SubInterpreterEnv("cancel") as env:
+        env.run_string("ran = []")
+        first = env.submit("import time, __main__\ntime.sleep(0.5)\n__main__.ran.append(1)")
+        second = env.submit("import __main__\n__main__.ran.append(2)")
+        assert second.cancel()
+        first.result(timeout=60)
+        assert env.submit("import __main__\nresult = __main__.ran").result(timeout=60) == [1]
+
+
+@gen2
+def test_timed_calls_fall_back_to_the_host_helper_thread_without_poll(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Where select.poll is missing (Windows) timed calls use the host helper thread; the same
+    # guarantees hold there (a loop is stopped, a C call does not hang the caller).
+    monkeypatch.setattr(_server, "AVAILABLE", False)
+    with envknit.SubInterpreterEnv("helper") as env:
+        assert env.eval_json(_THREAD_NAME, timeout=30) != "envknit-serve"
+        assert len(_host_helper_threads()) == 1
+        with pytest.raises(EnvknitTimeoutError, match="stopped inside"):
+            env.eval_json("while True:\n    pass", timeout=0.3)
+        with pytest.raises(EnvknitTimeoutError, match="C function"):
+            env.eval_json("import time\ntime.sleep(1.5)", timeout=0.1)
+        assert env.eval_json("result = 3", timeout=30) == 3
+        futures = [env.submit("result = i * 3", i=i) for i in range(5)]
+        assert [f.result(timeout=60) for f in futures] == [0, 3, 6, 9, 12]
+        assert env.submit(_THREAD_NAME).result(timeout=60) != "envknit-serve"
+
+
+@gen2
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs signal.setitimer")
+def test_signal_during_a_timed_wait_leaves_the_call_to_finish_inside() -> None:
+    # The main thread waits for a served call in poll(); a signal handler that raises ends the
+    # wait, the call goes on inside, and the next call waits for it and gets its own answer.
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    try:
+        with envknit.SubInterpreterEnv("sig") as env:
+            env.run_string("ran = []", timeout=30)
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            with pytest.raises(Interrupted):
+                env.eval_json(
+                    "import time, __main__\ntime.sleep(0.6)\n__main__.ran.append(1)",
+                    timeout=30,
+                )
+            assert env.eval_json("import __main__\nresult = __main__.ran") == [1]
+            assert env.eval_json("result = 'mine'", timeout=30) == "mine"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@gen2
+def test_close_while_another_thread_waits_behind_a_stuck_call() -> None:
+    # One thread waits (in poll) for a stuck call to end; closing from this thread peeks at the
+    # same pipe from another poll object, returns at once, and the waiting call still runs.
+    env = envknit.SubInterpreterEnv("busy")
+    with pytest.raises(EnvknitTimeoutError, match="C function"):
+        env.eval_json("import time\ntime.sleep(1.5)", timeout=0.1)
+    with ThreadPoolExecutor(1) as pool:
+        behind = pool.submit(env.eval_json, "result = 'behind'")
+        while not env._ensure().driver._run_lock.locked():  # the call is waiting inside
+            threading.Event().wait(0.01)
+        env.close()
+        assert behind.result(timeout=60) == "behind"
 
 
 @gen2

@@ -224,6 +224,55 @@ def test_interpreter_running_threads_left_open_at_exit(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "done", "")
 
 
+@pytest.mark.parametrize("closer", ["main", "other-thread", "exit"])
+def test_timed_call_stuck_in_c_then_destroy(tmp_path: Path, closer: str) -> None:
+    # A timed call given up on while in C keeps the serving thread busy inside; close() returns
+    # at once and the interpreter is destroyed when the call returns (or at exit), whoever
+    # closes it, with threading imported inside on another OS thread than the closer.
+    proc = run_script(
+        tmp_path,
+        f"""
+        import threading, envknit
+        env = envknit.SubInterpreterEnv("stuck")
+        box = []
+        def call():
+            try:
+                env.eval_json("import time\\ntime.sleep(1.5)\\nresult = 1", timeout=0.1)
+            except TimeoutError as exc:
+                box.append(type(exc).__name__)
+        t = threading.Thread(target=call)
+        t.start()
+        t.join()
+        if {closer!r} == "main":
+            env.close()
+        elif {closer!r} == "other-thread":
+            closer = threading.Thread(target=env.close)
+            closer.start()
+            closer.join()
+        print(box, flush=True)
+        """,
+    )
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (
+        0, "['EnvknitTimeoutError']", ""
+    )
+
+
+def test_submitted_calls_left_pending_at_exit(tmp_path: Path) -> None:
+    # Submitted calls still queued or running when the script ends: the exit handler lets them
+    # finish on the serving thread, then destroys the interpreters; nothing is printed.
+    proc = run_script(
+        tmp_path,
+        """
+        import envknit
+        envs = [envknit.SubInterpreterEnv(f"p{i}") for i in range(2)]
+        futures = [env.submit("import time\\ntime.sleep(0.2)\\nresult = i", i=i)
+                   for env in envs for i in range(4)]
+        print(futures[0].result(timeout=60), flush=True)
+        """,
+    )
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "0", "")
+
+
 def test_stress_four_interpreters_two_threads_everything(tmp_path: Path) -> None:
     # The stress case that crashed 3.12.1 and 3.13.0: 4 live interpreters, each using many stdlib
     # modules, driven from 2 threads; 2 closed explicitly, 2 left for the exit handler.

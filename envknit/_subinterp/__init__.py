@@ -9,7 +9,7 @@ import threading
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from ..errors import (
     CExtIncompatibleError,
@@ -21,10 +21,8 @@ from ..errors import (
 from ..names import validate_env_name
 from . import _safety
 from ._adapter import get_adapter
-from ._thread import Driver, NotStarted, StillRunning
-
-if TYPE_CHECKING:
-    from ._thread import Job
+from ._thread import Driver
+from ._work import Later, NotStarted, StillRunning
 
 __all__ = ["SubInterpreterEnv", "_reset_for_tests"]
 
@@ -55,7 +53,6 @@ class _Interp:
     def __init__(self, label: str) -> None:
         self.configured: tuple[str, str, tuple[str, ...]] | None = None
         self.refused_sent = len(_refused)
-        self.stuck: Job | None = None
         self.driver = Driver(
             get_adapter(),
             {
@@ -72,7 +69,7 @@ class _Interp:
         )
 
     def busy(self) -> bool:
-        return self.stuck is not None and not self.stuck.done
+        return self.driver.busy()
 
 
 def _new_interp(name: str) -> _Interp:
@@ -248,8 +245,7 @@ class SubInterpreterEnv:
                 f"the call did not start within {timeout:g} s: SubInterpreterEnv "
                 f"{self._name!r} is still busy with an earlier call that timed out"
             ) from None
-        except StillRunning as running:
-            interp.stuck = running.job
+        except StillRunning:
             raise EnvknitTimeoutError(
                 f"the call did not finish within {timeout:g} s and is still running inside "
                 f"a C function in SubInterpreterEnv {self._name!r}; the interpreter stays busy "
@@ -283,29 +279,17 @@ class SubInterpreterEnv:
         limit = self._timeout_of(timeout)
         payload = {"kind": "eval", "code": code, "inputs": inputs}
         interp = self._ensure()
-        inner = interp.driver.request_async(_with_news(interp, payload, limit))
-        outer: Future[Any] = Future()
 
-        def settle(done: Future[dict[str, Any]]) -> None:
-            try:
-                answer = done.result()
-                _learn(answer)
-                if answer["ok"]:
-                    outer.set_result(answer["result"])
-                    return
-                if self._fallback == "worker" and answer.get("cext"):
-                    # The worker round trip blocks; keep it off the interpreter's helper thread.
-                    threading.Thread(
-                        target=_settle_with, name="envknit-fallback", daemon=True,
-                        args=(outer, lambda: self._failed(answer, limit, ("eval", code, inputs))),
-                    ).start()
-                    return
-                self._failed(answer, limit, fallback=None)
-            except BaseException as exc:  # noqa: BLE001 - delivered through the Future
-                outer.set_exception(exc)
+        def finish(answer: dict[str, Any]) -> Any:
+            _learn(answer)
+            if answer["ok"]:
+                return answer["result"]
+            if self._fallback == "worker" and answer.get("cext"):
+                # The worker round trip blocks; keep it off the interpreter's helper thread.
+                return Later(lambda: self._failed(answer, limit, ("eval", code, inputs)))
+            return self._failed(answer, limit, fallback=None)
 
-        inner.add_done_callback(settle)
-        return outer
+        return interp.driver.request_async(_with_news(interp, payload, limit), finish)
 
     def run_string(self, code: str, *, timeout: float | None = None) -> None:
         """Run ``code`` for its effects in the interpreter's persistent ``__main__``."""
@@ -460,11 +444,3 @@ def _with_news(
 
 def _remote_error(answer: dict[str, Any]) -> SubInterpreterError:
     return SubInterpreterError(answer["type"], answer["message"], answer.get("traceback", ""))
-
-
-def _settle_with(future: Future[Any], func: Any) -> None:
-    try:
-        future.set_result(func())
-    except BaseException as exc:  # noqa: BLE001 - delivered through the Future
-        future.set_exception(exc)
-

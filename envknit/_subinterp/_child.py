@@ -28,7 +28,7 @@ else:
 # milliseconds in a fresh interpreter, and creating an interpreter should cost what CPython's
 # own create() costs.
 
-__all__ = ["before_destroy", "bootstrap", "handle"]
+__all__ = ["before_destroy", "bootstrap", "handle", "start_server"]
 
 # The text CPython puts in the ImportError of an extension module that refuses to load in an
 # isolated interpreter (Python/import.c, _PyImport_CheckSubinterpIncompatibleExtensionAllowed).
@@ -91,7 +91,10 @@ def before_destroy() -> None:
     if that was another OS thread than the one destroying the interpreter (see
     ``_end_recorded_main_thread``).
     """
-    global _watchdog
+    global _watchdog, _server
+    if _server is not None:
+        _server.join()  # the host closed the request pipe first: the thread reads EOF and ends
+        _server = None
     if _watchdog is not None:
         _watchdog.close()
         _watchdog = None
@@ -617,6 +620,34 @@ def _probe_step(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
         raise
     _probe_results.setdefault(name, {"ok": True, "error": ""})
     return value
+
+
+def start_server(read_fd: int, answer_fd: int, submit_fd: int, recv: Any, send: Any) -> None:
+    """Start the thread that serves the host's timed calls (see envknit/_subinterp/_server.py).
+
+    For each byte read from ``read_fd`` it takes one request with ``recv()``, handles it, sends
+    the answer with ``send`` and writes one byte to ``answer_fd`` (the byte read was 0: a timed
+    call, its caller waits) or ``submit_fd`` (1: submitted). It waits in ``os.read``, so
+    it holds this interpreter's GIL only while it runs a request; EOF (the host closed the
+    pipe) ends it. The watchdog targets the thread that armed it, so a timeout stops this one.
+    """
+    global _server
+    import threading
+
+    def serve(read: Any = os.read, write: Any = os.write) -> None:
+        fds = (answer_fd, submit_fd)
+        while wake := read(read_fd, 1):
+            text = recv()
+            if text is not None:
+                send(handle(text))
+            write(fds[wake[0]], b"\0")
+
+    # Not a daemon: isolated interpreters allow none; before_destroy joins it.
+    _server = threading.Thread(target=serve, name="envknit-serve")
+    _server.start()
+
+
+_server: Any = None
 
 
 class _Watchdog:

@@ -27,6 +27,10 @@ class Adapter(Protocol):
     #: ``create_queue`` bound as ``__envknit_q__``) that define ``_envknit_send(text)``, putting
     #: a str on that queue.
     send_setup: str
+    #: Python statements run once inside (with a second queue from ``create_queue`` bound as
+    #: ``__envknit_rq__``) that define ``_envknit_recv()``, taking the oldest str off that queue
+    #: (None when it is empty): the requests of the serving thread (see ``_server.py``).
+    recv_setup: str
 
     def create(self) -> object:
         """Create an isolated interpreter with its own GIL and return its handle."""
@@ -51,6 +55,10 @@ class Adapter(Protocol):
 
     def queue_get(self, queue: object) -> str | None:
         """The oldest str in ``queue`` without blocking, or None when it is empty."""
+        ...
+
+    def queue_put(self, queue: object, text: str) -> None:
+        """Put a str on ``queue`` without blocking."""
         ...
 
     def destroy_queue(self, queue: object) -> None: ...

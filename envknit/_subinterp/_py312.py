@@ -31,6 +31,12 @@ class Py312Adapter:
         "    _send(_cid, text)\n"
         "del _envknit_ch, __envknit_q__\n"
     )
+    recv_setup = (
+        "import _xxinterpchannels as _envknit_ch\n"
+        "def _envknit_recv(_recv=_envknit_ch.recv, _cid=__envknit_rq__):\n"
+        "    return _recv(_cid, None)\n"
+        "del _envknit_ch, __envknit_rq__\n"
+    )
 
     def create(self) -> object:
         # The returned InterpreterID owns the interpreter: dropping it destroys the interpreter,
@@ -65,6 +71,9 @@ class Py312Adapter:
         if item is _EMPTY:
             return None
         return str(item)
+
+    def queue_put(self, queue: object, text: str) -> None:
+        _channels.send(queue, text)
 
     def destroy_queue(self, queue: object) -> None:
         _channels.destroy(queue)

@@ -34,6 +34,13 @@ class Py313Adapter:
         f"    _put(_qid, text, {_FMT}, {_UNBOUNDOP})\n"
         "del _envknit_qs, __envknit_q__\n"
     )
+    recv_setup = (
+        "import _interpqueues as _envknit_qs\n"
+        "def _envknit_recv(_get=_envknit_qs.get, _count=_envknit_qs.get_count,\n"
+        "                  _qid=__envknit_rq__):\n"
+        "    return _get(_qid)[0] if _count(_qid) else None\n"
+        "del _envknit_qs, __envknit_rq__\n"
+    )
 
     def create(self) -> object:
         # A plain int id; nothing destroys the interpreter but destroy() (reqrefs=False).
@@ -71,6 +78,9 @@ class Py313Adapter:
             return None
         item = _queues.get(cast(int, queue))
         return str(item[0])
+
+    def queue_put(self, queue: object, text: str) -> None:
+        _queues.put(cast(int, queue), text, _FMT, _UNBOUNDOP)
 
     def destroy_queue(self, queue: object) -> None:
         _queues.destroy(cast(int, queue))

@@ -23,6 +23,11 @@ class Py314Adapter:
 
     # A Queue object is shareable in 3.14, so the child receives the Queue itself.
     send_setup = "_envknit_send = __envknit_q__.put_nowait\ndel __envknit_q__\n"
+    recv_setup = (
+        "def _envknit_recv(_q=__envknit_rq__):\n"
+        "    return None if _q.empty() else _q.get_nowait()\n"
+        "del __envknit_rq__\n"
+    )
 
     def create(self) -> object:
         return interpreters.create()
@@ -57,6 +62,9 @@ class Py314Adapter:
             return str(queue.get_nowait())  # type: ignore[attr-defined]
         except interpreters.QueueEmpty:
             return None
+
+    def queue_put(self, queue: object, text: str) -> None:
+        queue.put_nowait(text)  # type: ignore[attr-defined]
 
     def destroy_queue(self, queue: object) -> None:
         # Queues are reference counted in 3.14; dropping the last reference frees them.

@@ -1,15 +1,17 @@
-"""Who runs code in a sub-interpreter: the calling thread, or the interpreter's helper thread."""
+"""Who runs code in a sub-interpreter: the calling thread, its serving thread, or a helper."""
 
 from __future__ import annotations
 
-import _thread
+import collections
 import functools
 import itertools
 import json
 import marshal
 import os
 import queue
+import select
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar, cast
@@ -21,17 +23,23 @@ from ..errors import (
     MessageTooLargeError,
     SubInterpreterError,
 )
+from . import _server
 from ._contract import Adapter, RunFailure
+from ._work import Job, Later, NotStarted, StillRunning, Submitted
 
-__all__ = ["Driver", "Job", "NotStarted", "StillRunning"]
+__all__ = ["Driver"]
 
 T = TypeVar("T")
 
 # Where code runs. A call without a timeout runs INLINE on the calling thread, holding the
-# interpreter's run lock; a call with a timeout and submit() run on the interpreter's own helper
-# thread (started on first need), because the caller must be able to stop waiting while the code
-# is blocked in C. Skipping the hop to another thread halves the cost of a tiny call. Why any OS
-# thread may create, run and destroy an interpreter:
+# interpreter's run lock. A call with a timeout is run by a thread parked inside the
+# interpreter (the serving thread, see _server.py), because the caller must be able to stop
+# waiting while the code is blocked in C; the caller holds the run lock while it waits, and a
+# call it gave up on leaves the interpreter "stuck" until its answer arrives (every later user
+# waits for that first). submit() posts to the same serving thread, and the interpreter's host
+# helper thread (started on first need) waits for the answer and settles the Future; where
+# poll() is missing (Windows), timed calls and submit() run on the helper thread, which takes
+# the run lock for each job. Why any OS thread may create, run and destroy an interpreter:
 #
 # * CPython 3.13+ gives every exec() a fresh thread state, so which OS thread calls does not
 #   matter. Checked on 3.13.0 in fresh processes: threading, threads and ThreadPoolExecutor used
@@ -60,6 +68,7 @@ for _envknit_n in ("runner", "child"):
     exec(_envknit_ma.loads(globals().pop(f"__envknit_{_envknit_n}_code__")), _envknit_m.__dict__)
 _envknit_m.bootstrap(__envknit_boot__)
 _envknit_handle = _envknit_m.handle
+_envknit_start = _envknit_m.start_server
 del _envknit_ma, _envknit_s, _envknit_m, _envknit_n, __envknit_boot__
 """
 # Appended after send_setup: one request = one call of _envknit_run(), which takes the request
@@ -69,9 +78,15 @@ del _envknit_ma, _envknit_s, _envknit_m, _envknit_n, __envknit_boot__
 _BOOT_TAIL = """\
 def _envknit_run(_g=globals(), _handle=_envknit_handle, _send=_envknit_send):
     _send(_handle(_g.pop("__envknit_req__")))
-del _envknit_handle, _envknit_send
+def _envknit_serve(_g=globals(), _start=_envknit_start, _send=_envknit_send):
+    _start(_g.pop("__envknit_read_fd__"), _g.pop("__envknit_answer_fd__"),
+           _g.pop("__envknit_submit_fd__"), _g.pop("_envknit_recv"), _send)
+del _envknit_handle, _envknit_send, _envknit_start
 """
 _REQUEST_SCRIPT = "_envknit_run()\n"
+# Run once, on the first timed call, after the adapter's recv_setup (which defines
+# _envknit_recv over the request queue): starts the serving thread (_child.start_server).
+_START_SCRIPT = "_envknit_serve()\n"
 # Buffers (bytes, arrays) in requests and answers travel on the binary lane (envknit/_lane.py)
 # as {key: descriptor} objects; the key is random and given to each child at boot, so no value
 # of user code is ever read as one. The child's answers are json.dumps() output: JsonText
@@ -92,65 +107,16 @@ def child_code(path: str) -> bytes:
         return marshal.dumps(compile(source.read(), path, "exec"))
 
 
-class Job:
-    """One unit of work for the helper thread, answered through a Future or a one-shot lock.
-
-    ``claim`` decides who owns a job that has not started: the thread (it runs it) or a caller
-    that gave up waiting (it is then skipped). ``finished`` is acquired at creation and released
-    when the result is in: a plain lock is the cheapest one-shot event.
-    """
-
-    __slots__ = ("claim", "done", "finished", "func", "future", "ok", "value")
-
-    def __init__(self, func: Callable[[], Any], future: Future[Any] | None) -> None:
-        self.func = func
-        self.future = future
-        self.claim = _thread.allocate_lock()
-        self.finished: Any = None
-        if future is None:
-            self.finished = _thread.allocate_lock()
-            self.finished.acquire()
-        self.done = False
-        self.ok = False
-        self.value: Any = None
-
-    def run(self) -> None:
-        try:
-            self.value = self.func()
-            self.ok = True
-        except BaseException as exc:  # noqa: BLE001 - delivered to the waiting caller
-            self.value = exc
-        self.done = True
-
-    def deliver(self) -> None:
-        if self.future is None:
-            self.finished.release()
-        elif self.ok:
-            self.future.set_result(self.value)
-        else:
-            self.future.set_exception(self.value)
-
-
-class NotStarted(Exception):
-    """The caller's wait ended before the thread started the job (the job will not run)."""
-
-
-class StillRunning(Exception):
-    """The caller's wait ended while the job was running; ``job.done`` tells when it ends."""
-
-    def __init__(self, job: Job) -> None:
-        super().__init__("still running")
-        self.job = job
-
-
 class Driver:
     """Owns one isolated interpreter: creates it, runs requests in it, destroys it.
 
     ``_run_lock`` is held while anything runs in the interpreter, which runs one thing at a time
     (a second concurrent exec fails with "interpreter already running"): inline calls from many
-    threads take turns, and the helper thread takes the lock for each job too. The child
+    threads take turns; a timed caller holds it while the serving thread runs its request, and
+    a submitted request in flight holds it until the helper thread has read its answer. The child
     module is booted on the first request, so an interpreter that is entered and left without a
-    call costs what CPython's create() + destroy() cost.
+    call costs what CPython's create() + destroy() cost; the serving thread inside starts with
+    the first call that has a timeout or is submitted.
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
@@ -167,6 +133,21 @@ class Driver:
         self._stopping = False
         self._jobs: queue.SimpleQueue[Job | None] | None = None
         self._thread: threading.Thread | None = None
+        # With poll() (see _server.py) the helper thread takes its work from _backlog (None:
+        # stop), woken through the _kick pipe, and settles the one submitted request in flight
+        # on the serving thread (_inflight), which holds _run_lock until its answer is read.
+        # All under _state_lock.
+        self._backlog: collections.deque[Job | Submitted | None] = collections.deque()
+        self._kick: tuple[int, int] | None = None
+        self._inflight: Submitted | None = None
+        self._posting = False  # the helper thread is posting the backlog's head
+        self._helper_polls_server = False  # it polls the serving thread's submitted answers
+        self._server: _server.Server | None = None
+        # A timed call the caller gave up on while it ran (served: its answer is still due and
+        # the request's lane files are removed once it arrives; or a helper-thread Job).
+        self._stuck = False
+        self._stuck_outbox: _lane.Outbox | None = None
+        self._stuck_job: Job | None = None
         self._create()
 
     # -- on whichever thread owns the interpreter (under _run_lock) ------------------------------
@@ -198,9 +179,17 @@ class Driver:
 
     def _teardown(self) -> None:
         adapter = self._adapter
-        if self._interp is not None and self._booted:
-            # Best effort: a failure here must not keep the interpreter from being destroyed.
-            adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, None)
+        self._settle(None)  # a served call given up on: wait until it returns
+        server, self._server = self._server, None
+        if server is not None:
+            server.stop()  # the serving thread reads EOF; before_destroy joins it
+        try:
+            if self._interp is not None and self._booted:
+                # Best effort: a failure here must not keep the interpreter from being destroyed.
+                adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, None)
+        finally:
+            if server is not None:
+                server.close()
         if self._queue is not None:
             adapter.destroy_queue(self._queue)
             self._queue = None
@@ -209,14 +198,99 @@ class Driver:
             adapter.destroy(interp)
 
     def _request(self, text: str, call_id: int) -> dict[str, Any]:
+        """Run one request inline on this thread (under ``_run_lock``)."""
+        self._settle(None)
         if not self._booted:
             self._boot()
         adapter = self._adapter
         failure = adapter.run(self._interp, self._script, {"__envknit_req__": text})
         if failure is not None:
             raise _as_error(failure)
+        return self._answer(call_id)
+
+    def _served(
+        self, text: str, call_id: int, outbox: _lane.Outbox | None, timeout: float
+    ) -> dict[str, Any]:
+        """Hand one request to the serving thread and wait at most ``timeout`` for its answer.
+
+        Raises NotStarted when the run lock or an earlier call given up on takes all the time,
+        StillRunning when the request itself does.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            if not self._run_lock.acquire(timeout=min(timeout, threading.TIMEOUT_MAX)):
+                raise NotStarted()
+            try:
+                if self._stopping or self._interp is None:
+                    raise InterpreterClosedError("the sub-interpreter is closed")
+                if not self._settle(deadline - time.monotonic()):
+                    raise NotStarted()
+                server = self._start_server()
+                server.post(text)
+                answered = False
+                try:
+                    answered = server.wait(deadline - time.monotonic())
+                finally:
+                    if not answered:  # also when the wait was interrupted (KeyboardInterrupt)
+                        self._stuck = True
+                        self._stuck_outbox, outbox = outbox, None
+                if not answered:
+                    raise StillRunning()
+                return self._answer(call_id)
+            finally:
+                self._run_lock.release()
+        finally:
+            if outbox is not None:
+                outbox.discard()
+
+    def _start_server(self) -> _server.Server:
+        """The serving thread's host end; starts the thread on first use (under _run_lock)."""
+        server = self._server
+        if server is None:
+            if not self._booted:
+                self._boot()
+            adapter = self._adapter
+            server = _server.Server(adapter)
+            failure = adapter.run(self._interp, adapter.recv_setup + _START_SCRIPT, server.shared())
+            if failure is not None:
+                server.close()
+                raise _as_error(failure)
+            self._server = server
+        return server
+
+    def _settle(self, timeout: float | None) -> bool:
+        """Wait (at most ``timeout``) until a served call given up on has answered; drop it.
+
+        False if it is still running. Under ``_run_lock``.
+        """
+        if not self._stuck:
+            return True
+        assert self._server is not None
+        if not self._server.wait(timeout):
+            return False
+        self._stuck = False
+        outbox, self._stuck_outbox = self._stuck_outbox, None
+        try:
+            self._answer(None)
+        except SubInterpreterError:
+            pass  # nothing (usable) came back for a call whose caller has gone
+        finally:
+            if outbox is not None:
+                outbox.discard()
+        return True
+
+    def busy(self) -> bool:
+        """Whether a timed call that the caller gave up on is still running inside."""
+        if self._stuck_job is not None and not self._stuck_job.done:
+            return True
+        server = self._server
+        return self._stuck and server is not None and not server.answered()
+
+    def _answer(self, call_id: int | None) -> dict[str, Any]:
+        """The answer to ``call_id`` from the result queue (None: whichever comes first)."""
+        adapter = self._adapter
         # Answers carry the request id: one left behind by an interrupted earlier call is skipped,
-        # so a call never returns an earlier call's result.
+        # so a call never returns an earlier call's result. Decoding takes an answer's lane files.
         while True:
             raw = adapter.queue_get(self._queue)
             if raw is None:
@@ -229,18 +303,133 @@ class Driver:
                 raise SubInterpreterError(
                     "envknit.ProtocolError", f"a buffer in the answer was lost: {exc}"
                 ) from None
-            if answer.get("id") == call_id:
+            if call_id is None or answer.get("id") == call_id:
                 return answer
 
     # -- the helper thread ------------------------------------------------------------------------
     def _start_thread(self) -> None:
-        self._jobs = queue.SimpleQueue()
+        """Start the helper thread (under _state_lock)."""
+        if _server.AVAILABLE:
+            self._kick = os.pipe()
+            target = self._collect
+        else:
+            self._jobs = queue.SimpleQueue()
+            target = self._main
         # Daemon: a non-daemon thread would make the interpreter wait for it before atexit
         # handlers run, and the atexit handler is what closes it (see __init__.py).
         self._thread = threading.Thread(
-            target=self._main, name=f"envknit-subinterp-{self._label}", daemon=True,
+            target=target, name=f"envknit-subinterp-{self._label}", daemon=True,
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            self._thread = self._jobs = None
+            self._close_kick()
+            raise
+
+    def _enqueue(self, item: Job | Submitted | None) -> None:
+        """Hand ``item`` to the helper thread (None: stop after the rest); under _state_lock."""
+        if self._kick is not None:
+            self._backlog.append(item)
+            os.write(self._kick[1], b"\0")
+        else:
+            assert self._jobs is not None and not isinstance(item, Submitted)
+            self._jobs.put(item)
+
+    def _close_kick(self) -> None:
+        kick, self._kick = self._kick, None
+        if kick is not None:
+            os.close(kick[0])
+            os.close(kick[1])
+
+    def _collect(self) -> None:
+        """The helper thread where poll() exists: runs the backlog, settles submitted calls."""
+        assert self._kick is not None
+        kick = self._kick[0]
+        poller = select.poll()
+        poller.register(kick, select.POLLIN)
+        polled: _server.Server | None = None
+        while True:
+            with self._state_lock:
+                item: Job | Submitted | bool | None = False  # False: nothing to start now
+                if self._inflight is None and self._backlog:
+                    item = self._backlog.popleft()
+                    self._posting = item is not None
+            if item is None:
+                break
+            if isinstance(item, Job):
+                with self._run_lock:
+                    item.run()
+                with self._state_lock:
+                    self._posting = False
+                item.deliver()  # outside the lock: callbacks may call the interpreter
+                continue
+            if isinstance(item, Submitted):
+                self._post_submitted(item)
+                continue
+            server = self._server
+            if server is not polled and server is not None:
+                poller.register(server.submitted_fd, select.POLLIN)
+                polled = server
+                with self._state_lock:
+                    self._helper_polls_server = True
+            for fd, _ in poller.poll():
+                if fd == kick:
+                    os.read(kick, 4096)
+                elif polled is not None and fd == polled.submitted_fd:
+                    polled.take_submitted()
+                    self._settle_submitted()
+        # Work queued before close() ran first; a call stuck in C is waited for here.
+        with self._run_lock:
+            self._teardown()
+        with self._state_lock:
+            self._close_kick()
+
+    def _post_submitted(self, item: Submitted) -> None:
+        """Post the backlog's head to the serving thread; its answer releases _run_lock."""
+        if not item.future.set_running_or_notify_cancel():
+            item.discard()  # cancelled while it waited
+            with self._state_lock:
+                self._posting = False
+            return
+        self._run_lock.acquire()
+        try:
+            if self._interp is None:
+                raise InterpreterClosedError("the sub-interpreter is closed")
+            self._settle(None)
+            server = self._start_server()
+        except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+            self._run_lock.release()
+            with self._state_lock:
+                self._posting = False
+            item.discard()
+            item.future.set_exception(exc)
+            return
+        with self._state_lock:
+            self._inflight = item
+            self._posting = False
+        server.post(item.text, submitted=True)
+
+    def _settle_submitted(self) -> None:
+        """Take the answer of the submitted call in flight, release _run_lock, settle it."""
+        with self._state_lock:
+            item, self._inflight = self._inflight, None
+        assert item is not None
+        try:
+            try:
+                value = item.finish(self._answer(item.call_id))
+            finally:
+                self._run_lock.release()
+                item.discard()
+        except BaseException as exc:  # noqa: BLE001 - delivered through the Future
+            item.future.set_exception(exc)
+            return
+        if type(value) is Later:
+            threading.Thread(
+                target=value.settle, args=(item.future,), name="envknit-later", daemon=True,
+            ).start()
+        else:
+            item.future.set_result(value)
 
     def _main(self) -> None:
         jobs = self._jobs
@@ -265,8 +454,7 @@ class Driver:
                 raise InterpreterClosedError("the sub-interpreter is closed")
             if self._thread is None:
                 self._start_thread()
-            assert self._jobs is not None
-            self._jobs.put(job)
+            self._enqueue(job)
 
     # -- any thread ------------------------------------------------------------------------------
     def submit(self, func: Callable[[], T]) -> Future[T]:
@@ -285,7 +473,8 @@ class Driver:
         if not job.finished.acquire(timeout=-1 if timeout is None else timeout):
             if job.claim.acquire(blocking=False):
                 raise NotStarted()
-            raise StillRunning(job)
+            self._stuck_job = job
+            raise StillRunning()
         if job.ok:
             return cast(T, job.value)
         raise job.value
@@ -305,6 +494,8 @@ class Driver:
             finally:
                 if outbox is not None:
                     outbox.discard()
+        if _server.AVAILABLE:
+            return self._served(text, call_id, outbox, timeout)
         try:
             return self.call(_discarding(lambda: self._request(text, call_id), outbox), timeout)
         except StillRunning:
@@ -314,43 +505,104 @@ class Driver:
                 outbox.discard()
             raise
 
-    def request_async(self, payload: dict[str, Any]) -> Future[dict[str, Any]]:
-        """Like request(), without waiting: a Future of the decoded answer."""
+    def request_async(
+        self, payload: dict[str, Any], finish: Callable[[dict[str, Any]], T]
+    ) -> Future[T]:
+        """Like request(), without waiting: a Future of ``finish(answer)``.
+
+        ``finish`` runs on the helper thread as part of the job (one Future per call, no
+        callback chain); it may return a ``Later`` for a follow-up that blocks.
+        """
         call_id = next(self._ids)
         payload["id"] = call_id
         text, outbox = _encode(payload)
+        if _server.AVAILABLE:
+            return self._submit_served(Submitted(text, call_id, outbox, finish, Future()))
         try:
-            return self.submit(_discarding(lambda: self._request(text, call_id), outbox))
+            return self.submit(
+                _discarding(lambda: finish(self._request(text, call_id)), outbox)
+            )
         except BaseException:  # closed: the job never runs
             if outbox is not None:
                 outbox.discard()
             raise
+
+    def _submit_served(self, item: Submitted) -> Future[Any]:
+        """Post ``item`` to the serving thread now if the interpreter is idle, else queue it.
+
+        Posting from here skips one hand-off: the helper thread, already waiting in poll(),
+        is woken by the answer only.
+        """
+        with self._state_lock:
+            if self._stopping:
+                item.discard()
+                raise InterpreterClosedError("the sub-interpreter is closed")
+            if self._thread is None:
+                self._start_thread()
+            server = self._server
+            if (
+                server is not None
+                and self._helper_polls_server
+                and self._inflight is None
+                and not self._backlog
+                and not self._posting
+                and self._run_lock.acquire(blocking=False)
+            ):
+                if self._stuck or self._interp is None:
+                    self._run_lock.release()
+                else:
+                    item.future.set_running_or_notify_cancel()
+                    self._inflight = item
+                    server.post(item.text, submitted=True)
+                    return item.future
+            self._enqueue(item)
+        return item.future
 
     def close(self, timeout: float | None = None) -> bool:
         """Destroy the interpreter after the calls already queued; True when it is destroyed.
 
         If the helper thread was started, it destroys the interpreter after its queued jobs (and
         after a call still stuck in C); otherwise the closing thread does, once no inline call is
-        running.
+        running, or, when a timed call the caller gave up on still runs, the helper thread is
+        started to destroy it once that call returns.
         """
         with self._state_lock:
             first = not self._stopping
             self._stopping = True
             thread = self._thread
             if first and thread is not None:
-                assert self._jobs is not None
-                self._jobs.put(None)
-        if thread is not None:
-            if threading.current_thread() is not thread:
-                thread.join(timeout)
-            return not thread.is_alive()
-        if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
-            return False
-        try:
-            self._teardown()
-        finally:
-            self._run_lock.release()
-        return True
+                self._enqueue(None)
+        if thread is None:
+            if not self._run_lock.acquire(timeout=-1 if timeout is None else timeout):
+                return False
+            try:
+                if self.busy() and timeout is not None:
+                    thread = self._start_closer()
+                    if thread is None and not self._settle(timeout):
+                        return False  # at exit: the exit handler waits longer
+                if thread is None:
+                    self._teardown()
+                    return True
+            finally:
+                self._run_lock.release()
+        assert thread is not None
+        if threading.current_thread() is not thread:
+            thread.join(timeout)
+        return not thread.is_alive()
+
+    def _start_closer(self) -> threading.Thread | None:
+        """The helper thread, started to destroy the interpreter once a stuck call returns.
+
+        None at interpreter shutdown, when no thread can start.
+        """
+        with self._state_lock:
+            if self._thread is None:
+                try:
+                    self._start_thread()
+                except RuntimeError:  # "can't create new thread at interpreter shutdown"
+                    return None
+                self._enqueue(None)
+            return self._thread
 
     @property
     def alive(self) -> bool:
