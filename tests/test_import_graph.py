@@ -27,6 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "lock to store": ("envknit.wheelhouse",),
     "shared services": ("envknit._configured", "envknit._dists", "envknit.pylock",
                         "envknit._target"),
+    "lock tables": ("envknit._lockcache",),
     "workers": ("envknit._worker",),
     "isolation": ("envknit.routing", "envknit._subinterp"),
     "interfaces": ("envknit", "envknit.cli", "envknit.ray"),

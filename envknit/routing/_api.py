@@ -5,15 +5,9 @@ from __future__ import annotations
 import contextvars
 import os
 import sys
-import warnings
-from collections.abc import Mapping
-from pathlib import Path
-from types import MappingProxyType, ModuleType, TracebackType
-from typing import Any
+from types import MappingProxyType
 
-from packaging.version import Version
-
-from .._configured import configured_locks
+from .._configured import any_locks
 from ..errors import (
     CExtensionError,
     TargetPythonError,
@@ -21,11 +15,20 @@ from ..errors import (
     UnknownEnvironmentError,
     VersionNotInstalledError,
 )
-from ..lock import LOCK_FILENAME
-from ..names import normalize_version
 from . import _router
 from ._context import ACTIVE, Active, current
 from ._registry import REGISTRY, RoutedPackage
+
+# configure_from_lock() has a start-up budget (docs/benchmarks.md): no typing, pathlib,
+# packaging or lock model (yaml) at import; what only the type checker needs stays here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import ModuleType, TracebackType
+    from typing import Any
+
+#: ``envknit.lock.LOCK_FILENAME`` (importing envknit.lock would import yaml)
+LOCK_FILENAME = "envknit.lock.yaml"
 
 __all__ = ["configure_from_lock", "import_version", "set_default", "use"]
 
@@ -53,6 +56,8 @@ def configure_from_lock(
         running = (sys.version_info.major, sys.version_info.minor)
         if target != running:
             foreign = sorted(f"{d} {v}" for (d, v), e in REGISTRY.foreign.items() if e == env)
+            import warnings
+
             warnings.warn(TargetPythonWarning(env=env, lock_path=lock, target=target,
                                               running=running, foreign=foreign), stacklevel=2)
     return count
@@ -67,6 +72,8 @@ def _target_error(dist: str, version: str, env: str) -> TargetPythonError:
 
 def _warn_other_python(pkg: RoutedPackage) -> None:
     """``pkg`` loads here, but every environment pinning it was resolved for another Python."""
+    import warnings
+
     env = REGISTRY.other_python[pkg.key]
     lock, target = REGISTRY.env_targets[env]
     warnings.warn(TargetPythonWarning(env=env, lock_path=lock, target=target,
@@ -76,7 +83,7 @@ def _warn_other_python(pkg: RoutedPackage) -> None:
 
 def _configure_local_lock() -> None:
     """Convenience: with no lock configured yet, the working directory's lock, if any."""
-    if not configured_locks() and Path(LOCK_FILENAME).is_file():
+    if not any_locks() and os.path.isfile(LOCK_FILENAME):
         configure_from_lock()
 
 
@@ -86,6 +93,10 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     hit = lookups.get((name, version))
     if hit is not None:
         return hit
+    from packaging.version import Version  # a first lookup: off the start-up path
+
+    from ..names import normalize_version
+
     wanted = normalize_version(version)
     _configure_local_lock()
     dist = REGISTRY.dist_for(name)

@@ -2,45 +2,63 @@
 
 from __future__ import annotations
 
+import _thread
 import os
-import re
-import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+import sys
 from types import MappingProxyType
 
-from packaging.version import Version
-
 from .. import _configured
-from .._dists import main_import, read_installed
-from ..lock import load_lock
-from ..names import canonical_name, normalize_name, python_tuple
-from ..store.layout import find_entry
+from .._lockcache import Package, lock_table
+
+# configure_from_lock() has a start-up budget (docs/benchmarks.md): on a cached lock it imports
+# no yaml, packaging, dataclasses, pathlib or re; what only the type checker needs stays here.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["ALIAS_ROOT", "Registry", "RoutedPackage", "REGISTRY"]
 
 #: Every routed module lives in ``sys.modules`` under ``_envknit_v.<import name>__<version>``.
 ALIAS_ROOT = "_envknit_v"
 
-_NOT_IDENT = re.compile(r"[^0-9A-Za-z]")
+
+def _namespace(dist: str, version: str) -> str:
+    """``mylib__1_0_0``: the version with every character but ASCII letters and digits as _."""
+    ident = "".join(c if c.isascii() and c.isalnum() else "_" for c in version)
+    return f"{dist.replace('-', '_')}__{ident}"
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class RoutedPackage:
-    """One installed (distribution, version) the router can load, read from its store entry."""
+    """One installed (distribution, version) the router can load, read from its store entry.
 
-    dist: str
-    version: str
-    site_dir: Path
-    dist_info: Path | None
-    import_names: tuple[str, ...]
-    extensions: tuple[str, ...] = ()
-    dependencies: tuple[str, ...] = ()
-    #: ``_envknit_v.<namespace>`` is a namespace package whose ``__path__`` is ``site_dir``.
-    namespace: str = ""
-    #: import name -> its private name below the alias root (``mylib__1_0_0.mylib``).
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    Immutable by convention. A slotted class rather than a frozen dataclass: the dataclasses
+    module (it imports inspect) would cost ``configure_from_lock`` more than all else it does.
+    """
+
+    __slots__ = ("aliases", "dependencies", "dist", "dist_info", "extensions", "import_names",
+                 "namespace", "site_dir", "version")
+
+    def __init__(
+        self, *, dist: str, version: str, site_dir: str, dist_info: str | None,
+        import_names: tuple[str, ...], extensions: tuple[str, ...] = (),
+        dependencies: tuple[str, ...] = (), namespace: str = "",
+        aliases: Mapping[str, str] | None = None,
+    ) -> None:
+        self.dist = dist
+        self.version = version
+        #: the directory on the entry's sys.path (a string: no pathlib on this path)
+        self.site_dir = site_dir
+        self.dist_info = dist_info
+        self.import_names = import_names
+        self.extensions = extensions
+        self.dependencies = dependencies
+        #: ``_envknit_v.<namespace>`` is a namespace package whose ``__path__`` is ``site_dir``.
+        self.namespace = namespace
+        #: import name -> its private name below the alias root (``mylib__1_0_0.mylib``).
+        self.aliases: Mapping[str, str] = aliases if aliases is not None else {}
+
+    def __repr__(self) -> str:
+        return f"RoutedPackage({self.dist!r}, {self.version!r}, site_dir={self.site_dir!r})"
 
     @property
     def key(self) -> tuple[str, str]:
@@ -49,27 +67,54 @@ class RoutedPackage:
     @property
     def main_import(self) -> str:
         """The import name ``use()`` returns (see ``envknit._dists.main_import``)."""
+        from .._dists import main_import
+
         return main_import(self.dist, self.import_names)
 
 
-def read_package(
-    dist: str, version: str, site: Path, dependencies: Iterable[str] = ()
-) -> RoutedPackage:
-    """Describe the installed ``dist==version`` whose files live in ``site``."""
-    installed = read_installed(dist, site)
-    names = installed.import_names
-    namespace = f"{dist.replace('-', '_')}__{_NOT_IDENT.sub('_', version)}"
+def _from_row(pkg: Package) -> RoutedPackage:
+    """The router's view of a locked package that has a store entry for this Python."""
+    site = os.path.join(pkg.entry, "site")
+    namespace = _namespace(pkg.name, pkg.version)
     return RoutedPackage(
-        dist=dist,
-        version=version,
+        dist=pkg.name,
+        version=pkg.version,
         site_dir=site,
-        dist_info=installed.dist_info,
-        import_names=names,
-        extensions=installed.extensions,
-        dependencies=tuple(dependencies),
+        dist_info=os.path.join(site, pkg.dist_info) if pkg.dist_info else None,
+        import_names=pkg.import_names,
+        extensions=pkg.extensions,
+        dependencies=pkg.dependencies,
         namespace=namespace,
-        aliases=MappingProxyType({n: f"{namespace}.{n}" for n in names}),
+        aliases=MappingProxyType({n: f"{namespace}.{n}" for n in pkg.import_names}),
     )
+
+
+def _release(version: str) -> tuple[int, ...] | None:
+    """A plain release (``1.10.0``) as PEP 440 orders it (trailing zeros dropped), else None."""
+    parts = version.split(".")
+    if not all(p.isdigit() and p.isascii() for p in parts):
+        return None
+    numbers = [int(p) for p in parts]
+    while len(numbers) > 1 and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
+def _sorted_versions(versions: list[str]) -> tuple[str, ...]:
+    """``versions`` oldest first, as packaging's ``Version`` sorts them.
+
+    Lock versions are normalised PEP 440 (lock.py refuses others). Plain releases are ordered
+    here; anything else (pre, post, dev, local, epoch) loads packaging.
+    """
+    if len(versions) < 2:
+        return tuple(versions)
+    keys = [_release(v) for v in versions]
+    if all(k is not None for k in keys):
+        order = sorted(range(len(versions)), key=lambda i: keys[i] or ())
+        return tuple(versions[i] for i in order)
+    from packaging.version import Version
+
+    return tuple(sorted(versions, key=Version))
 
 
 class Registry:
@@ -80,7 +125,7 @@ class Registry:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self.clear()
 
     def clear(self) -> None:
@@ -107,6 +152,8 @@ class Registry:
     # -- reading -------------------------------------------------------------------------
     def dist_for(self, name: str) -> str | None:
         """The distribution called ``name`` (any spelling), or providing import name ``name``."""
+        from ..names import canonical_name  # use() by a name not seen yet: off the start-up path
+
         canonical = canonical_name(name)
         if canonical in self.by_dist:
             return canonical
@@ -166,39 +213,29 @@ class Registry:
         to some other copy.
         Returns how many distinct (name, version) pairs of this lock the router now knows.
         """
-        path = Path(lock_path).resolve()
-        lock = load_lock(path)
-        names = [env] if env is not None else sorted(lock.environments)
-        python = python_tuple(None)
+        table = lock_table(lock_path, env)
+        python = (sys.version_info.major, sys.version_info.minor)
         found: dict[tuple[str, str], RoutedPackage] = {}
         missing: set[str] = set()
         env_pins: dict[str, dict[str, str]] = {}
         targets: dict[str, tuple[str, tuple[int, int]]] = {}
         foreign: dict[tuple[str, str], str] = {}
-        for env_name in names:
-            locked = lock.environment(env_name)
-            target = python_tuple(locked.python_version)
-            targets[env_name] = (str(path), target)
+        for locked in table.environments:
+            major, minor = locked.python_version.split(".")[:2]
+            targets[locked.name] = (table.lock, (int(major), int(minor)))
             pins: dict[str, str] = {}
-            for pkg in locked.selected():
-                entry = find_entry(pkg.name, pkg.version, pkg.hashes, python)
-                if entry is None:
+            for pkg in locked.packages:
+                if not pkg.entry:
                     pins[pkg.name] = pkg.version
                     missing.add(pkg.name)
-                    if target != python and find_entry(pkg.name, pkg.version, pkg.hashes,
-                                                       target) is not None:
-                        foreign[(pkg.name, pkg.version)] = env_name
+                    if pkg.foreign:
+                        foreign[(pkg.name, pkg.version)] = locked.name
                     continue
-                routed = self.packages.get((pkg.name, pkg.version)) or found.get(
-                    (pkg.name, pkg.version)
-                )
-                if routed is None:
-                    routed = read_package(
-                        normalize_name(pkg.name), pkg.version, entry.site_dir, pkg.dependencies
-                    )
+                key = (pkg.name, pkg.version)
+                routed = self.packages.get(key) or found.get(key) or _from_row(pkg)
                 found[routed.key] = routed
                 pins[routed.dist] = routed.version
-            env_pins[env_name] = pins
+            env_pins[locked.name] = pins
         with self._lock:
             packages = dict(self.packages)
             packages.update(found)
@@ -227,8 +264,7 @@ class Registry:
             by_dist: dict[str, list[str]] = {}
             for dist, version in packages:
                 by_dist.setdefault(dist, []).append(version)
-            # Lock versions are normalised PEP 440 (lock.py refuses others): Version sorts them.
-            self.by_dist = {d: tuple(sorted(vs, key=Version)) for d, vs in by_dist.items()}
+            self.by_dist = {d: _sorted_versions(vs) for d, vs in by_dist.items()}
             self.packages = packages
             self.envs = envs
             self.pkg_envs = pkg_envs
@@ -236,7 +272,7 @@ class Registry:
             self.by_namespace = by_namespace
             self._closures = {}
             self.lookups = {}
-            _configured.add_lock(path)
+            _configured.add_lock(table.lock)
         return len(found)
 
 

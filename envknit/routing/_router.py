@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
 from importlib.machinery import ModuleSpec
 from importlib.util import spec_from_file_location
-from types import FrameType, ModuleType
-from typing import TYPE_CHECKING, Any
 
 from ..errors import CExtensionError, StrictModeError, VersionNotInstalledError
-from ..names import canonical_name
 from ._context import ACTIVE, current
 from ._registry import ALIAS_ROOT, REGISTRY, RoutedPackage
 
+# configure_from_lock() imports this module and has a start-up budget (docs/benchmarks.md):
+# typing and collections.abc only for the type checker.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
     from importlib.metadata import Distribution, DistributionFinder
+    from types import FrameType, ModuleType
+    from typing import Any
 
 # Each routed (distribution, version) is a private namespace package,
 # ``_envknit_v.mylib__1_0_0``, over its store entry's site dir; its modules live in sys.modules
@@ -271,17 +274,16 @@ def _plain_spec(fullname: str) -> ModuleSpec | None:
         return ModuleSpec(fullname, _PlainLoader(pkg, top, rest))
     if rest or not _probing():  # a submodule's probe is answered through its parent's path
         return None
-    pkg_dir = pkg.site_dir / top
-    if (pkg_dir / "__init__.py").is_file():
-        return spec_from_file_location(
-            fullname, pkg_dir / "__init__.py", submodule_search_locations=[str(pkg_dir)]
-        )
-    if pkg_dir.is_dir():
+    pkg_dir = os.path.join(pkg.site_dir, top)
+    init = os.path.join(pkg_dir, "__init__.py")
+    if os.path.isfile(init):
+        return spec_from_file_location(fullname, init, submodule_search_locations=[pkg_dir])
+    if os.path.isdir(pkg_dir):
         spec = ModuleSpec(fullname, None, is_package=True)
-        spec.submodule_search_locations = [str(pkg_dir)]
+        spec.submodule_search_locations = [pkg_dir]
         return spec
-    single = pkg.site_dir / f"{top}.py"
-    return spec_from_file_location(fullname, single) if single.is_file() else None
+    single = os.path.join(pkg.site_dir, f"{top}.py")
+    return spec_from_file_location(fullname, single) if os.path.isfile(single) else None
 
 
 class _Finder:
@@ -310,7 +312,7 @@ class _Finder:
         # site dir: the normal path finder then finds its modules (packages, single files,
         # extension modules, whose PyInit_<name> needs the last name component unchanged).
         spec = ModuleSpec(fullname, None, is_package=True)
-        spec.submodule_search_locations = [str(pkg.site_dir)]
+        spec.submodule_search_locations = [pkg.site_dir]
         return spec
 
     def find_distributions(
@@ -319,6 +321,8 @@ class _Finder:
         name = context.name if context is not None else None
         if not name or not _ENABLED:
             return ()
+        from ..names import canonical_name
+
         canonical = canonical_name(name)
         if canonical not in REGISTRY.by_dist:
             return ()
@@ -326,8 +330,9 @@ class _Finder:
         if pkg is None or pkg.dist_info is None:
             return ()
         from importlib.metadata import PathDistribution  # loaded: it is the one asking
+        from pathlib import Path  # loaded by importlib.metadata
 
-        return (PathDistribution(pkg.dist_info),)
+        return (PathDistribution(Path(pkg.dist_info)),)
 
     def invalidate_caches(self) -> None:
         pass
