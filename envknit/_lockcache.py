@@ -296,7 +296,9 @@ def _environment(env: LockedEnvironment, home: str) -> Environment:
     for pkg in env.selected():
         entry = find_entry(pkg.name, pkg.version, pkg.hashes, python, store_home)
         foreign = False
-        dist_info, import_names, extensions = "", (), ()
+        dist_info = ""
+        import_names: tuple[str, ...] = ()
+        extensions: tuple[str, ...] = ()
         if entry is None:
             foreign = target != python and find_entry(
                 pkg.name, pkg.version, pkg.hashes, target, store_home) is not None
@@ -314,23 +316,15 @@ def _environment(env: LockedEnvironment, home: str) -> Environment:
 
 
 def _watch(home: str, table: Table) -> dict[str, int]:
-    """The directories whose change could change ``table``, with their mtimes.
+    """The directories whose change could change ``table``, with their mtimes (-1: absent).
 
-    Per package its version directory (an entry added or removed there changes it); while that
-    does not exist, its parents up to ``home`` too (the first that exists changes when the
-    missing one is made).
+    Per package its version directory: an entry built or removed there changes its mtime, and
+    one made where there was none makes it exist.
     """
     store = os.path.join(home, "store")
-    watched: dict[str, int] = {}
-    for env in table.environments:
-        for pkg in env.packages:
-            for path in (os.path.join(store, pkg.name, pkg.version),
-                         os.path.join(store, pkg.name), store, home):
-                if path not in watched:
-                    watched[path] = _mtime(path)
-                if watched[path] != -1:
-                    break
-    return watched
+    return {path: _mtime(path) for path in dict.fromkeys(
+        os.path.join(store, pkg.name, pkg.version)
+        for env in table.environments for pkg in env.packages)}
 
 
 def _build(lock: str, env: str | None, home: str) -> Table:
