@@ -1,4 +1,4 @@
-"""The per-lock table cache behind configure_from_lock(): a hit is a miss's twin, doubt is a miss."""
+"""The per-lock table cache behind configure_from_lock(): a hit equals a miss; doubt misses."""
 
 from __future__ import annotations
 
@@ -120,7 +120,8 @@ def test_an_edited_lock_is_a_miss(lock: Path, envknit_home: Path, tmp_path: Path
 def test_a_removed_store_entry_is_not_routed_to(lock: Path, envknit_home: Path) -> None:
     envknit.configure_from_lock(lock)
     _reset_for_tests()
-    entry = next(e for e in iter_entries(envknit_home) if (e.name, e.version) == ("mylib", "1.0.0"))
+    entry = next(e for e in iter_entries(envknit_home)
+                 if (e.name, e.version) == ("mylib", "1.0.0"))
     shutil.rmtree(entry.path)  # what `envknit store gc` does to an entry no project needs
     envknit.configure_from_lock(lock)
     assert ("mylib", "1.0.0") not in REGISTRY.packages
@@ -131,7 +132,8 @@ def test_a_removed_store_entry_is_not_routed_to(lock: Path, envknit_home: Path) 
 def test_a_damaged_entry_is_not_routed_to(lock: Path, envknit_home: Path) -> None:
     envknit.configure_from_lock(lock)
     _reset_for_tests()
-    entry = next(e for e in iter_entries(envknit_home) if (e.name, e.version) == ("helper", "2.0.0"))
+    entry = next(e for e in iter_entries(envknit_home)
+                 if (e.name, e.version) == ("helper", "2.0.0"))
     _backdate(envknit_home)
     shutil.rmtree(entry.site_dir)  # the version directory's mtime does not change
     envknit.configure_from_lock(lock)
