@@ -5,17 +5,31 @@ from __future__ import annotations
 import contextvars
 import functools
 import threading
-from collections.abc import Callable, Mapping
+from collections import namedtuple
 from types import MappingProxyType
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+
+# configure_from_lock() imports this module and has a start-up budget (docs/benchmarks.md):
+# typing (with re, enum and contextlib before 3.13) only for the type checker.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from typing import Any, NamedTuple, ParamSpec, TypeVar
+
+    P = ParamSpec("P")
+    R = TypeVar("R")
+
+    class _ActiveFields(NamedTuple):
+        pins: Mapping[str, str]
+        env: str | None
+        parent: Active | None
+        ended: list[bool]
+else:
+    _ActiveFields = namedtuple("_ActiveFields", ("pins", "env", "parent", "ended"))
 
 __all__ = ["ACTIVE", "Active", "ContextThread", "context_wrap", "current"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
 
-
-class Active(NamedTuple):
+class Active(_ActiveFields):
     """What one context routes: distribution -> version pins, and the active environment.
 
     ``parent`` is the state the entry replaced. ``ended`` (one flag, shared by every copy of
@@ -23,14 +37,11 @@ class Active(NamedTuple):
     context (a generator finished in another thread): this context cannot be reset from
     there, so it skips ended states instead (see ``current``), and is never pinned for good.
 
-    A NamedTuple rather than a frozen dataclass: one is built on every ``use()`` entry and
+    A named tuple rather than a frozen dataclass: one is built on every ``use()`` entry and
     tuple construction is several times cheaper.
     """
 
-    pins: Mapping[str, str]
-    env: str | None
-    parent: Active | None
-    ended: list[bool]
+    __slots__ = ()
 
 
 EMPTY = Active(MappingProxyType({}), None, None, [False])
