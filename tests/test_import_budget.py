@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,11 @@ RUN_BUDGET = 8  # the package, the error tree, cli, cli._run, cli._errors, zlib
 # struct, __future__. Counted this way the child loaded 56 before (json, re, enum, typing,
 # importlib.util, signal, base64, fcntl, the lane...).
 CHILD_BUDGET = 17
+# What `import envknit; envknit.configure_from_lock(LOCK)` may load when the lock's table is
+# cached ($ENVKNIT_HOME/cache, envknit._lockcache): envknit's routing modules, the cache
+# module, threading, functools, contextvars, importlib.util and their dependencies (3.13: 33).
+# Before the cache: 118 (yaml, packaging, dataclasses, pathlib, typing, json, csv...).
+CONFIGURE_BUDGET = 34
 # Never on these paths: each costs milliseconds, and neither path needs it.
 HEAVY = ("argparse", "yaml", "packaging", "dataclasses", "pathlib", "subprocess", "tempfile",
          "inspect", "asyncio", "threading")
@@ -91,6 +97,32 @@ def test_envknit_run_fast_path_stays_within_its_module_budget(tmp_path: Path) ->
     fast = _new_modules(code, cwd=project)
     assert "envknit.cli._run" in fast
     _check(fast, RUN_BUDGET)
+
+
+def test_configure_from_lock_on_a_cached_lock_stays_within_its_module_budget(
+    tmp_path: Path,
+) -> None:
+    home = Path(os.environ["ENVKNIT_HOME"])
+    project = tmp_path / "project"
+    project.mkdir()
+    envs = {"a": [make_store_entry(home, "alpha", "1.0"), make_store_entry(home, "beta", "1.0")],
+            "b": [make_store_entry(home, "alpha", "2.0")]}
+    write_lock(project / "envknit.lock.yaml", envs)
+    old = time.time() - 3600  # a store directory changed just now is not cached (racy mtime)
+    for root, dirs, _ in os.walk(home):
+        for name in dirs:
+            os.utime(os.path.join(root, name), (old, old))
+    code = ("import envknit\n"
+            "assert envknit.configure_from_lock('envknit.lock.yaml') == 3\n" + _REPORT)
+    slow = _new_modules(code, cwd=project)  # reads the lock and the store, fills the cache
+    assert "yaml" in slow
+    assert list((home / "cache").glob("routes-*.txt"))
+    fast = _new_modules(code, cwd=project)
+    assert "envknit.routing._registry" in fast
+    heavy = [m for m in fast if m.split(".")[0] in (*HEAVY, "typing", "re", "json", "enum")
+             and m.split(".")[0] != "threading"]  # the router's lock and ContextThread
+    assert not heavy, f"loads {heavy}"
+    assert len(fast) <= CONFIGURE_BUDGET, f"{len(fast)} modules > {CONFIGURE_BUDGET}: {fast}"
 
 
 def _modules_of(python: str, script: Path) -> set[str]:
