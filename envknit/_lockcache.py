@@ -31,8 +31,9 @@ from ._version import __version__
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .lock import LockedEnvironment
+    from .store.layout import Entry
 
-__all__ = ["Environment", "Package", "Table", "cache_path", "lock_table"]
+__all__ = ["Environment", "Package", "Table", "cache_path", "environment_entries", "lock_table"]
 
 _FORMAT = "envknit-routes 1"
 #: A directory modified this recently (ns) may change again within the same timestamp tick
@@ -369,3 +370,36 @@ def lock_table(lock_path: str | os.PathLike[str], env: str | None = None) -> Tab
             and all(m < started - _RACY_NS for m in watched.values())):
         _save(cache, _dump(_header(home, lock, env, checksum), watched, table))
     return table
+
+
+def environment_entries(
+    lock_path: str | os.PathLike[str], env_name: str, *, stacklevel: int = 2
+) -> list[Entry]:
+    """The store entries of ``env_name`` for the running Python, sorted by name (Gen 2).
+
+    What ``_target.check_target`` and ``store.paths.environment_entries(python=running)`` do
+    (``TargetPythonError`` or ``TargetPythonWarning`` for an environment locked for another
+    Python, then ``EntryMissingError`` for a package not installed), from the table.
+    """
+    from pathlib import Path
+
+    from ._target import TargetMismatch, report_mismatch
+    from .errors import EntryMissingError
+    from .store.layout import read_entry
+
+    (env,) = lock_table(lock_path, env_name).environments
+    running = (sys.version_info.major, sys.version_info.minor)
+    major, minor = env.python_version.split(".")[:2]
+    target = (int(major), int(minor))
+    if target != running:
+        foreign = tuple(f"{p.name} {p.version}" for p in env.packages if p.foreign)
+        report_mismatch(TargetMismatch(env=env.name, lock_path=os.fspath(lock_path),
+                                       target=target, running=running, foreign=foreign),
+                        stacklevel=stacklevel + 1)
+    entries = []
+    for pkg in env.packages:
+        entry = read_entry(Path(pkg.entry)) if pkg.entry else None
+        if entry is None:
+            raise EntryMissingError(pkg.name, pkg.version, env=env.name)
+        entries.append(entry)
+    return entries

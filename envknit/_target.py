@@ -13,7 +13,7 @@ from .lock import LockedEnvironment
 from .names import python_tuple
 from .store.layout import find_entry
 
-__all__ = ["TargetMismatch", "check_target", "find_mismatch"]
+__all__ = ["TargetMismatch", "check_target", "find_mismatch", "report_mismatch"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,6 +69,11 @@ def check_target(
     a worker runs the environment's own Python and needs no check.
     """
     mismatch = find_mismatch(env, lock_path, include_dev=include_dev, home=home)
+    report_mismatch(mismatch, stacklevel=stacklevel + 1)
+
+
+def report_mismatch(mismatch: TargetMismatch | None, *, stacklevel: int = 2) -> None:
+    """What ``check_target`` does with what it found (for callers that found it otherwise)."""
     if mismatch is None:
         return
     if mismatch.foreign:

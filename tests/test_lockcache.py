@@ -14,11 +14,13 @@ import pytest
 
 import envknit
 from envknit import _lockcache
+from envknit.errors import EntryMissingError
 from envknit.routing import _reset_for_tests
 from envknit.routing._registry import REGISTRY
 from envknit.store.layout import iter_entries
 
 from ._builders import make_store_entry, write_lock
+from ._helpers import gen2
 from ._routing_fixtures import make_mylib_lock
 
 
@@ -241,3 +243,27 @@ def test_a_lock_for_another_python_keeps_its_warning_on_a_hit(
         warnings.simplefilter("ignore")
         with envknit.use("plain", "1.0") as plain:
             assert plain.__version__ == "1.0"
+
+
+@gen2
+@pytest.mark.timeout(120)
+def test_a_sub_interpreter_gets_the_same_paths_from_a_hit(
+    lock: Path, envknit_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = "import sys, mylib\nresult = [mylib.__version__, mylib.HELPER_AT_IMPORT, sys.path]"
+    with envknit.SubInterpreterEnv("miss") as interp:
+        interp.configure_from_lock(lock, env_name="new")
+        missed = interp.eval_json(code)
+    assert missed[:2] == ["2.0.0", "2.0.0"]
+    assert len(_cache_files(envknit_home)) == 1
+    monkeypatch.setattr(_lockcache, "_build", _NoBuild())
+    with envknit.SubInterpreterEnv("hit") as interp:
+        interp.configure_from_lock(lock, env_name="new")
+        assert interp.eval_json(code) == missed
+    monkeypatch.undo()
+    entry = next(e for e in iter_entries(envknit_home)
+                 if (e.name, e.version) == ("helper", "2.0.0"))
+    shutil.rmtree(entry.path)
+    with envknit.SubInterpreterEnv("gone") as interp, \
+            pytest.raises(EntryMissingError, match=r"helper==2\.0\.0.*envknit install"):
+        interp.configure_from_lock(lock, env_name="new")

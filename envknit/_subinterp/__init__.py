@@ -337,15 +337,11 @@ class SubInterpreterEnv:
         its packages are installed for that Python only (compiled for it), and otherwise warns
         ``TargetPythonWarning``.
         """
-        from .._target import check_target
-        from ..lock import load_lock
+        from .._lockcache import environment_entries
         from ..store import verdicts
-        from ..store.paths import environment_entries
 
-        env = load_lock(lock_path).environment(env_name)
-        check_target(env, lock_path, stacklevel=2)
-        running = (sys.version_info.major, sys.version_info.minor)
-        entries = environment_entries(env, python=running)
+        # the lock's table, cached per lock like Gen 1's (envknit._lockcache)
+        entries = environment_entries(lock_path, env_name, stacklevel=2)
         paths = [str(e.site_dir) for e in entries]
         resolved = Path(lock_path).resolve()
         key = (str(resolved), env_name, tuple(paths))
