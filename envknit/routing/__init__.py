@@ -11,7 +11,7 @@ from ._api import (
     set_default as set_default,
     use as use,
 )
-from ._context import ContextThread as ContextThread, context_wrap as context_wrap
+from ._context import context_wrap as context_wrap
 from ._registry import REGISTRY as _REGISTRY
 from ._router import disable as disable, enable as enable
 
@@ -23,15 +23,22 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._executor import ContextExecutor as ContextExecutor
+    from ._threads import ContextThread as ContextThread
 
 
 def __getattr__(name: str) -> object:
-    """``ContextExecutor`` loads on first use (concurrent.futures is not light)."""
+    """``ContextExecutor`` and ``ContextThread`` load on first use (concurrent.futures is not
+    light, and threading costs configure_from_lock's start-up ~1.5 ms)."""
     if name == "ContextExecutor":
         from ._executor import ContextExecutor
 
         globals()[name] = ContextExecutor
         return ContextExecutor
+    if name == "ContextThread":
+        from ._threads import ContextThread
+
+        globals()[name] = ContextThread
+        return ContextThread
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import contextvars
-import functools
-import threading
 from collections import namedtuple
 from types import MappingProxyType
 
 # configure_from_lock() imports this module and has a start-up budget (docs/benchmarks.md):
-# typing (with re, enum and contextlib before 3.13) only for the type checker.
+# typing (with re, enum and contextlib before 3.13) only for the type checker, functools when
+# context_wrap() runs, and ContextThread (threading) in ._threads, loaded on first use.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from typing import Any, NamedTuple, ParamSpec, TypeVar
+    from typing import NamedTuple, ParamSpec, TypeVar
 
     P = ParamSpec("P")
     R = TypeVar("R")
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
 else:
     _ActiveFields = namedtuple("_ActiveFields", ("pins", "env", "parent", "ended"))
 
-__all__ = ["ACTIVE", "Active", "ContextThread", "context_wrap", "current"]
+__all__ = ["ACTIVE", "Active", "context_wrap", "current"]
 
 
 class Active(_ActiveFields):
@@ -65,6 +64,8 @@ def context_wrap(func: Callable[P, R]) -> Callable[P, R]:
     Each call runs in its own copy of that snapshot, so the wrapper may be called from
     several threads at once.
     """
+    import functools
+
     snapshot = contextvars.copy_context()
 
     @functools.wraps(func)
@@ -72,24 +73,3 @@ def context_wrap(func: Callable[P, R]) -> Callable[P, R]:
         return snapshot.copy().run(func, *args, **kwargs)
 
     return run
-
-
-class ContextThread(threading.Thread):
-    """A ``threading.Thread`` that runs with the active versions of the moment it was created.
-
-    Works for subclasses that override ``run()`` too: the bound ``run`` is wrapped per
-    instance, so whatever ``run`` the thread calls executes inside the snapshot.
-    """
-
-    __module__ = "envknit"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        snapshot = contextvars.copy_context()
-        bound = self.run
-
-        def run() -> None:
-            snapshot.run(bound)
-
-        object.__setattr__(self, "run", run)
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import sys
-import threading
+from _thread import RLock  # threading's own (C) RLock: threading costs start-up ~1.5 ms
 from importlib.machinery import ModuleSpec
 from importlib.util import spec_from_file_location
 
@@ -39,7 +39,7 @@ _PREFIX = ALIAS_ROOT + "."
 # importlib's frozen bootstrap module (``importlib._bootstrap`` is ``_frozen_importlib``).
 _bootstrap: Any = sys.modules["importlib._bootstrap"]
 
-_LOCK = threading.RLock()
+_LOCK = RLock()
 _ENABLED = False
 _STRICT = False
 #: import name -> distribution, for every managed top-level name; ``{}`` while disabled so a
