@@ -170,6 +170,12 @@ def _is_name(text: str) -> bool:
     return bool(text) and "/" not in text and "\\" not in text and text not in (".", "..")
 
 
+def _is_python_version(text: str) -> bool:
+    """``3.12`` or ``3.12.1`` (what the lock model accepts), without re."""
+    parts = text.split(".")
+    return 2 <= len(parts) <= 3 and all(p.isascii() and p.isdigit() for p in parts)
+
+
 def _is_import_name(text: str) -> bool:
     """``[0-9A-Za-z_]+`` (what ``_dists`` keeps), without re."""
     return text.isascii() and text.replace("_", "a").isalnum()
@@ -222,15 +228,19 @@ def _parse(text: str, header: list[str], home: str) -> Table | None:
     for expected in header:
         if fields.take() != expected:
             return None
+    watched = set()
     for _ in range(fields.count()):
         path, mtime = fields.take(), fields.take()
         if str(_mtime(path)) != mtime:
             return None
+        watched.add(path)
     lock = header[4]
     store = os.path.join(home, "store")
     envs = []
     for _ in range(fields.count()):
         env_name, python_version = fields.take(), fields.take()
+        if not _is_python_version(python_version):
+            return None
         packages = []
         for _ in range(fields.count()):
             pkg = Package(
@@ -240,6 +250,8 @@ def _parse(text: str, header: list[str], home: str) -> Table | None:
             )
             if not _is_name(pkg.name) or not _is_name(pkg.version):
                 return None
+            if os.path.join(store, pkg.name, pkg.version) not in watched:
+                return None  # a change there would go unnoticed
             if pkg.entry and not _entry_ok(store, pkg):
                 return None
             packages.append(pkg)

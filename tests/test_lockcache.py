@@ -163,7 +163,7 @@ def test_an_entry_installed_into_a_new_store_is_found(envknit_home: Path, tmp_pa
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "binary", "version", "home",
-                                    "outside", "import name"])
+                                    "outside", "import name", "python", "unwatched"])
 def test_a_corrupt_or_foreign_cache_is_ignored_and_rewritten(
     lock: Path, envknit_home: Path, tmp_path: Path, damage: str
 ) -> None:
@@ -189,6 +189,13 @@ def test_a_corrupt_or_foreign_cache_is_ignored_and_rewritten(
         (fake / "site").mkdir(parents=True)
         (fake / "ENTRY.json").write_text("{}")
         text = good.replace(entry, str(fake))
+    elif damage == "python":
+        py = "{}.{}".format(*sys.version_info[:2])
+        text = good.replace(f"\0{py}\0", "\0three\0")
+    elif damage == "unwatched":  # the watch list emptied: a store change would go unseen
+        at = fields.index(envknit.__version__) + 6  # after the rest of the header
+        count = int(fields[at])
+        text = "\0".join([*fields[:at], "0", *fields[at + 1 + 2 * count:]])
     elif damage == "import name":
         text = good.replace("\0helper\0" "1\0mylib\0", "\0helper\0" "1\0../mylib\0")
     else:
