@@ -39,10 +39,9 @@ RUN_BUDGET = 8  # the package, the error tree, cli, cli._run, cli._errors, zlib
 CHILD_BUDGET = 17
 # What `import envknit; envknit.configure_from_lock(LOCK)` may load when the lock's table is
 # cached ($ENVKNIT_HOME/cache, envknit._lockcache): envknit's routing modules, the cache
-# module, collections, contextvars, importlib.util, zlib (3.10: 32, with contextlib, functools
-# and warnings under importlib.util; 3.13: 28). Before the cache: 118 (yaml, packaging,
-# dataclasses, pathlib, typing, json, csv...).
-CONFIGURE_BUDGET = 32
+# module, collections (for a namedtuple), contextvars, zlib (3.13: 26). Before the cache: 118
+# (yaml, packaging, dataclasses, pathlib, typing, json, csv...).
+CONFIGURE_BUDGET = 27
 # Never on these paths: each costs milliseconds, and neither path needs it.
 HEAVY = ("argparse", "yaml", "packaging", "dataclasses", "pathlib", "subprocess", "tempfile",
          "inspect", "asyncio", "threading")

@@ -7,7 +7,6 @@ import os
 import sys
 from _thread import RLock  # threading's own (C) RLock: threading costs start-up ~1.5 ms
 from importlib.machinery import ModuleSpec
-from importlib.util import spec_from_file_location
 
 from ..errors import CExtensionError, StrictModeError, VersionNotInstalledError
 from ._context import ACTIVE, current
@@ -274,6 +273,10 @@ def _plain_spec(fullname: str) -> ModuleSpec | None:
         return ModuleSpec(fullname, _PlainLoader(pkg, top, rest))
     if rest or not _probing():  # a submodule's probe is answered through its parent's path
         return None
+    # here, not at import: importlib.util is part of configure_from_lock's start-up otherwise
+    # (with contextlib, functools and warnings before 3.12); a probe has imported it already
+    from importlib.util import spec_from_file_location
+
     pkg_dir = os.path.join(pkg.site_dir, top)
     init = os.path.join(pkg_dir, "__init__.py")
     if os.path.isfile(init):
