@@ -93,9 +93,7 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     hit = lookups.get((name, version))
     if hit is not None:
         return hit
-    from packaging.version import Version  # a first lookup: off the start-up path
-
-    from ..names import normalize_version
+    from ..names import normalize_version  # a first lookup: off the start-up path
 
     wanted = normalize_version(version)
     _configure_local_lock()
@@ -103,6 +101,8 @@ def _lookup(name: str, version: str) -> tuple[RoutedPackage, str]:
     pkg = REGISTRY.packages.get((dist, wanted)) if dist is not None else None
     if pkg is None and dist is not None:
         # "1.0" asks for what is installed as "1.0.0": equal under PEP 440
+        from packaging.version import Version
+
         same = [v for v in REGISTRY.versions(dist) if Version(v) == Version(wanted)]
         pkg = REGISTRY.packages.get((dist, same[0])) if same else None
     if pkg is None:
