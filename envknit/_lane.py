@@ -27,16 +27,17 @@ kill or a SIGKILL for longer than the next start.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import itertools
-import json
 import mmap
 import os
-import re
 import stat
 import sys
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import re
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -64,7 +65,7 @@ INLINE_MAX = 32 * 1024
 #: The default limit on the bytes of all buffers in one message (see ``limit``).
 DEFAULT_LIMIT = 4 * 1024**3
 
-_KINDS = frozenset({"bytes", "bytearray", "array", "memoryview", "ndarray", "list"})
+_KINDS = frozenset({"bytes", "bytearray", "array", "memoryview", "ndarray", "list", "floats"})
 #: Lists of at least this many floats (or ints) travel as one packed buffer, not as JSON.
 NUMBERS_MIN = 1024
 # Linux caps one read() at 0x7ffff000 bytes; stay under it.
@@ -94,7 +95,13 @@ class LaneTooLarge(LaneError):
 def prefix() -> str:
     """The first part of every file name (``ENVKNIT_LANE_PREFIX``, default ``envknit``)."""
     value = os.environ.get("ENVKNIT_LANE_PREFIX", "envknit")
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,40}", value):
+    # [A-Za-z][A-Za-z0-9_]{0,40}, without loading re at start-up
+    if not (
+        0 < len(value) <= 41
+        and value.isascii()
+        and value[0].isalpha()
+        and value.replace("_", "a").isalnum()
+    ):
         raise LaneError(f"ENVKNIT_LANE_PREFIX must be letters, digits and _, got {value!r}")
     return value
 
@@ -117,8 +124,16 @@ def _uid() -> int:
     return os.getuid() if hasattr(os, "getuid") else 0
 
 
+_name_res: dict[str, re.Pattern[str]] = {}
+
+
 def _name_re(pfx: str) -> re.Pattern[str]:
-    return re.compile(re.escape(pfx) + r"-(\d+)-(\d+)-(\d+)-([0-9a-f]{16})")
+    pattern = _name_res.get(pfx)
+    if pattern is None:
+        import re
+
+        pattern = _name_res[pfx] = re.compile(re.escape(pfx) + r"-(\d+)-(\d+)-(\d+)-([0-9a-f]{16})")
+    return pattern
 
 
 def _numpy_module() -> Any:
@@ -201,6 +216,248 @@ def limit() -> int:
         ) from None
 
 
+# -- pooled segments ----------------------------------------------------------------------------
+#: A pooled file starts with one page of header (its first byte is the segment's state), so
+#: that its data is page-aligned and a receiver can map just the data (mmap offsets are pages).
+HEADER = mmap.ALLOCATIONGRANULARITY
+_FREE, _SENT, _TAKEN = 0, 1, 2
+#: The default cap on the bytes one pool keeps (see ``Pool``); ``ENVKNIT_LANE_POOL_BYTES``.
+POOL_BYTES = 256 * 1024**2
+#: A free segment unused for this many seconds is given back at the pool's next transfer.
+POOL_IDLE = 30.0
+
+
+class _Segment:
+    __slots__ = ("map", "name", "size", "used")
+
+    def __init__(self, name: str, size: int, mapped: mmap.mmap) -> None:
+        self.name = name
+        self.size = size  # bytes of data room, after the header
+        self.map = mapped
+        self.used = 0.0
+
+
+def _pool_limit() -> int:
+    value = os.environ.get("ENVKNIT_LANE_POOL_BYTES")
+    if not value:
+        return POOL_BYTES
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise LaneError(
+            f"ENVKNIT_LANE_POOL_BYTES must be a number of bytes, got {value!r}"
+        ) from None
+
+
+def _room(n: int) -> int:
+    """``n`` rounded up to a size class: whole pages, at most 1/8 more than asked."""
+    step = max(HEADER, 1 << max(0, n.bit_length() - 4))
+    return -(-n // step) * step
+
+
+class Pool:
+    """Files that one sender keeps mapped and writes transfer after transfer.
+
+    A fresh file costs a page fault per page on both sides (as much as the copy itself, or
+    more); a pooled one is already in memory and mapped, so sending is one ``memcpy`` into warm
+    pages. The first byte of each file says whose turn it is: the sender marks it sent, the
+    receiver marks it taken when it maps the data (``receive``) and free again once the last
+    view of that mapping is gone (a weak reference on the mapping: an ndarray or memoryview
+    over it keeps it alive, whatever the user slices from it), or at once when it copies the
+    data out (bytes). The sender writes only into free files, so a view the receiver holds is
+    never overwritten. Files stay named in the lane directory while pooled (``sweep`` removes
+    those of a dead maker); a file sent but never taken is retired, never reused: a late
+    receiver may still map it.
+
+    Bounded: at most ``max_bytes`` (``ENVKNIT_LANE_POOL_BYTES``, default ``POOL_BYTES``; 0
+    turns pooling off) of files; a buffer that does not fit travels in a one-off file as
+    before, free files unused for ``POOL_IDLE`` seconds go at the next transfer, and ``close``
+    (at exit, too) removes them all.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        import _thread
+
+        self._max = max_bytes
+        self._lock = _thread.allocate_lock()
+        self._segments: list[_Segment] = []
+        self._pid = os.getpid()
+        self.total = 0
+
+    @property
+    def max_bytes(self) -> int:
+        if self._max is None:
+            self._max = _pool_limit()
+        return self._max
+
+    def take(self, n: int) -> _Segment | None:
+        """A free segment of at least ``n`` bytes, marked sent; None when the pool is full."""
+        if n > self.max_bytes or not hasattr(os, "pwrite"):
+            return None
+        with self._lock:
+            now = time.monotonic()
+            best = None
+            for seg in self._segments:
+                if seg.size >= n and seg.map[0] == _FREE and (best is None or seg.size < best.size):
+                    best = seg
+            if best is None:
+                size = _room(n)
+                self._trim(now, self.max_bytes - size)
+                if self.total + size > self.max_bytes:
+                    return None
+                best = self._create(size)
+            best.map[0] = _SENT
+            best.used = now
+            return best
+
+    def _trim(self, now: float, keep: int) -> None:
+        """Retire free segments idle too long, then the least recently used free ones until
+        at most ``keep`` bytes stay pooled."""
+        for seg in sorted(self._segments, key=lambda s: s.used):
+            if seg.map[0] == _FREE and (self.total > keep or now - seg.used > POOL_IDLE):
+                self._retire(seg)
+
+    def _create(self, size: int) -> _Segment:
+        if not self._segments:
+            _register(self)
+        name, fd = _new_file(HEADER + size)
+        try:
+            mapped = mmap.mmap(fd, HEADER + size, flags=mmap.MAP_SHARED | _POPULATE)
+        except OSError as exc:
+            _unlink(name)
+            raise LaneError(f"cannot map a {size}-byte buffer file: {exc}") from None
+        finally:
+            os.close(fd)
+        seg = _Segment(name, size, mapped)
+        self._segments.append(seg)
+        self.total += size
+        return seg
+
+    def retire(self, seg: _Segment, *, untaken: bool = False) -> None:
+        """Stop using ``seg`` (if ``untaken``: only if no receiver took it): unlink it; views
+        a receiver holds keep their memory."""
+        with self._lock:
+            if seg in self._segments and (not untaken or seg.map[0] == _SENT):
+                self._retire(seg)
+
+    def _retire(self, seg: _Segment) -> None:
+        self._segments.remove(seg)
+        self.total -= seg.size
+        if os.getpid() == self._pid:  # a forked child must not remove its parent's files
+            _unlink(seg.name)
+        with contextlib.suppress(BufferError):  # never exported; belt and braces
+            seg.map.close()
+
+    def close(self) -> None:
+        """Remove every file of this pool (at exit, and when its peer is gone)."""
+        with self._lock:
+            for seg in list(self._segments):
+                self._retire(seg)
+        if _pools is not None:
+            _pools.discard(self)
+
+
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+_pools: set[Pool] | None = None
+
+
+def _register(pool: Pool) -> None:
+    """Close ``pool`` at exit, if its owner has not (a pool leaves the set when closed)."""
+    global _pools
+    if _pools is None:
+        import atexit
+
+        _pools = set()
+        atexit.register(_close_pools)
+    _pools.add(pool)
+
+
+def _close_pools() -> None:
+    for pool in list(_pools or ()):
+        pool.close()
+
+
+def _unlink(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(directory(), name))
+
+
+#: Floats per batch in the ``floats`` layout (pickle's list batch size).
+_BATCH = 1000
+_PICKLE_HEAD = b"\x80\x02]q\x00"  # PROTO 2, EMPTY_LIST, BINPUT 0
+_pickler: Any = None
+_batch_structs: dict[int, Any] = {}
+
+
+def _pack_floats(value: list[Any]) -> memoryview | None:
+    """``value`` in the ``floats`` layout, or None unless every item is exactly a float.
+
+    The layout is the body pickle protocol 2 writes for a list of floats: batches of up to
+    1,000, each ``(``, then ``G`` and 8 big-endian bytes per float, then ``e``. pickle's C
+    encoder is the fastest exact type check in the stdlib (it dispatches on the exact type:
+    an int, a bool or a float subclass is written with another opcode and so changes the
+    layout, which is checked here byte by byte); it costs about half of
+    ``set(map(type, value))`` plus ``array('d', value)``. Its ``reducer_override`` refuses any
+    object that is not a plain value before it is reduced, so no user code runs. The receiver
+    reads the layout with ``struct`` (``_unpack_floats``); nothing is ever unpickled.
+    """
+    global _pickler
+    import io
+    import pickle
+
+    if _pickler is None:
+
+        class _Refused(Exception):
+            pass
+
+        class FloatsOnly(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                raise _Refused
+
+        _pickler = (FloatsOnly, _Refused)
+    pickler, refused = _pickler
+    out = io.BytesIO()
+    try:
+        pickler(out, 2).dump(value)
+    except (refused, RecursionError, pickle.PicklingError):
+        return None
+    data = out.getvalue()
+    n = len(value)
+    if len(data) != 6 + 9 * n + 2 * -(-n // _BATCH) or not data.startswith(_PICKLE_HEAD):
+        return None
+    marks = b"G" * _BATCH
+    offset = len(_PICKLE_HEAD)
+    for start in range(0, n, _BATCH):
+        k = min(_BATCH, n - start)
+        end = offset + 2 + 9 * k
+        if (
+            data[offset] != 0x28  # MARK
+            or data[end - 1] != 0x65  # APPENDS
+            or data[offset + 1 : end - 1 : 9] != (marks if k == _BATCH else marks[:k])
+        ):
+            return None
+        offset = end
+    return memoryview(data)[len(_PICKLE_HEAD) : -1]
+
+
+def _unpack_floats(raw: Any, count: Any) -> list[float]:
+    """The list of floats a ``floats`` buffer holds (see ``_pack_floats``)."""
+    if not isinstance(count, int) or count < 0 or len(raw) != 9 * count + 2 * -(-count // _BATCH):
+        raise LaneError(f"packed floats of {len(raw)} bytes cannot hold {count!r} floats")
+    out: list[float] = []
+    offset = 1
+    for start in range(0, count, _BATCH):
+        k = min(_BATCH, count - start)
+        unpack = _batch_structs.get(k)
+        if unpack is None:
+            import struct
+
+            unpack = _batch_structs[k] = struct.Struct(">" + "xd" * k).unpack_from
+        out += unpack(raw, offset)  # "x" skips each "G"
+        offset += 9 * k + 2
+    return out
+
+
 class Outbox:
     """The files one side made for one message; ``discard`` unlinks those never taken.
 
@@ -209,14 +466,19 @@ class Outbox:
     """
 
     inline_max = INLINE_MAX
-    __slots__ = ("_limit", "all_buffers", "names", "total")
+    __slots__ = ("_limit", "all_buffers", "names", "pool", "pooled", "total")
 
-    def __init__(self, max_bytes: int | None = None, *, all_buffers: bool = True) -> None:
+    def __init__(
+        self, max_bytes: int | None = None, *, all_buffers: bool = True, pool: Pool | None = None
+    ) -> None:
         # Made for every call: the environment is read only when a buffer is sent.
         self._limit = max_bytes
         self.all_buffers = all_buffers
         self.total = 0
         self.names: list[str] = []
+        #: where large buffers go first (one-off files when it is None or full)
+        self.pool = pool
+        self.pooled: list[_Segment] = []
 
     @property
     def limit(self) -> int:
@@ -225,7 +487,7 @@ class Outbox:
         return self._limit
 
     def __bool__(self) -> bool:
-        return bool(self.names)
+        return bool(self.names or self.pooled)
 
     def describe(self, value: Any) -> dict[str, Any]:
         """``value``'s descriptor (``{TAG: {...}}``); large data is written to a file."""
@@ -237,19 +499,27 @@ class Outbox:
 
     def numbers(self, value: list[Any]) -> dict[str, Any] | None:
         """The descriptor of a long list of only floats (or only ints that fit in 64 bits),
-        packed as doubles (int64s) instead of JSON text; None for any other list."""
+        packed (see ``_pack_floats``; int64s) instead of JSON text; None for any other list."""
         if len(value) < NUMBERS_MIN:
             return None
         first = type(value[0])
-        if (first is not float and first is not int) or set(map(type, value)) != {first}:
+        if first is float:
+            packed = _pack_floats(value)
+            if packed is None:
+                return None
+            body = describe(packed, self)[TAG]
+            return {TAG: {"kind": "floats", "n": body.pop("n"), "count": len(value), **{
+                k: v for k, v in body.items() if k in ("seg", "pool", "b64")
+            }}}
+        if first is not int or set(map(type, value)) != {int}:
             return None
         import array
 
         try:
-            packed = array.array("d" if first is float else "q", value)
+            packed_ints = array.array("q", value)
         except OverflowError:  # an int past 64 bits: JSON carries it exactly
             return None
-        desc = describe(packed, self)
+        desc = describe(packed_ints, self)
         desc[TAG]["kind"] = "list"
         return desc
 
@@ -260,47 +530,29 @@ class Outbox:
 
     def _create(self, n: int) -> tuple[str, int]:
         """A new private file of ``n`` bytes' room, open for writing: (name, fd)."""
-        global _swept
-        if not _swept:
-            _swept = True
-            sweep()
-        folder = directory()
-        for _ in range(100):
-            name = (
-                f"{prefix()}-{_uid()}-{os.getpid()}-{next(_counter)}-"
-                f"{os.urandom(8).hex()}"
-            )
-            path = os.path.join(folder, name)
-            try:
-                fd = os.open(
-                    path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600
-                )
-            except FileExistsError:  # another user's squatter, or (never) a clash: next name
-                continue
-            self.names.append(name)
-            try:
-                # Reserve the room now: running out of space then is a clean ENOSPC, never a
-                # SIGBUS while a mapping is written, and a write() never stops half-way.
-                if n and hasattr(os, "posix_fallocate"):
-                    os.posix_fallocate(fd, 0, n)
-            except OSError as exc:
-                os.close(fd)
-                self.discard()
-                raise LaneError(
-                    f"no room for a {n}-byte buffer in {folder}: {os.strerror(exc.errno or 0)}"
-                ) from None
-            return name, fd
-        raise LaneError(f"cannot create a buffer file in {folder}")
+        try:
+            name, fd = _new_file(n)
+        except LaneError:
+            self.discard()
+            raise
+        self.names.append(name)
+        return name, fd
 
-    def checkpoint(self) -> tuple[int, int]:
+    def checkpoint(self) -> tuple[int, int, int]:
         """Where this message is now; ``discard(checkpoint)`` undoes what came after."""
-        return len(self.names), self.total
+        return len(self.names), self.total, len(self.pooled)
 
-    def discard(self, since: tuple[int, int] = (0, 0)) -> None:
+    def discard(self, since: tuple[int, int, int] = (0, 0, 0)) -> None:
         """Unlink the files of this message (after ``since``) that the receiver has not taken
-        (and mapped); with no ``since``, start afresh: one Outbox serves message after
-        message."""
-        first, self.total = since
+        (and mapped), and retire its pooled segments still untaken; with no ``since``, start
+        afresh: one Outbox serves message after message."""
+        first, self.total, first_pooled = since
+        if len(self.pooled) > first_pooled:
+            pooled = self.pooled[first_pooled:]
+            del self.pooled[first_pooled:]
+            if self.pool is not None:
+                for seg in pooled:
+                    self.pool.retire(seg, untaken=True)
         if len(self.names) <= first:
             return
         folder = directory()
@@ -310,6 +562,35 @@ class Outbox:
             # Gone means taken: the receiver unlinked it after mapping it.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
+
+
+def _new_file(n: int) -> tuple[str, int]:
+    """A new private lane file with room for ``n`` bytes, open for writing: (name, fd)."""
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep()
+    folder = directory()
+    for _ in range(100):
+        name = f"{prefix()}-{_uid()}-{os.getpid()}-{next(_counter)}-{os.urandom(8).hex()}"
+        path = os.path.join(folder, name)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        except FileExistsError:  # another user's squatter, or (never) a clash: next name
+            continue
+        try:
+            # Reserve the room now: running out of space then is a clean ENOSPC, never a
+            # SIGBUS while a mapping is written, and a write() never stops half-way.
+            if n and hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(fd, 0, n)
+        except OSError as exc:
+            os.close(fd)
+            _unlink(name)
+            raise LaneError(
+                f"no room for a {n}-byte buffer in {folder}: {os.strerror(exc.errno or 0)}"
+            ) from None
+        return name, fd
+    raise LaneError(f"cannot create a buffer file in {folder}")
 
 
 def _write_all(fd: int, data: memoryview) -> None:
@@ -366,14 +647,26 @@ def describe(value: Any, outbox: Outbox) -> dict[str, Any]:
         pass
     elif n <= INLINE_MAX:
         data = view if view is not None else memoryview(array.tobytes())  # type: ignore[union-attr]
+        import base64
+
         meta["b64"] = base64.b64encode(data).decode("ascii")
+    elif outbox.pool is not None and (seg := outbox.pool.take(n)) is not None:
+        outbox.pooled.append(seg)
+        # One memcpy into pages that are already there (see Pool).
+        if view is not None:
+            seg.map[HEADER : HEADER + n] = view
+        else:
+            _copy_strided(seg.map, HEADER, array)
+        meta["seg"] = seg.name
+        meta["pool"] = 1
     else:
         name, fd = outbox._create(n)
         try:
             if view is not None:
                 _write_all(fd, view)
             else:
-                _copy_strided(fd, n, array)
+                with mmap.mmap(fd, n) as mapped:
+                    _copy_strided(mapped, 0, array)
         except OSError as exc:
             outbox.discard()
             raise LaneError(f"cannot write a {n}-byte buffer: {exc}") from None
@@ -383,14 +676,13 @@ def describe(value: Any, outbox: Outbox) -> dict[str, Any]:
     return {TAG: meta}
 
 
-def _copy_strided(fd: int, n: int, array: Any) -> None:
-    """Copy a non-contiguous ndarray into the file in C order, without a temporary copy."""
-    with mmap.mmap(fd, n) as mapped:
-        target = type(array)(array.shape, array.dtype, buffer=mapped)
-        try:
-            target[...] = array
-        finally:
-            del target  # the mapping cannot close while an array still exports it
+def _copy_strided(mapped: mmap.mmap, offset: int, array: Any) -> None:
+    """Copy a non-contiguous ndarray into a mapping in C order, without a temporary copy."""
+    target = type(array)(array.shape, array.dtype, buffer=mapped, offset=offset)
+    try:
+        target[...] = array
+    finally:
+        del target  # the mapping cannot close while an array still exports it
 
 
 def _open_segment(name: str, n: int) -> int:
@@ -429,12 +721,15 @@ def receive(meta: Any) -> Any:
         raise LaneError(f"bad buffer size {n!r}")
     raw: Any
     if "seg" in meta:
-        fd = _open_segment(meta["seg"], n)
+        pooled = bool(meta.get("pool"))
+        fd = _open_segment(meta["seg"], n + HEADER if pooled else n)
         try:
-            raw = _take(fd, n, meta, os.path.join(directory(), meta["seg"]))
+            raw = _take(fd, n, meta, os.path.join(directory(), meta["seg"]), pooled)
         finally:
             os.close(fd)
     elif n:
+        import base64
+
         try:
             raw = base64.b64decode(str(meta["b64"]).encode("ascii"), validate=True)
         except (KeyError, ValueError) as exc:
@@ -447,6 +742,8 @@ def receive(meta: Any) -> Any:
         return bytes(raw) if type(raw) is not bytes else raw
     if kind == "bytearray":
         return raw if type(raw) is bytearray else bytearray(raw)
+    if kind == "floats":
+        return _unpack_floats(raw, meta.get("count"))
     if kind in ("array", "list"):
         if type(raw) is bytes:
             import array
@@ -462,36 +759,86 @@ def receive(meta: Any) -> Any:
     return _memoryview(meta, raw)
 
 
-def _take(fd: int, n: int, meta: dict[str, Any], path: str) -> Any:
-    """The file's bytes: copied out for bytes/bytearray/array, else a writable mapping."""
+def _take(fd: int, n: int, meta: dict[str, Any], path: str, pooled: bool) -> Any:
+    """The file's bytes: copied out for bytes/bytearray/array/lists, else a writable mapping.
+
+    A one-off file is unlinked once taken; a pooled one (data after ``HEADER``) goes back to
+    its sender: at once after a copy, when the mapping dies after a mapping (see ``Pool``).
+    """
     kind = meta["kind"]
+    offset = HEADER if pooled else 0
     try:
         if kind in ("array", "list"):
             import array
 
             itemsize = int(meta["itemsize"])
             out_array = array.array(str(meta["fmt"]), [0]) * (n // itemsize)
-            _read_into(fd, memoryview(out_array).cast("B"))
+            _read_into(fd, memoryview(out_array).cast("B"), offset)
             return out_array
-        if kind == "bytes" and n <= _IO_CHUNK:
-            data = os.read(fd, n)  # one copy, into the bytes object itself
+        if kind in ("bytes", "floats") and n <= _IO_CHUNK:
+            # One copy, into the bytes object itself.
+            data = os.pread(fd, n, offset) if offset else os.read(fd, n)
             if len(data) != n:
                 raise LaneError(f"buffer file ended after {len(data)} of {n} bytes")
             return data
-        if kind in ("bytes", "bytearray", "array"):
+        if kind in ("bytes", "bytearray", "floats"):
             out = bytearray(n)
-            _read_into(fd, memoryview(out))
+            _read_into(fd, memoryview(out), offset)
             return out
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        return mmap.mmap(fd, n, flags=flags)
+        mapped = mmap.mmap(fd, n, flags=mmap.MAP_SHARED | _POPULATE, offset=offset)
+        if pooled:
+            os.pwrite(fd, bytes((_TAKEN,)), 0)
+            _watch(mapped, path)
+            pooled = False  # the mapping gives it back
+        return mapped
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)  # mapped or copied: the name has done its job
+        if pooled:
+            os.pwrite(fd, bytes((_FREE,)), 0)  # copied out: the sender may write it again
+        elif not offset:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # mapped or copied: the name has done its job
 
 
-def _read_into(fd: int, view: memoryview) -> None:
+_held: set[Any] = set()
+
+
+def _watch(mapped: mmap.mmap, path: str) -> None:
+    """Mark ``path``'s segment free once ``mapped`` is gone: the last ndarray, memoryview or
+    slice of one built on it keeps it alive, so nothing the user holds is ever reused."""
+    import weakref
+
+    def release(ref: Any, path: str = path, held: set[Any] = _held) -> None:
+        held.discard(ref)
+        _give_back(path)
+
+    _held.add(weakref.ref(mapped, release))
+
+
+def _give_back(
+    path: str,
+    _open: Any = os.open,
+    _fstat: Any = os.fstat,
+    _pwrite: Any = getattr(os, "pwrite", None),
+    _close: Any = os.close,
+    _flags: int = os.O_WRONLY | _NOFOLLOW,
+    _uid: int = _uid(),
+) -> None:
+    # Runs from a weakref callback, maybe late in interpreter shutdown: the defaults keep what
+    # it needs. A file its sender retired meanwhile is gone: nothing to give back.
+    try:
+        fd = _open(path, _flags)
+    except OSError:
+        return
+    try:
+        if _fstat(fd).st_uid == _uid:
+            _pwrite(fd, b"\x00", 0)
+    finally:
+        _close(fd)
+
+
+def _read_into(fd: int, view: memoryview, offset: int = 0) -> None:
     got, n = 0, len(view)
-    os.lseek(fd, 0, os.SEEK_SET)
+    os.lseek(fd, offset, os.SEEK_SET)
     with open(fd, "rb", buffering=0, closefd=False) as file:  # readinto: no preadv on macOS
         while got < n:
             read = file.readinto(view[got : got + _IO_CHUNK])
@@ -611,6 +958,8 @@ def plain_json(value: Any) -> Any:
 
     Raises TypeError, as ``json.dumps`` does, for anything else that JSON cannot carry.
     """
+    import json
+
     found: list[Any] = []
 
     def hole(obj: Any) -> Any:
@@ -638,6 +987,9 @@ class JsonText:
     """
 
     def __init__(self, key: str) -> None:
+        import json
+
+        self._dumps = json.dumps
         self.key = key
         self._needle = json.dumps(key)
         self._decode = json.JSONDecoder().raw_decode
@@ -653,7 +1005,7 @@ class JsonText:
                 return {self.key: describe(obj, outbox)[TAG]}
             return _not_json(obj)
 
-        return json.dumps(value, default=buffer)
+        return self._dumps(value, default=buffer)
 
     @staticmethod
     def pack(value: Any, outbox: Outbox, depth: int = 3) -> Any:

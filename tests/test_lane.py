@@ -359,7 +359,8 @@ def test_the_default_limit_is_raisable_from_the_environment(
 def test_long_number_lists_travel_packed_and_come_back_exact(value: list[Any]) -> None:
     box = L.Outbox()
     desc = box.numbers(value)
-    assert desc is not None and desc[L.TAG]["kind"] == "list"
+    assert desc is not None
+    assert desc[L.TAG]["kind"] == ("floats" if type(value[0]) is float else "list")
     got = L.receive(json.loads(json.dumps(desc))[L.TAG])
     box.discard()
     assert [type(v) for v in got] == [type(v) for v in value]
@@ -372,9 +373,24 @@ def test_long_number_lists_travel_packed_and_come_back_exact(value: list[Any]) -
     [1] * 2000 + [True],
     [1] * 2000 + [2**64],  # past 64 bits
     ["a"] * 2000,
+    [0.5] * 2000 + [False],
+    [0.5] * 1500 + [type("F", (float,), {})(2.0)] + [0.5] * 600,  # a float subclass
+    [0.5] * 1500 + [[0.5, 0.5]],
+    [0.5] * 1500 + ["a"] + [0.5] * 999,  # the layout's length cannot tell
+    [0.5] * 1500 + [None],
 ])
 def test_other_lists_are_not_packed(value: list[Any]) -> None:
     assert L.Outbox().numbers(value) is None
+
+
+def test_checking_a_list_runs_no_code_of_its_items() -> None:
+    class Loud:
+        def __reduce__(self) -> Any:
+            raise AssertionError("reduced")
+
+        __reduce_ex__ = __getstate__ = __reduce__
+
+    assert L.Outbox().numbers([0.5] * 1500 + [Loud()]) is None
 
 
 def test_discard_since_a_checkpoint_keeps_what_came_before(prefix: str) -> None:

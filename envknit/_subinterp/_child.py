@@ -62,6 +62,7 @@ _probe_results: dict[str, dict[str, Any]] = {}
 _lane_key: str | None = None
 _lane_text: Any = None
 _lane_module: Any = None
+_lane_pool: Any = None  # warm files for answers' buffers (see _lane.Pool)
 _outbox: Any = None  # the lane files of the last answer (the host takes them as it decodes)
 
 
@@ -98,6 +99,8 @@ def before_destroy() -> None:
     if _watchdog is not None:
         _watchdog.close()
         _watchdog = None
+    if _lane_pool is not None:
+        _lane_pool.close()  # the host's views of them keep their memory
     threading = sys.modules.get("threading")
     if threading is None:
         return
@@ -188,7 +191,7 @@ def _dumps_with_buffers(answer: dict[str, Any], value: Any) -> str:
     global _outbox
     lane = _lane()
     lane_module = _lane_module
-    outbox = lane_module.Outbox()
+    outbox = lane_module.Outbox(pool=_lane_pool)
     try:
         text: str = lane.dumps(lane.pack(answer, outbox), outbox)
     except lane_module.LaneTooLarge as exc:
@@ -219,7 +222,7 @@ def _has_long_list(value: Any, depth: int = 3) -> bool:
 
 def _lane() -> Any:
     """The lane's JsonText under the host's key (the module is loaded by path, once)."""
-    global _lane_text, _lane_module
+    global _lane_text, _lane_module, _lane_pool
     if _lane_text is None:
         import importlib.util
 
@@ -229,6 +232,7 @@ def _lane() -> Any:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         module.IMPORT_NUMPY = False  # C extensions load here only by the user's own import
         _lane_module = module
+        _lane_pool = module.Pool()
         _lane_text = module.JsonText(_lane_key)
     return _lane_text
 

@@ -148,6 +148,8 @@ class Driver:
         self._stuck = False
         self._stuck_outbox: _lane.Outbox | None = None
         self._stuck_job: Job | None = None
+        #: warm files for the buffers of requests (see _lane.Pool), removed after destroy
+        self._pool = _lane.Pool()
         self._create()
 
     # -- on whichever thread owns the interpreter (under _run_lock) ------------------------------
@@ -196,6 +198,7 @@ class Driver:
         if self._interp is not None:
             interp, self._interp = self._interp, None
             adapter.destroy(interp)
+        self._pool.close()
 
     def _request(self, text: str, call_id: int) -> dict[str, Any]:
         """Run one request inline on this thread (under ``_run_lock``)."""
@@ -484,7 +487,7 @@ class Driver:
         call_id = next(self._ids)
         payload["id"] = call_id
         # Encoded in the caller's thread, so a value that is not JSON raises TypeError there.
-        text, outbox = _encode(payload)
+        text, outbox = _encode(payload, self._pool)
         if timeout is None:
             try:
                 with self._run_lock:
@@ -515,7 +518,7 @@ class Driver:
         """
         call_id = next(self._ids)
         payload["id"] = call_id
-        text, outbox = _encode(payload)
+        text, outbox = _encode(payload, self._pool)
         if _server.AVAILABLE:
             return self._submit_served(Submitted(text, call_id, outbox, finish, Future()))
         try:
@@ -611,13 +614,13 @@ class Driver:
         return self._thread is None or self._thread.is_alive()
 
 
-def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
+def _encode(payload: dict[str, Any], pool: _lane.Pool) -> tuple[str, _lane.Outbox | None]:
     """The request text, and the lane files its buffers went to (None without buffers)."""
     outbox = None
     packed = payload
     if _may_pack(payload):
         # Long lists of numbers travel packed (a list of 100,000 floats: one buffer).
-        outbox = _lane.Outbox()
+        outbox = _lane.Outbox(pool=pool)
         packed = _JSON.pack(payload, outbox)
         if packed is payload:
             outbox = None
@@ -625,7 +628,7 @@ def _encode(payload: dict[str, Any]) -> tuple[str, _lane.Outbox | None]:
         try:
             return json.dumps(payload), None
         except TypeError:  # not plain JSON: buffers go on the lane (anything else fails again)
-            outbox = _lane.Outbox()
+            outbox = _lane.Outbox(pool=pool)
     try:
         return _JSON.dumps(packed, outbox), outbox
     except _lane.LaneTooLarge as exc:

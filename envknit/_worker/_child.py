@@ -111,7 +111,8 @@ class _Outbox:
 
     def _real(self) -> L.Outbox:
         if self._box is None:
-            self._box = _lane().Outbox(all_buffers=False)
+            lane = _lane()
+            self._box = lane.Outbox(all_buffers=False, pool=lane.Pool())
         return self._box
 
     @property
@@ -131,12 +132,17 @@ class _Outbox:
     def numbers(self, value: list[Any]) -> dict[str, Any] | None:
         return self._real().numbers(value)
 
-    def checkpoint(self) -> tuple[int, int]:
-        return (0, 0) if self._box is None else self._box.checkpoint()
+    def checkpoint(self) -> tuple[int, int, int]:
+        return (0, 0, 0) if self._box is None else self._box.checkpoint()
 
-    def discard(self, since: tuple[int, int] = (0, 0)) -> None:
+    def discard(self, since: tuple[int, int, int] = (0, 0, 0)) -> None:
         if self._box is not None:
             self._box.discard(since)
+
+    def close(self) -> None:
+        """Remove the pooled files (the host is gone)."""
+        if self._box is not None and self._box.pool is not None:
+            self._box.pool.close()
 
 
 class Server:
@@ -309,6 +315,7 @@ class Server:
         finally:
             # The host is gone (or closed the pipe): files of a reply it never took go too.
             self.outbox.discard()
+            self.outbox.close()
 
     def _serve(self) -> None:
         while True:

@@ -91,7 +91,7 @@ class Worker:
         self._last_reply = 0.0
         self._released: deque[tuple[int, int]] = deque()
         #: the lane files of the request being sent (``encode`` callbacks describe into it).
-        self.outbox = _lane.Outbox()
+        self.outbox = _lane.Outbox(pool=_lane.Pool())
 
     # -- lifecycle ----------------------------------------------------------------------------
     def _spawn(self) -> None:
@@ -168,6 +168,8 @@ class Worker:
         proc, self._proc = self._proc, None
         with _pool_lock:
             _live.discard(self)
+        assert self.outbox.pool is not None
+        self.outbox.pool.close()  # its receiver is gone: what it holds went with it
         if self._wfd >= 0:
             os.close(self._wfd)
             self._wfd = -1
@@ -231,6 +233,7 @@ class Worker:
             if fd >= 0:
                 os.close(fd)
         self._wfd, self._reader, self._proc = -1, None, None
+        self.outbox = _lane.Outbox(pool=_lane.Pool())  # the parent's files stay the parent's
         return proc
 
     def alive(self) -> bool:
