@@ -15,7 +15,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # top-level module or package of envknit (a package with all its submodules); "envknit" alone is
 # the package's own __init__. A part may import only parts of lower layers (and itself).
 LAYERS: dict[str, tuple[str, ...]] = {
-    "foundation": ("envknit.errors", "envknit._version"),
+    "foundation": ("envknit.errors", "envknit._version", "envknit._lane_pool"),
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",

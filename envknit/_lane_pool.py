@@ -1,0 +1,273 @@
+"""The binary lane's pooled files and packed float lists (stdlib only; see ``envknit._lane``).
+
+Loaded by ``envknit/_lane.py`` (as a sibling module in the host, by path in a worker or a
+sub-interpreter), which subclasses ``Pool`` with the lane's own files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import time
+from typing import Any
+
+__all__ = [
+    "HEADER",
+    "POOL_BYTES",
+    "POOL_IDLE",
+    "POPULATE",
+    "LaneError",
+    "Pool",
+    "pack_floats",
+    "unpack_floats",
+]
+
+
+class LaneError(Exception):
+    """A buffer could not be sent or received (no space, a bad descriptor, a missing file)."""
+
+
+#: Map pages in at once (Linux): one pass of page-table work instead of a fault per page.
+POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+#: A pooled file starts with one page of header (its first byte is the segment's state), so
+#: that its data is page-aligned and a receiver can map just the data (mmap offsets are pages).
+HEADER = mmap.ALLOCATIONGRANULARITY
+FREE, SENT, TAKEN = 0, 1, 2
+#: The default cap on the bytes one pool keeps (see ``Pool``); ``ENVKNIT_LANE_POOL_BYTES``.
+POOL_BYTES = 256 * 1024**2
+#: A free segment unused for this many seconds is given back at the pool's next transfer.
+POOL_IDLE = 30.0
+
+
+class Segment:
+    __slots__ = ("map", "name", "size", "used")
+
+    def __init__(self, name: str, size: int, mapped: mmap.mmap) -> None:
+        self.name = name
+        self.size = size  # bytes of data room, after the header
+        self.map = mapped
+        self.used = 0.0
+
+
+def _pool_limit() -> int:
+    value = os.environ.get("ENVKNIT_LANE_POOL_BYTES")
+    if not value:
+        return POOL_BYTES
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise LaneError(
+            f"ENVKNIT_LANE_POOL_BYTES must be a number of bytes, got {value!r}"
+        ) from None
+
+
+def _room(n: int) -> int:
+    """``n`` rounded up to a size class: whole pages, at most 1/8 more than asked."""
+    step = max(HEADER, 1 << max(0, n.bit_length() - 4))
+    return -(-n // step) * step
+
+
+class Pool:
+    """Files that one sender keeps mapped and writes transfer after transfer.
+
+    A fresh file costs a page fault per page on both sides (as much as the copy itself, or
+    more); a pooled one is already in memory and mapped, so sending is one ``memcpy`` into warm
+    pages. The first byte of each file says whose turn it is: the sender marks it sent, the
+    receiver marks it taken when it maps the data (``receive``) and free again once the last
+    view of that mapping is gone (a weak reference on the mapping: an ndarray or memoryview
+    over it keeps it alive, whatever the user slices from it), or at once when it copies the
+    data out (bytes). The sender writes only into free files, so a view the receiver holds is
+    never overwritten. Files stay named in the lane directory while pooled (``sweep`` removes
+    those of a dead maker); a file sent but never taken is retired, never reused: a late
+    receiver may still map it.
+
+    Bounded: at most ``max_bytes`` (``ENVKNIT_LANE_POOL_BYTES``, default ``POOL_BYTES``; 0
+    turns pooling off) of files; a buffer that does not fit travels in a one-off file as
+    before, free files unused for ``POOL_IDLE`` seconds go at the next transfer, and ``close``
+    (at exit, too) removes them all.
+    """
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        import _thread
+
+        self._max = max_bytes
+        self._lock = _thread.allocate_lock()
+        self._segments: list[Segment] = []
+        self._pid = os.getpid()
+        self.total = 0
+
+    @property
+    def max_bytes(self) -> int:
+        if self._max is None:
+            self._max = _pool_limit()
+        return self._max
+
+    def take(self, n: int) -> Segment | None:
+        """A free segment of at least ``n`` bytes, marked sent; None when the pool is full."""
+        if n > self.max_bytes or not hasattr(os, "pwrite"):
+            return None
+        with self._lock:
+            now = time.monotonic()
+            best = None
+            for seg in self._segments:
+                if seg.size >= n and seg.map[0] == FREE and (best is None or seg.size < best.size):
+                    best = seg
+            if best is None:
+                size = _room(n)
+                self._trim(now, self.max_bytes - size)
+                if self.total + size > self.max_bytes:
+                    return None
+                best = self._create(size)
+            best.map[0] = SENT
+            best.used = now
+            return best
+
+    def _trim(self, now: float, keep: int) -> None:
+        """Retire free segments idle too long, then the least recently used free ones until
+        at most ``keep`` bytes stay pooled."""
+        for seg in sorted(self._segments, key=lambda s: s.used):
+            if seg.map[0] == FREE and (self.total > keep or now - seg.used > POOL_IDLE):
+                self._retire(seg)
+
+    def _create(self, size: int) -> Segment:
+        if not self._segments:
+            _register(self)
+        name, fd = self._new_file(HEADER + size)
+        try:
+            mapped = mmap.mmap(fd, HEADER + size, flags=mmap.MAP_SHARED | POPULATE)
+        except OSError as exc:
+            self._unlink(name)
+            raise LaneError(f"cannot map a {size}-byte buffer file: {exc}") from None
+        finally:
+            os.close(fd)
+        seg = Segment(name, size, mapped)
+        self._segments.append(seg)
+        self.total += size
+        return seg
+
+    def retire(self, seg: Segment, *, untaken: bool = False) -> None:
+        """Stop using ``seg`` (if ``untaken``: only if no receiver took it): unlink it; views
+        a receiver holds keep their memory."""
+        with self._lock:
+            if seg in self._segments and (not untaken or seg.map[0] == SENT):
+                self._retire(seg)
+
+    def _retire(self, seg: Segment) -> None:
+        self._segments.remove(seg)
+        self.total -= seg.size
+        if os.getpid() == self._pid:  # a forked child must not remove its parent's files
+            self._unlink(seg.name)
+        with contextlib.suppress(BufferError):  # never exported; belt and braces
+            seg.map.close()
+
+    def _new_file(self, n: int) -> tuple[str, int]:
+        """A new private file with room for ``n`` bytes, open for writing: (name, fd)."""
+        raise NotImplementedError  # envknit._lane.Pool: the lane's files
+
+    def _unlink(self, name: str) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Remove every file of this pool (at exit, and when its peer is gone)."""
+        with self._lock:
+            for seg in list(self._segments):
+                self._retire(seg)
+        if _pools is not None:
+            _pools.discard(self)
+
+
+_pools: set[Pool] | None = None
+
+
+def _register(pool: Pool) -> None:
+    """Close ``pool`` at exit, if its owner has not (a pool leaves the set when closed)."""
+    global _pools
+    if _pools is None:
+        import atexit
+
+        _pools = set()
+        atexit.register(_close_pools)
+    _pools.add(pool)
+
+
+def _close_pools() -> None:
+    for pool in list(_pools or ()):
+        pool.close()
+
+
+#: Floats per batch in the ``floats`` layout (pickle's list batch size).
+_BATCH = 1000
+_PICKLE_HEAD = b"\x80\x02]q\x00"  # PROTO 2, EMPTY_LIST, BINPUT 0
+_pickler: Any = None
+_batch_structs: dict[int, Any] = {}
+
+
+def pack_floats(value: list[Any]) -> memoryview | None:
+    """``value`` in the ``floats`` layout, or None unless every item is exactly a float.
+
+    The layout is the body pickle protocol 2 writes for a list of floats: batches of up to
+    1,000, each ``(``, then ``G`` and 8 big-endian bytes per float, then ``e``. pickle's C
+    encoder is the fastest exact type check in the stdlib (it dispatches on the exact type:
+    an int, a bool or a float subclass is written with another opcode and so changes the
+    layout, which is checked here byte by byte); it costs about half of
+    ``set(map(type, value))`` plus ``array('d', value)``. Its ``reducer_override`` refuses any
+    object that is not a plain value before it is reduced, so no user code runs. The receiver
+    reads the layout with ``struct`` (``unpack_floats``); nothing is ever unpickled.
+    """
+    global _pickler
+    import io
+    import pickle
+
+    if _pickler is None:
+
+        class _Refused(Exception):
+            pass
+
+        class FloatsOnly(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                raise _Refused
+
+        _pickler = (FloatsOnly, _Refused)
+    pickler, refused = _pickler
+    out = io.BytesIO()
+    try:
+        pickler(out, 2).dump(value)
+    except (refused, RecursionError, pickle.PicklingError):
+        return None
+    data = out.getvalue()
+    n = len(value)
+    if len(data) != 6 + 9 * n + 2 * -(-n // _BATCH) or not data.startswith(_PICKLE_HEAD):
+        return None
+    marks = b"G" * _BATCH
+    offset = len(_PICKLE_HEAD)
+    for start in range(0, n, _BATCH):
+        k = min(_BATCH, n - start)
+        end = offset + 2 + 9 * k
+        if (
+            data[offset] != 0x28  # MARK
+            or data[end - 1] != 0x65  # APPENDS
+            or data[offset + 1 : end - 1 : 9] != (marks if k == _BATCH else marks[:k])
+        ):
+            return None
+        offset = end
+    return memoryview(data)[len(_PICKLE_HEAD) : -1]
+
+
+def unpack_floats(raw: Any, count: Any) -> list[float]:
+    """The list of floats a ``floats`` buffer holds (see ``pack_floats``)."""
+    if not isinstance(count, int) or count < 0 or len(raw) != 9 * count + 2 * -(-count // _BATCH):
+        raise LaneError(f"packed floats of {len(raw)} bytes cannot hold {count!r} floats")
+    out: list[float] = []
+    offset = 1
+    for start in range(0, count, _BATCH):
+        k = min(_BATCH, count - start)
+        unpack = _batch_structs.get(k)
+        if unpack is None:
+            import struct
+
+            unpack = _batch_structs[k] = struct.Struct(">" + "xd" * k).unpack_from
+        out += unpack(raw, offset)  # "x" skips each "G"
+        offset += 9 * k + 2
+    return out
