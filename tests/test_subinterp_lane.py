@@ -64,6 +64,17 @@ def test_eval_json_takes_and_returns_buffers() -> None:
         assert interp.call("builtins:bytes", data) == data
 
 
+def test_a_held_result_is_never_overwritten_by_later_calls(prefix: str) -> None:
+    make = "import array\nresult = memoryview(array.array('d', [v]) * n)"
+    with envknit.SubInterpreterEnv("lane") as interp:
+        first = interp.eval_json(make, v=1.5, n=BIG)
+        for i in range(4):
+            assert interp.eval_json(make, v=float(i), n=BIG)[0] == i
+            assert interp.eval_json("result = len(x)", x=memoryview(bytes([i]) * BIG)) == BIG
+        assert first.tolist() == [1.5] * BIG
+        assert 0 < len([n for n in os.listdir(_lane.directory()) if n.startswith(prefix)]) <= 4
+
+
 def test_json_semantics_are_unchanged_around_buffers() -> None:
     with envknit.SubInterpreterEnv("lane") as interp:
         look_alike = {"$m": {"kind": "bytes", "n": 1, "seg": "x"}}

@@ -137,6 +137,21 @@ def test_bytes_and_buffers_cross_to_the_worker_as_themselves(project: Path) -> N
         assert remote.tolist()[:3] == [0, 1, 2]
 
 
+@needs_numpy
+def test_a_held_result_is_never_overwritten_by_later_calls(project: Path, prefix: str) -> None:
+    with envknit.worker("lanetest", "1.0") as mod:
+        first = np.asarray(mod.echo(np.arange(BIG, dtype="f8")))
+        view = memoryview(mod.echo(b"a" * BIG))  # bytes: copied out, its file reused at once
+        for i in range(4):  # later results of the same size, both ways
+            assert float(np.asarray(mod.echo(np.full(BIG, -i, dtype="f8")))[0]) == -i
+        assert first.tolist() == list(map(float, range(BIG))) and bytes(view) == b"a" * BIG
+        files = len(leftovers(prefix))
+        assert 0 < files <= 8  # warm files, reused: not one per transfer (12 here)
+    envknit.shutdown_workers()
+    assert leftovers(prefix) == []  # the worker and its host removed their pools
+    assert first[-1] == BIG - 1  # and what the host holds keeps its memory
+
+
 def test_json_values_keep_their_semantics(project: Path) -> None:
     with envknit.worker("lanetest", "1.0") as mod:
         value = {"a": (1, b"x" * BIG, [2.5, None]), 3: "three", "$m": {"kind": "bytes"}}
