@@ -12,7 +12,10 @@ Side by side in one run, medians of repeated transfers, every figure with its ra
   ``multiprocessing.shared_memory`` (the receiver maps the block: a zero-copy view);
 * the same out of and into a sub-interpreter (3.12+: ``eval_json`` returning a memoryview of an
   ``array('d')`` / bytes; taking one as an input);
-* a list of 100,000 floats, worker -> host, against multiprocessing pickle.
+* a list of 100,000 floats, worker -> host and sub-interpreter -> host, against
+  multiprocessing pickle (of the same list, worker -> host);
+* a memcpy into warm (already touched) pages: the floor of a transfer through memory that is
+  mapped already, which is what the lane's pooled files make of a repeated transfer.
 
 Needs numpy in the running venv (the test extra has it); the worker reaches the same numpy
 through a ``.pth`` file in its one store entry.
@@ -187,6 +190,11 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                 size = f"{n // MB} MB"
                 memcpy = (f"{size} memcpy", "memcpy bytes(bytearray(n))",
                           lambda n=n: bytes(bytearray(n)))
+                # The floor of a transfer through memory that is already mapped and touched:
+                # one copy into warm pages (what a reused lane file costs the sender).
+                src, warm = bytes(n), bytearray(b"\1" * n)
+                warm_copy = (f"{size} memcpy", "memcpy into warm pages (w[:] = src)",
+                             lambda w=warm, s=src: w.__setitem__(slice(None), s))
                 for kind in ("array", "bytes"):
                     value = _make(kind, n)
                     mp.ask("make", kind, n)
@@ -210,16 +218,29 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     if gen2:
                         cases += _subinterp_cases(kind, n, value, group)
                     if kind == "array":  # memcpy takes turns with the first kind's cases
-                        cases.insert(0, memcpy)
+                        cases[:0] = [memcpy, warm_copy]
                     times = interleaved_ms([func for _, _, func in cases], reps)
                     for (grp, label, _), ms in zip(cases, times, strict=True):
                         rows.append((grp, label, ms))
-                    del remote
+                    del remote, src, warm
             mp.ask("make", "bytes", 8)
             floats = "100,000 floats (list), worker -> host"
-            pickled, ours = interleaved_ms([lambda: mp.ask("list"), mod.get_list], 21)
-            rows.append((floats, "multiprocessing Pipe + pickle", pickled))
-            rows.append((floats, "envknit worker", ours))
+            lists: list[tuple[str, str, Callable[[], Any]]] = [
+                (floats, "multiprocessing Pipe + pickle", lambda: mp.ask("list")),
+                (floats, "envknit worker", mod.get_list),
+            ]
+            if gen2:
+                env = envknit.SubInterpreterEnv("lanebench-list")
+                _interps.append(env)
+                env.run_string("floats = [i * 0.5 for i in range(100_000)]")
+                lists.append((
+                    "100,000 floats (list), sub-interpreter -> host",
+                    "envknit SubInterpreterEnv.eval_json",
+                    lambda: env.eval_json("import __main__\nresult = __main__.floats"),
+                ))
+            times = interleaved_ms([func for _, _, func in lists], 21)
+            for (grp, label, _), ms in zip(lists, times, strict=True):
+                rows.append((grp, label, ms))
     finally:
         mp.close()
         envknit.shutdown_workers()
@@ -266,8 +287,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 MB only")
     args = parser.parse_args()
     rows = run(args.quick)
-    memcpy = {g.split()[0]: ms for g, label, ms in rows if label.startswith("memcpy")}
+    memcpy = {g.split()[0]: ms for g, label, ms in rows if label.startswith("memcpy bytes")}
     pickled = {g: ms for g, label, ms in rows if label.startswith("multiprocessing Pipe")}
+    # The sub-interpreter's list is compared with the worker case's pickle (same list).
+    for group in [g for g, _, _ in rows if g.startswith("100,000 floats (list), sub")]:
+        pickled[group] = pickled["100,000 floats (list), worker -> host"]
     print(f"Python {sys.version.split()[0]}, numpy {np.__version__}; medians of 15 (10 MB), "
           "7 (100 MB), 21 (lists) transfers; ratios against memcpy of the same size and "
           "against multiprocessing Pipe + pickle of the same case")

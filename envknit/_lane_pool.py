@@ -36,7 +36,7 @@ POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 HEADER = mmap.ALLOCATIONGRANULARITY
 FREE, SENT, TAKEN = 0, 1, 2
 #: The default cap on the bytes one pool keeps (see ``Pool``); ``ENVKNIT_LANE_POOL_BYTES``.
-POOL_BYTES = 256 * 1024**2
+POOL_BYTES = 128 * 1024**2
 #: A free segment unused for this many seconds is given back at the pool's next transfer.
 POOL_IDLE = 30.0
 
@@ -110,6 +110,7 @@ class Pool:
             return None
         with self._lock:
             now = time.monotonic()
+            self._trim(now, self.max_bytes)  # idle ones only, unless over the cap
             best = None
             for seg in self._segments:
                 if seg.size >= n and seg.map[0] == FREE and (best is None or seg.size < best.size):
