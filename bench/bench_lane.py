@@ -222,7 +222,8 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     times = interleaved_ms([func for _, _, func in cases], reps)
                     for (grp, label, _), ms in zip(cases, times, strict=True):
                         rows.append((grp, label, ms))
-                    del remote, src, warm
+                    del remote
+                del src, warm
             mp.ask("make", "bytes", 8)
             floats = "100,000 floats (list), worker -> host"
             lists: list[tuple[str, str, Callable[[], Any]]] = [
