@@ -6,23 +6,24 @@ by path.
 A buffer travels as a small JSON descriptor, ``{"$m": {...}}``, while its bytes go through a
 file in ``/dev/shm`` (the system temp directory where there is none) that only this user can
 open: created with ``O_CREAT | O_EXCL | O_NOFOLLOW`` and mode 0600, written once by the sender
-with ``write()`` (one copy, straight from the sender's buffer), then mapped and unlinked by the
-receiver, which wraps the mapping without a copy. Small buffers ride inline in the descriptor
-as base64 instead, where a file would cost more than the bytes.
+(one copy, straight from the sender's buffer), then mapped by the receiver, which wraps the
+mapping without a copy. Senders reuse warm files (``Pool``, in ``envknit._lane_pool``); a
+one-off file is written with ``write()`` and unlinked by the receiver once mapped. Small
+buffers ride inline in the descriptor as base64, where a file would cost more than the bytes.
 
 Descriptor fields: ``kind`` (what the receiver builds: ``bytes``, ``bytearray``, ``array``,
-``memoryview``, ``ndarray``, or ``list`` for a packed list of numbers), ``n`` (bytes), ``fmt``
-(struct format of one item), ``itemsize``, ``shape``, ``ro`` (read-only), ``dtype`` (numpy's
-``dtype.str`` or ``descr``; ndarray only), ``seg`` (the file's name) or ``b64`` (inline bytes).
-Arrays always arrive C-contiguous with the sender's shape and dtype; a non-contiguous array is
-copied into the file in C order.
+``memoryview``, ``ndarray``, ``list`` for packed ints, ``floats`` for packed floats with their
+``count``), ``n`` (bytes), ``fmt`` (struct format of one item), ``itemsize``, ``shape``, ``ro``
+(read-only), ``dtype`` (numpy's ``dtype.str`` or ``descr``; ndarray only), ``seg`` (the file's
+name; ``pool`` when pooled: the data starts after a header page) or ``b64`` (inline bytes).
+Arrays arrive C-contiguous with the sender's shape and dtype (a non-contiguous one is copied in
+C order).
 
-Lifetime. A file's name says who made it: ``<prefix>-<uid>-<pid>-<n>-<random>``. The receiver
-unlinks it as soon as it is mapped (the mapping lives as long as the object built on it), the
-sender unlinks whatever the receiver did not take when the call ends (``Outbox.discard``), the
-host removes a dead worker's files (``sweep(pid=...)``), and the first use of the lane in any
-process removes files whose maker is gone (``sweep()``): nothing outlives a crash, a timeout
-kill or a SIGKILL for longer than the next start.
+Lifetime. A file's name says who made it: ``<prefix>-<uid>-<pid>-<n>-<random>``. The sender
+removes what the receiver did not take when the call ends (``Outbox.discard``) and its pool's
+files when it closes, the host removes a dead worker's files (``sweep(pid=...)``), and the
+first use of the lane in any process removes files whose maker is gone (``sweep()``): nothing
+outlives a crash, a timeout kill or a SIGKILL for longer than the next start.
 """
 
 from __future__ import annotations
@@ -35,29 +36,13 @@ import stat
 import sys
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING or __package__:
-    from . import _lane_pool as _P
-else:  # loaded by path (a worker, a sub-interpreter): its sibling too, under a private name
-
-    def _sibling() -> Any:
-        import importlib.util
-
-        name = "_envknit_lane_pool"
-        if name not in sys.modules:
-            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lane_pool.py")
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            sys.modules[name] = module
-        return sys.modules[name]
-
-    _P = _sibling()
 if TYPE_CHECKING:
     import re
 
+    from . import _lane_pool
+
 __all__ = [
     "DEFAULT_LIMIT",
-    "HEADER",
     "INLINE_MAX",
     "NUMBERS_MIN",
     "TAG",
@@ -97,9 +82,8 @@ _numpy_tried = False
 IMPORT_NUMPY = True
 
 
-LaneError = _P.LaneError
-#: Where a pooled file's data starts (see ``Pool``).
-HEADER = _P.HEADER
+class LaneError(Exception):
+    """A buffer could not be sent or received (no space, a bad descriptor, a missing file)."""
 
 
 class LaneTooLarge(LaneError):
@@ -235,14 +219,58 @@ def limit() -> int:
         ) from None
 
 
-class Pool(_P.Pool):
-    __doc__ = _P.Pool.__doc__
+def _pool_module() -> Any:
+    """``envknit._lane_pool``, loaded on first need: in the host as a module of the package,
+    in a worker or a sub-interpreter (which load this file by path) by path as well."""
+    global _P
+    if _P is None:
+        if __package__:
+            from . import _lane_pool
 
-    def _new_file(self, n: int) -> tuple[str, int]:
-        return _new_file(n)
+            _P = _lane_pool
+        else:
+            import importlib.util
 
-    def _unlink(self, name: str) -> None:
-        _unlink(name)
+            path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_lane_pool.py")
+            spec: Any = importlib.util.spec_from_file_location("_envknit_lane_pool", path)
+            _P = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(_P)
+    return _P
+
+
+_P: Any = None
+
+
+class Pool:
+    """Warm files one sender reuses (``envknit._lane_pool.Pool``, made on the first buffer)."""
+
+    __slots__ = ("_max", "_real")
+
+    def __init__(self, max_bytes: int | None = None) -> None:
+        self._max = max_bytes
+        self._real: _lane_pool.Pool | None = None
+
+    @property
+    def total(self) -> int:
+        return 0 if self._real is None else self._real.total
+
+    def take(self, n: int) -> _lane_pool.Segment | None:
+        if self._real is None:
+            self._real = _pool_module().Pool(_new_file, _unlink, self._max)
+        try:
+            return self._real.take(n)
+        except ValueError as exc:  # a bad ENVKNIT_LANE_POOL_BYTES
+            raise LaneError(str(exc)) from None
+        except OSError as exc:
+            raise LaneError(f"cannot map a {n}-byte buffer file: {exc}") from None
+
+    def retire(self, seg: _lane_pool.Segment, *, untaken: bool = False) -> None:
+        if self._real is not None:
+            self._real.retire(seg, untaken=untaken)
+
+    def close(self) -> None:
+        if self._real is not None:
+            self._real.close()
 
 
 def _unlink(name: str) -> None:
@@ -270,7 +298,7 @@ class Outbox:
         self.names: list[str] = []
         #: where large buffers go first (one-off files when it is None or full)
         self.pool = pool
-        self.pooled: list[_P.Segment] = []
+        self.pooled: list[_lane_pool.Segment] = []
 
     @property
     def limit(self) -> int:
@@ -296,7 +324,7 @@ class Outbox:
             return None
         first = type(value[0])
         if first is float:
-            packed = _P.pack_floats(value)
+            packed = _pool_module().pack_floats(value)
             if packed is None:
                 return None
             body = describe(packed, self)[TAG]
@@ -446,9 +474,9 @@ def describe(value: Any, outbox: Outbox) -> dict[str, Any]:
         outbox.pooled.append(seg)
         # One memcpy into pages that are already there (see Pool).
         if view is not None:
-            seg.map[HEADER : HEADER + n] = view
+            seg.map[seg.start : seg.start + n] = view
         else:
-            _copy_strided(seg.map, HEADER, array)
+            _copy_strided(seg.map, seg.start, array)
         meta["seg"] = seg.name
         meta["pool"] = 1
     else:
@@ -514,9 +542,10 @@ def receive(meta: Any) -> Any:
     raw: Any
     if "seg" in meta:
         pooled = bool(meta.get("pool"))
-        fd = _open_segment(meta["seg"], n + HEADER if pooled else n)
+        pool = _pool_module() if pooled else None
+        fd = _open_segment(meta["seg"], n + pool.HEADER if pool is not None else n)
         try:
-            raw = _take(fd, n, meta, os.path.join(directory(), meta["seg"]), pooled)
+            raw = _take(fd, n, meta, os.path.join(directory(), meta["seg"]), pool)
         finally:
             os.close(fd)
     elif n:
@@ -535,7 +564,10 @@ def receive(meta: Any) -> Any:
     if kind == "bytearray":
         return raw if type(raw) is bytearray else bytearray(raw)
     if kind == "floats":
-        return _P.unpack_floats(raw, meta.get("count"))
+        try:
+            return _pool_module().unpack_floats(raw, meta.get("count"))
+        except ValueError as exc:
+            raise LaneError(str(exc)) from None
     if kind in ("array", "list"):
         if type(raw) is bytes:
             import array
@@ -551,14 +583,14 @@ def receive(meta: Any) -> Any:
     return _memoryview(meta, raw)
 
 
-def _take(fd: int, n: int, meta: dict[str, Any], path: str, pooled: bool) -> Any:
+def _take(fd: int, n: int, meta: dict[str, Any], path: str, pool: Any) -> Any:
     """The file's bytes: copied out for bytes/bytearray/array/lists, else a writable mapping.
 
-    A one-off file is unlinked once taken; a pooled one (data after ``HEADER``) goes back to
-    its sender: at once after a copy, when the mapping dies after a mapping (see ``Pool``).
+    A one-off file is unlinked once taken; a pooled one (``pool`` is ``envknit._lane_pool``)
+    goes back to its sender: at once after a copy, when the mapping dies after a mapping.
     """
     kind = meta["kind"]
-    offset = HEADER if pooled else 0
+    offset = 0 if pool is None else pool.HEADER
     try:
         if kind in ("array", "list"):
             import array
@@ -577,56 +609,18 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str, pooled: bool) -> Any
             out = bytearray(n)
             _read_into(fd, memoryview(out), offset)
             return out
-        mapped = mmap.mmap(fd, n, flags=mmap.MAP_SHARED | _P.POPULATE, offset=offset)
-        if pooled:
-            os.pwrite(fd, bytes((_P.TAKEN,)), 0)
-            _watch(mapped, path)
-            pooled = False  # the mapping gives it back
+        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+        mapped = mmap.mmap(fd, n, flags=flags, offset=offset)
+        if pool is not None:
+            pool.taken(fd, mapped, path)
+            pool = None  # the mapping gives it back
         return mapped
     finally:
-        if pooled:
-            os.pwrite(fd, bytes((_P.FREE,)), 0)  # copied out: the sender may write it again
+        if pool is not None:
+            pool.copied(fd)  # copied out: the sender may write it again
         elif not offset:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)  # mapped or copied: the name has done its job
-
-
-_held: set[Any] = set()
-_PWRITE = getattr(os, "pwrite", None)  # POSIX; pools are off where it is missing
-
-
-def _watch(mapped: mmap.mmap, path: str) -> None:
-    """Mark ``path``'s segment free once ``mapped`` is gone: the last ndarray, memoryview or
-    slice of one built on it keeps it alive, so nothing the user holds is ever reused."""
-    import weakref
-
-    def release(ref: Any, path: str = path, held: set[Any] = _held) -> None:
-        held.discard(ref)
-        _give_back(path)
-
-    _held.add(weakref.ref(mapped, release))
-
-
-def _give_back(
-    path: str,
-    _open: Any = os.open,
-    _fstat: Any = os.fstat,
-    _pwrite: Any = _PWRITE,
-    _close: Any = os.close,
-    _flags: int = os.O_WRONLY | _NOFOLLOW,
-    _uid: int = _uid(),
-) -> None:
-    # Runs from a weakref callback, maybe late in interpreter shutdown: the defaults keep what
-    # it needs. A file its sender retired meanwhile is gone: nothing to give back.
-    try:
-        fd = _open(path, _flags)
-    except OSError:
-        return
-    try:
-        if _fstat(fd).st_uid == _uid:
-            _pwrite(fd, b"\x00", 0)
-    finally:
-        _close(fd)
 
 
 def _read_into(fd: int, view: memoryview, offset: int = 0) -> None:
@@ -684,47 +678,10 @@ def _struct_format(dtype: Any) -> str | None:
     }.get(dtype[1:])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: not ours to judge
-    # A zombie (exited; its parent died too and nobody reaped it yet) makes no more files.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rpartition(b")")[2].split()[:1] != [b"Z"]
-    except OSError:  # no /proc (macOS): trust kill()
-        return True
-
-
 def sweep(pid: int | None = None) -> list[str]:
     """Unlink this user's lane files made by ``pid`` (any state), or, without ``pid``, by
     processes that no longer exist. Returns the names removed."""
-    folder = directory()
-    pattern = _name_re(prefix())
-    uid = _uid()
-    removed: list[str] = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        match = pattern.fullmatch(name)
-        if match is None or int(match.group(1)) != uid:
-            continue
-        maker = int(match.group(2))
-        if (maker != pid) if pid is not None else (maker == os.getpid() or _alive(maker)):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            if os.lstat(path).st_uid != uid:
-                continue
-            os.unlink(path)
-        except FileNotFoundError:
-            continue
-        removed.append(name)
+    removed: list[str] = _pool_module().sweep(directory(), _name_re(prefix()), _uid(), pid)
     return removed
 
 

@@ -1,54 +1,59 @@
-"""The binary lane's pooled files and packed float lists (stdlib only; see ``envknit._lane``).
+"""The binary lane's parts loaded on first need: pooled files, sweeping, packed float lists.
 
-Loaded by ``envknit/_lane.py`` (as a sibling module in the host, by path in a worker or a
-sub-interpreter), which subclasses ``Pool`` with the lane's own files.
+``envknit._lane`` loads it on first need (in a worker or a sub-interpreter by path) and hands
+``Pool`` the functions that make and remove its files. Errors are ValueError and OSError; the
+lane turns them into its own.
 """
 
 from __future__ import annotations
 
-import contextlib
 import mmap
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import re
 
 __all__ = [
     "HEADER",
     "POOL_BYTES",
     "POOL_IDLE",
-    "POPULATE",
-    "LaneError",
     "Pool",
+    "Segment",
+    "copied",
     "pack_floats",
+    "sweep",
+    "taken",
     "unpack_floats",
 ]
-
-
-class LaneError(Exception):
-    """A buffer could not be sent or received (no space, a bad descriptor, a missing file)."""
-
-
-#: Map pages in at once (Linux): one pass of page-table work instead of a fault per page.
-POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 #: A pooled file starts with one page of header (its first byte is the segment's state), so
 #: that its data is page-aligned and a receiver can map just the data (mmap offsets are pages).
 HEADER = mmap.ALLOCATIONGRANULARITY
-FREE, SENT, TAKEN = 0, 1, 2
+_FREE, _SENT, _TAKEN = b"\x00", b"\x01", b"\x02"
 #: The default cap on the bytes one pool keeps (see ``Pool``); ``ENVKNIT_LANE_POOL_BYTES``.
 POOL_BYTES = 128 * 1024**2
 #: A free segment unused for this many seconds is given back at the pool's next transfer.
 POOL_IDLE = 30.0
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class Segment:
+    """One pooled file, mapped whole by its sender; its data starts at ``start``."""
+
     __slots__ = ("map", "name", "size", "used")
+    start = HEADER
 
     def __init__(self, name: str, size: int, mapped: mmap.mmap) -> None:
         self.name = name
         self.size = size  # bytes of data room, after the header
         self.map = mapped
         self.used = 0.0
+
+    def state(self) -> bytes:
+        return self.map[:1]
 
 
 def _pool_limit() -> int:
@@ -58,7 +63,7 @@ def _pool_limit() -> int:
     try:
         return max(0, int(value))
     except ValueError:
-        raise LaneError(
+        raise ValueError(
             f"ENVKNIT_LANE_POOL_BYTES must be a number of bytes, got {value!r}"
         ) from None
 
@@ -75,53 +80,57 @@ class Pool:
     A fresh file costs a page fault per page on both sides (as much as the copy itself, or
     more); a pooled one is already in memory and mapped, so sending is one ``memcpy`` into warm
     pages. The first byte of each file says whose turn it is: the sender marks it sent, the
-    receiver marks it taken when it maps the data (``receive``) and free again once the last
+    receiver marks it taken when it maps the data (``taken``) and free again once the last
     view of that mapping is gone (a weak reference on the mapping: an ndarray or memoryview
     over it keeps it alive, whatever the user slices from it), or at once when it copies the
-    data out (bytes). The sender writes only into free files, so a view the receiver holds is
-    never overwritten. Files stay named in the lane directory while pooled (``sweep`` removes
-    those of a dead maker); a file sent but never taken is retired, never reused: a late
-    receiver may still map it.
+    data out (``copied``). The sender writes only into free files, so a view the receiver holds
+    is never overwritten. Files stay named in the lane directory while pooled (the lane's
+    ``sweep`` removes those of a dead maker); a file sent but never taken is retired, never
+    reused: a late receiver may still map it.
 
     Bounded: at most ``max_bytes`` (``ENVKNIT_LANE_POOL_BYTES``, default ``POOL_BYTES``; 0
-    turns pooling off) of files; a buffer that does not fit travels in a one-off file as
-    before, free files unused for ``POOL_IDLE`` seconds go at the next transfer, and ``close``
-    (at exit, too) removes them all.
+    turns pooling off) of files; a buffer that does not fit travels in a one-off file, free
+    files unused for ``POOL_IDLE`` seconds go at the next transfer, and ``close`` (at exit,
+    too) removes them all.
     """
 
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        new_file: Callable[[int], tuple[str, int]],
+        unlink: Callable[[str], None],
+        max_bytes: int | None = None,
+    ) -> None:
         import _thread
 
+        self._new_file = new_file  # (name, fd) of a new private file with room for n bytes
+        self._unlink = unlink
         self._max = max_bytes
         self._lock = _thread.allocate_lock()
         self._segments: list[Segment] = []
         self._pid = os.getpid()
         self.total = 0
 
-    @property
-    def max_bytes(self) -> int:
-        if self._max is None:
-            self._max = _pool_limit()
-        return self._max
-
     def take(self, n: int) -> Segment | None:
         """A free segment of at least ``n`` bytes, marked sent; None when the pool is full."""
-        if n > self.max_bytes or not hasattr(os, "pwrite"):
+        if self._max is None:
+            self._max = _pool_limit()
+        if n > self._max or not hasattr(os, "pwrite"):
             return None
         with self._lock:
             now = time.monotonic()
-            self._trim(now, self.max_bytes)  # idle ones only, unless over the cap
+            self._trim(now, self._max)  # idle ones only, unless over the cap
             best = None
             for seg in self._segments:
-                if seg.size >= n and seg.map[0] == FREE and (best is None or seg.size < best.size):
+                fits = seg.size >= n and (best is None or seg.size < best.size)
+                if fits and seg.state() == _FREE:
                     best = seg
             if best is None:
                 size = _room(n)
-                self._trim(now, self.max_bytes - size)
-                if self.total + size > self.max_bytes:
+                self._trim(now, self._max - size)
+                if self.total + size > self._max:
                     return None
                 best = self._create(size)
-            best.map[0] = SENT
+            best.map[:1] = _SENT
             best.used = now
             return best
 
@@ -129,7 +138,7 @@ class Pool:
         """Retire free segments idle too long, then the least recently used free ones until
         at most ``keep`` bytes stay pooled."""
         for seg in sorted(self._segments, key=lambda s: s.used):
-            if seg.map[0] == FREE and (self.total > keep or now - seg.used > POOL_IDLE):
+            if seg.state() == _FREE and (self.total > keep or now - seg.used > POOL_IDLE):
                 self._retire(seg)
 
     def _create(self, size: int) -> Segment:
@@ -137,10 +146,10 @@ class Pool:
             _register(self)
         name, fd = self._new_file(HEADER + size)
         try:
-            mapped = mmap.mmap(fd, HEADER + size, flags=mmap.MAP_SHARED | POPULATE)
-        except OSError as exc:
+            mapped = mmap.mmap(fd, HEADER + size, flags=mmap.MAP_SHARED | _POPULATE)
+        except OSError:
             self._unlink(name)
-            raise LaneError(f"cannot map a {size}-byte buffer file: {exc}") from None
+            raise
         finally:
             os.close(fd)
         seg = Segment(name, size, mapped)
@@ -152,7 +161,7 @@ class Pool:
         """Stop using ``seg`` (if ``untaken``: only if no receiver took it): unlink it; views
         a receiver holds keep their memory."""
         with self._lock:
-            if seg in self._segments and (not untaken or seg.map[0] == SENT):
+            if seg in self._segments and (not untaken or seg.state() == _SENT):
                 self._retire(seg)
 
     def _retire(self, seg: Segment) -> None:
@@ -160,15 +169,7 @@ class Pool:
         self.total -= seg.size
         if os.getpid() == self._pid:  # a forked child must not remove its parent's files
             self._unlink(seg.name)
-        with contextlib.suppress(BufferError):  # never exported; belt and braces
-            seg.map.close()
-
-    def _new_file(self, n: int) -> tuple[str, int]:
-        """A new private file with room for ``n`` bytes, open for writing: (name, fd)."""
-        raise NotImplementedError  # envknit._lane.Pool: the lane's files
-
-    def _unlink(self, name: str) -> None:
-        raise NotImplementedError
+        seg.map.close()  # only ever exported for a moment, while being written
 
     def close(self) -> None:
         """Remove every file of this pool (at exit, and when its peer is gone)."""
@@ -179,6 +180,8 @@ class Pool:
             _pools.discard(self)
 
 
+#: Map pages in at once (Linux): one pass of page-table work instead of a fault per page.
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 _pools: set[Pool] | None = None
 
 
@@ -196,6 +199,95 @@ def _register(pool: Pool) -> None:
 def _close_pools() -> None:
     for pool in list(_pools or ()):
         pool.close()
+
+
+# -- leftovers ---------------------------------------------------------------------------------
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    # A zombie (exited; its parent died too and nobody reaped it yet) makes no more files.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except OSError:  # no /proc (macOS): trust kill()
+        return True
+
+
+def sweep(folder: str, pattern: re.Pattern[str], uid: int, pid: int | None) -> list[str]:
+    """Unlink the lane files in ``folder`` (names matching ``pattern``: uid, maker, ...) of
+    user ``uid`` made by ``pid`` (any state), or, with ``pid`` None, by processes that no
+    longer exist. Returns the names removed."""
+    removed: list[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.fullmatch(name)
+        if match is None or int(match.group(1)) != uid:
+            continue
+        maker = int(match.group(2))
+        if (maker != pid) if pid is not None else (maker == os.getpid() or _alive(maker)):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            if os.lstat(path).st_uid != uid:
+                continue
+            os.unlink(path)
+        except FileNotFoundError:
+            continue
+        removed.append(name)
+    return removed
+
+
+# -- the receiving side -----------------------------------------------------------------------
+def copied(fd: int) -> None:
+    """The receiver copied the data out of the pooled file ``fd``: its sender may reuse it."""
+    os.pwrite(fd, _FREE, 0)
+
+
+def taken(fd: int, mapped: mmap.mmap, path: str) -> None:
+    """The receiver mapped the pooled file ``fd`` (at ``path``) as ``mapped``: taken until the
+    mapping is gone, which only happens once nothing built on it is left."""
+    import weakref
+
+    os.pwrite(fd, _TAKEN, 0)
+
+    def release(ref: Any, path: str = path, held: set[Any] = _held) -> None:
+        held.discard(ref)
+        _give_back(path)
+
+    _held.add(weakref.ref(mapped, release))
+
+
+_held: set[Any] = set()
+
+
+def _give_back(
+    path: str,
+    _open: Any = os.open,
+    _fstat: Any = os.fstat,
+    _pwrite: Any = getattr(os, "pwrite", None),  # noqa: B008 - bound now: see below
+    _close: Any = os.close,
+    _flags: int = os.O_WRONLY | _NOFOLLOW,
+    _uid: int = os.getuid() if hasattr(os, "getuid") else 0,
+    _free: bytes = _FREE,
+) -> None:
+    # Runs from a weakref callback, maybe late in interpreter shutdown: the defaults keep what
+    # it needs. A file its sender retired meanwhile is gone: nothing to give back.
+    try:
+        fd = _open(path, _flags)
+    except OSError:
+        return
+    try:
+        if _fstat(fd).st_uid == _uid:
+            _pwrite(fd, _free, 0)
+    finally:
+        _close(fd)
 
 
 #: Floats per batch in the ``floats`` layout (pickle's list batch size).
@@ -257,9 +349,10 @@ def pack_floats(value: list[Any]) -> memoryview | None:
 
 
 def unpack_floats(raw: Any, count: Any) -> list[float]:
-    """The list of floats a ``floats`` buffer holds (see ``pack_floats``)."""
+    """The list of floats a ``floats`` buffer holds (see ``pack_floats``); ValueError if
+    its size does not fit ``count``."""
     if not isinstance(count, int) or count < 0 or len(raw) != 9 * count + 2 * -(-count // _BATCH):
-        raise LaneError(f"packed floats of {len(raw)} bytes cannot hold {count!r} floats")
+        raise ValueError(f"packed floats of {len(raw)} bytes cannot hold {count!r} floats")
     out: list[float] = []
     offset = 1
     for start in range(0, count, _BATCH):

@@ -142,8 +142,8 @@ def test_closing_the_pool_removes_its_files_and_views_survive(prefix: str) -> No
 def test_files_are_private_and_page_aligned(box: L.Outbox, prefix: str) -> None:
     _, meta = send(box, b"p" * BIG)
     info = os.stat(Path(L.directory(), meta["seg"]))
-    assert info.st_mode & 0o777 == 0o600 and info.st_size >= L.HEADER + BIG
-    assert L.HEADER % 4096 == 0
+    assert info.st_mode & 0o777 == 0o600 and info.st_size >= _lane_pool.HEADER + BIG
+    assert _lane_pool.HEADER % 4096 == 0
 
 
 def _run(code: str) -> subprocess.CompletedProcess[str]:
@@ -199,5 +199,7 @@ def test_the_float_layout_is_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
     packed = _lane_pool.pack_floats([0.5] * 2500)
     assert packed is not None and len(packed) == 9 * 2500 + 2 * 3
     assert _lane_pool.unpack_floats(bytes(packed), 2500) == [0.5] * 2500
-    with pytest.raises(L.LaneError, match="cannot hold"):
+    with pytest.raises(ValueError, match="cannot hold"):
         _lane_pool.unpack_floats(bytes(packed), 2501)
+    with pytest.raises(L.LaneError, match="cannot hold"):
+        L.receive({"kind": "floats", "n": 2, "count": 9, "b64": "AAA="})
