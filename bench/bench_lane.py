@@ -192,9 +192,13 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                           lambda n=n: bytes(bytearray(n)))
                 # The floor of a transfer through memory that is already mapped and touched:
                 # one copy into warm pages (what a reused lane file costs the sender).
-                src, warm = bytes(n), bytearray(b"\1" * n)
+                src, warm = b"\1" * n, bytearray(b"\1" * n)
                 warm_copy = (f"{size} memcpy", "memcpy into warm pages (w[:] = src)",
                              lambda w=warm, s=src: w.__setitem__(slice(None), s))
+                # The floor of a bytes result: a new bytes object is one allocation (fresh pages
+                # unless malloc reuses some) and one copy into it.
+                new_bytes = (f"{size} memcpy", "a new bytes object (bytes(warm))",
+                             lambda w=warm: bytes(w))
                 for kind in ("array", "bytes"):
                     value = _make(kind, n)
                     mp.ask("make", kind, n)
@@ -218,7 +222,7 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     if gen2:
                         cases += _subinterp_cases(kind, n, value, group)
                     if kind == "array":  # memcpy takes turns with the first kind's cases
-                        cases[:0] = [memcpy, warm_copy]
+                        cases[:0] = [memcpy, warm_copy, new_bytes]
                     times = interleaved_ms([func for _, _, func in cases], reps)
                     for (grp, label, _), ms in zip(cases, times, strict=True):
                         rows.append((grp, label, ms))
