@@ -71,12 +71,16 @@ def size(value):
 
 def interleaved_ms(funcs: list[Callable[[], Any]], reps: int) -> list[float]:
     """Median milliseconds of each function, the functions taking turns (so that the load of
-    a shared machine hits them alike)."""
+    a shared machine hits them alike), in a rotating order."""
     for func in funcs:
         func()  # warm-up (first mapping, imports)
     samples: list[list[float]] = [[] for _ in funcs]
-    for _ in range(reps):
-        for func, out in zip(funcs, samples, strict=True):
+    pairs = list(zip(funcs, samples, strict=True))
+    for rep in range(reps):
+        # A rotating order: what one contender leaves behind (garbage that makes malloc hand
+        # memory back to the system, cold caches) falls on a different neighbour each round.
+        start = rep % len(pairs)
+        for func, out in pairs[start:] + pairs[:start]:
             t0 = time.perf_counter()
             func()
             out.append(time.perf_counter() - t0)

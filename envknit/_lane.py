@@ -99,12 +99,8 @@ def prefix() -> str:
     """The first part of every file name (``ENVKNIT_LANE_PREFIX``, default ``envknit``)."""
     value = os.environ.get("ENVKNIT_LANE_PREFIX", "envknit")
     # [A-Za-z][A-Za-z0-9_]{0,40}, without loading re at start-up
-    if not (
-        0 < len(value) <= 41
-        and value.isascii()
-        and value[0].isalpha()
-        and value.replace("_", "a").isalnum()
-    ):
+    if not (0 < len(value) <= 41 and value.isascii() and value[0].isalpha()
+            and value.replace("_", "a").isalnum()):
         raise LaneError(f"ENVKNIT_LANE_PREFIX must be letters, digits and _, got {value!r}")
     return value
 
@@ -220,8 +216,7 @@ def limit() -> int:
 
 
 def _pool_module() -> Any:
-    """``envknit._lane_pool``, loaded on first need: in the host as a module of the package,
-    in a worker or a sub-interpreter (which load this file by path) by path as well."""
+    """``envknit._lane_pool``, loaded on first need (by path, as this file, in a child)."""
     global _P
     if _P is None:
         if __package__:
@@ -265,8 +260,7 @@ class Pool:
             raise LaneError(f"cannot map a {n}-byte buffer file: {exc}") from None
 
     def retire(self, seg: _lane_pool.Segment, *, untaken: bool = False) -> None:
-        if self._real is not None:
-            self._real.retire(seg, untaken=untaken)
+        self._real.retire(seg, untaken=untaken)  # type: ignore[union-attr]  # took it
 
     def close(self) -> None:
         if self._real is not None:
@@ -564,6 +558,8 @@ def receive(meta: Any) -> Any:
     if kind == "bytearray":
         return raw if type(raw) is bytearray else bytearray(raw)
     if kind == "floats":
+        if type(raw) is list:
+            return raw  # read and unpacked by _take
         try:
             return _pool_module().unpack_floats(raw, meta.get("count"))
         except ValueError as exc:
@@ -592,6 +588,11 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str, pool: Any) -> Any:
     kind = meta["kind"]
     offset = 0 if pool is None else pool.HEADER
     try:
+        if kind == "floats" and pool is not None and hasattr(os, "preadv"):
+            try:
+                return pool.read_floats(fd, n, offset, meta.get("count"))
+            except ValueError as exc:
+                raise LaneError(str(exc)) from None
         if kind in ("array", "list"):
             import array
 

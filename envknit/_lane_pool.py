@@ -24,6 +24,7 @@ __all__ = [
     "Segment",
     "copied",
     "pack_floats",
+    "read_floats",
     "sweep",
     "taken",
     "unpack_floats",
@@ -346,6 +347,26 @@ def pack_floats(value: list[Any]) -> memoryview | None:
             return None
         offset = end
     return memoryview(data)[len(_PICKLE_HEAD) : -1]
+
+
+_scratch: list[bytearray] = []
+_SCRATCH_MAX = 16 * 1024**2
+
+
+def read_floats(fd: int, n: int, offset: int, count: Any) -> list[float]:
+    """``unpack_floats`` of the ``n`` bytes at ``offset`` in ``fd``, read into a buffer that
+    is reused (warm pages: no allocation of fresh ones per list)."""
+    buf = _scratch.pop() if _scratch else bytearray()  # atomic: threads never share one
+    if len(buf) < n:
+        buf = bytearray(n)
+    try:
+        with memoryview(buf) as view, view[:n] as data:
+            if os.preadv(fd, [data], offset) != n:
+                raise ValueError(f"packed floats: the file ended before {n} bytes")
+            return unpack_floats(data, count)
+    finally:
+        if len(buf) <= _SCRATCH_MAX:
+            _scratch.append(buf)
 
 
 def unpack_floats(raw: Any, count: Any) -> list[float]:
