@@ -610,8 +610,8 @@ def _take(fd: int, n: int, meta: dict[str, Any], path: str, pool: Any) -> Any:
             out = bytearray(n)
             _read_into(fd, memoryview(out), offset)
             return out
-        flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-        mapped = mmap.mmap(fd, n, flags=flags, offset=offset)
+        # Lazily: faulting pages in on first touch costs less than MAP_POPULATE, even all of them.
+        mapped = mmap.mmap(fd, n, flags=mmap.MAP_SHARED, offset=offset)
         if pool is not None:
             pool.taken(fd, mapped, path)
             pool = None  # the mapping gives it back
