@@ -298,6 +298,10 @@ _pickler: Any = None
 _batch_structs: dict[int, Any] = {}
 
 
+class _Sink:
+    write: Callable[[bytes], Any]
+
+
 def pack_floats(value: list[Any]) -> memoryview | None:
     """``value`` in the ``floats`` layout, or None unless every item is exactly a float.
 
@@ -311,7 +315,6 @@ def pack_floats(value: list[Any]) -> memoryview | None:
     reads the layout with ``struct`` (``unpack_floats``); nothing is ever unpickled.
     """
     global _pickler
-    import io
     import pickle
 
     if _pickler is None:
@@ -325,12 +328,14 @@ def pack_floats(value: list[Any]) -> memoryview | None:
 
         _pickler = (FloatsOnly, _Refused)
     pickler, refused = _pickler
-    out = io.BytesIO()
+    out: list[bytes] = []
+    sink = _Sink()
+    sink.write = out.append  # the pickler's bytes as they are: no BytesIO copy
     try:
-        pickler(out, 2).dump(value)
+        pickler(sink, 2).dump(value)
     except (refused, RecursionError, pickle.PicklingError):
         return None
-    data = out.getvalue()
+    data = out[0] if len(out) == 1 else b"".join(out)
     n = len(value)
     if len(data) != 6 + 9 * n + 2 * -(-n // _BATCH) or not data.startswith(_PICKLE_HEAD):
         return None
