@@ -199,8 +199,9 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                 # (Through a memoryview: bytearray slice assignment from bytes copies the
                 # source into a temporary bytearray first.)
                 src, warm = b"\1" * n, bytearray(b"\1" * n)
+                target = memoryview(warm)
                 warm_copy = (f"{size} memcpy", "memcpy into warm pages (w[:] = src)",
-                             lambda w=memoryview(warm), s=src: w.__setitem__(slice(None), s))
+                             lambda w=target, s=src: w.__setitem__(slice(None), s))
                 # The floor of a bytes result: a new bytes object is one allocation (fresh pages
                 # unless malloc reuses some) and one copy into it.
                 new_bytes = (f"{size} memcpy", "a new bytes object (bytes(warm))",
@@ -233,7 +234,7 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     for (grp, label, _), ms in zip(cases, times, strict=True):
                         rows.append((grp, label, ms))
                     del remote
-                del src, warm
+                del src, warm, target
             mp.ask("make", "bytes", 8)
             floats = "100,000 floats (list), worker -> host"
             lists: list[tuple[str, str, Callable[[], Any]]] = [
