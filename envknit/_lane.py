@@ -313,7 +313,7 @@ class Outbox:
 
     def numbers(self, value: list[Any]) -> dict[str, Any] | None:
         """The descriptor of a long list of only floats (or only ints that fit in 64 bits),
-        packed (see ``_pack_floats``; int64s) instead of JSON text; None for any other list."""
+        packed (``_lane_pool.pack_floats``; int64s), not as JSON text; None for any other list."""
         if len(value) < NUMBERS_MIN:
             return None
         first = type(value[0])
