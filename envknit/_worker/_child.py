@@ -453,6 +453,7 @@ def main(argv: list[str]) -> int:
         pid=os.getpid(), python=list(sys.version_info[:3]), executable=sys.executable, path=sys.path
     )
     reader.frame_timeout = float(hello.get("frame_timeout", P.DEFAULT_FRAME_TIMEOUT))
+    reader.spin = reader.budget = float(hello.get("spin", P.SPIN))
     try:
         P.write_frame(write_fd, P.dumps(answer), limit)
         Server(reader, write_fd, limit).serve()

@@ -36,6 +36,9 @@ MAX_MESSAGE_SIZE = P.DEFAULT_MAX_MESSAGE_SIZE
 #: call's timeout (stray bytes on the pipe can then never hang the host); read when a worker
 #: is created, and sent to the worker for the frames it reads.
 FRAME_TIMEOUT = P.DEFAULT_FRAME_TIMEOUT
+#: How long each side polls for the other's next frame before it sleeps (seconds; 0: never
+#: polls). Read when a worker is created, and sent to the worker (see ``P.SPIN``).
+SPIN = P.SPIN
 #: How long a new worker may take to start and answer the handshake.
 STARTUP_TIMEOUT = 60.0
 #: After this many seconds without a reply, check that the worker is alive before a request.
@@ -119,7 +122,7 @@ class Worker:
         # (write_frame waits for room with a deadline) instead of blocking in write().
         os.set_blocking(host_w, False)
         self._proc, self._wfd = proc, host_w
-        self._reader = P.FrameReader(host_r, self.limit, FRAME_TIMEOUT)
+        self._reader = P.FrameReader(host_r, self.limit, FRAME_TIMEOUT, SPIN)
         self.generation += 1
         self.pid = proc.pid
         self._released.clear()
@@ -129,6 +132,7 @@ class Worker:
             "protocol": P.PROTOCOL_VERSION,
             "limit": self.limit,
             "frame_timeout": FRAME_TIMEOUT,
+            "spin": SPIN,
             "path": list(self.spec.paths),
         }
         try:

@@ -51,6 +51,7 @@ __all__ = [
     "PACK_MIN",
     "PROTOCOL_VERSION",
     "SCALARS",
+    "SPIN",
     "UNARY_OPERATORS",
     "FrameReader",
     "FrameStalled",
@@ -102,6 +103,9 @@ CONVERSIONS = ("int", "float")
 _MAGIC = b"EKw\x01"
 _HEADER = struct.Struct(">4sI")
 _READ_CHUNK = 1 << 16
+#: How long a reader polls for a frame, yielding its core between polls, before it sleeps
+#: (seconds; 0: it sleeps at once). Across cores this halves a small round trip's time.
+SPIN = 50e-6
 
 
 class WireError(Exception):
@@ -414,21 +418,30 @@ def write_frame(fd: int, payload: bytes, limit: int, deadline: float | None = No
 
 
 class FrameReader:
-    """Reads frames from a pipe file descriptor.
+    """Reads frames from a pipe file descriptor (which it makes non-blocking).
 
     ``read(deadline)`` waits for a frame's first byte until ``deadline`` (None: for ever);
     from then on the rest of the frame must arrive within ``frame_timeout`` seconds (and
     before ``deadline``), else ``FrameStalled``: a peer that wrote half a frame, or stray
     bytes that happen to parse as a header, cannot hang the reader.
+
+    Before it sleeps, a reader polls for up to ``spin`` seconds, giving its core away between
+    polls (see ``SPIN``); the budget adapts to how long frames have been taking to come.
     """
 
-    def __init__(self, fd: int, limit: int, frame_timeout: float = DEFAULT_FRAME_TIMEOUT) -> None:
+    def __init__(
+        self, fd: int, limit: int, frame_timeout: float = DEFAULT_FRAME_TIMEOUT, spin: float = SPIN
+    ) -> None:
         self.fd = fd
         self.limit = limit
         self.frame_timeout = frame_timeout
+        #: the longest this reader polls before it sleeps (0: never); ``budget`` adapts below it
+        self.spin = spin
+        self.budget = spin
         self._buf = bytearray()
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
+        os.set_blocking(fd, False)
 
     def _wait(self, deadline: float, frame_deadline: float | None) -> bool:
         """Wait for data until ``deadline``; False if none came. Raises when it has passed."""
@@ -444,16 +457,67 @@ class FrameReader:
             )
         raise FrameTimeout("no reply before the deadline")
 
-    def _fill(self, need: int, deadline: float | None, frame_deadline: float | None) -> None:
-        if frame_deadline is not None and (deadline is None or frame_deadline < deadline):
+    def _fill(self, need: int, deadline: float, frame_deadline: float | None) -> None:
+        if frame_deadline is not None and frame_deadline < deadline:
             deadline = frame_deadline
         while len(self._buf) < need:
-            if deadline is not None and not self._wait(deadline, frame_deadline):
+            try:
+                chunk = os.read(self.fd, max(_READ_CHUNK, need - len(self._buf)))
+            except BlockingIOError:
+                self._wait(deadline, frame_deadline)
                 continue
-            chunk = os.read(self.fd, max(_READ_CHUNK, need - len(self._buf)))
             if not chunk:
                 raise PeerClosed("the other side closed the pipe")
             self._buf += chunk
+
+    def _first(self, deadline: float | None) -> bytes:
+        """The first bytes that arrive, by ``deadline``: polled for, then slept for."""
+        fd = self.fd
+        budget = self.budget
+        if budget:
+            # A peer on this core gets it now, and has usually answered when we are back; one
+            # on another core answers while we poll, without the cost of waking us (a
+            # cross-core wake-up is most of a small round trip on a VM).
+            pause = os.sched_yield
+            pause()
+            try:
+                return os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                pass
+            clock = time.perf_counter
+            ready = self._poll.poll
+            start = clock()
+            end = start + budget
+            while clock() < end:
+                pause()
+                if ready(0):
+                    try:
+                        return os.read(fd, _READ_CHUNK)
+                    except BlockingIOError:  # pragma: no cover - poll said it was readable
+                        continue
+        elif not self.spin:
+            start = 0.0
+        else:
+            start = time.perf_counter()
+        while True:  # sleep until data comes
+            if deadline is None:
+                self._poll.poll()
+            elif not self._wait(deadline, None):
+                continue
+            try:
+                chunk = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                continue
+            break
+        if self.spin:
+            # Like the kernel's guest halt-polling: a wait that ended within the longest spin
+            # would have been caught by a longer one (grow); a longer wait makes spinning waste
+            # (shrink, down to sleeping at once, from where short waits grow it back).
+            if time.perf_counter() - start <= self.spin:
+                self.budget = min(self.spin, max(budget * 2, self.spin / 8))
+            else:
+                self.budget = budget / 2 if budget > self.spin / 8 else 0.0
+        return chunk
 
     def _header(self, data: bytes | bytearray) -> int:
         """The payload size the header at the start of ``data`` announces, once checked."""
@@ -467,22 +531,21 @@ class FrameReader:
     def read(self, deadline: float | None = None) -> bytes:
         """The next frame's payload; ``deadline`` is a ``time.monotonic()`` value."""
         if not self._buf:
-            if deadline is None:
+            chunk = self._first(deadline)
+            if not chunk:
+                raise PeerClosed("the other side closed the pipe")
+            if len(chunk) >= _HEADER.size:
                 # The common case, one whole small frame per read: no buffer bookkeeping.
-                chunk = os.read(self.fd, _READ_CHUNK)
-                if not chunk:
-                    raise PeerClosed("the other side closed the pipe")
-                if len(chunk) >= _HEADER.size:
-                    size = self._header(chunk)
-                    if len(chunk) == _HEADER.size + size:
-                        return chunk[_HEADER.size :]
-                self._buf += chunk
-            else:
-                self._fill(1, deadline, None)
+                size = self._header(chunk)
+                if len(chunk) == _HEADER.size + size:
+                    return chunk[_HEADER.size :]
+            self._buf += chunk
         if not _MAGIC.startswith(bytes(self._buf[: len(_MAGIC)])):
             raise WireError(f"not a frame: it starts with {bytes(self._buf[:8])!r}")
         # The frame has started: bounded from here on, whatever ``deadline`` says.
         frame_deadline = time.monotonic() + self.frame_timeout
+        if deadline is None or frame_deadline < deadline:
+            deadline = frame_deadline
         self._fill(_HEADER.size, deadline, frame_deadline)
         size = self._header(self._buf)
         self._fill(_HEADER.size + size, deadline, frame_deadline)
