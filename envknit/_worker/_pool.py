@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import _lane
 from ..errors import (
@@ -26,6 +26,9 @@ from ..errors import (
 )
 from . import _protocol as P
 from ._errors import remote_error, too_large
+
+if TYPE_CHECKING:
+    from ._proxy import WorkerProxy
 
 __all__ = ["Worker", "WorkerSpec", "get_worker", "shutdown_workers"]
 
@@ -261,16 +264,20 @@ class Worker:
     def request(
         self,
         op: str,
-        fields: dict[str, Any],
+        fields: dict[str, Any] | None,
         *,
         timeout: float | None,
-        encode: Callable[[Worker], dict[str, Any]] | None = None,
+        values: dict[str, Any] | None = None,
+        ref: WorkerProxy | None = None,
         decode: Callable[[dict[str, Any]], Any] | None = None,
     ) -> Any:
-        """Send ``op`` and return the decoded reply; raise the remote error if it failed.
+        """Send ``op`` with ``fields`` and the encoded ``values``; return the decoded reply, or
+        raise the remote error if it failed.
 
-        ``encode(worker)`` and ``decode(ref)`` run under the lock, after a respawn if one was
-        needed, so handle references are made and checked against the live process.
+        ``ref`` is the proxy the request is about: its handle goes in the message, and other
+        proxies of this worker may appear in ``values``; ``decode(ref)`` (by default: a new
+        proxy) turns the handles of the reply into values. All of it runs under the lock, after
+        a respawn if one was needed, so handles are made and checked against the live process.
         """
         with self.lock:
             proc = self._proc
@@ -283,18 +290,30 @@ class Worker:
                 if proc is not None:
                     self._stop()
                 self._spawn()
-            message = dict(fields)
+            message = {} if fields is None else dict(fields)
+            other = None
+            if ref is not None:
+                if ref._ek_worker is self and ref._ek_gen == self.generation:
+                    message["ref"] = ref._ek_id  # the common case, without a method call
+                else:
+                    message["ref"] = ref._ek_ref(self)
+                other = ref._ek_send
+                if decode is None:
+                    decode = ref._ek_wrap
+            if not values:
+                return self.request_locked(op, message, timeout=timeout, decode=decode)
             outbox = self.outbox  # one per worker: requests take turns under the lock
             try:
-                if encode is not None:
-                    try:
-                        message.update(encode(self))
-                    except P.FrameTooLarge as exc:  # a bytes argument, caught before encoding
-                        raise MessageTooLargeError(exc.size, exc.limit) from None
-                    except _lane.LaneTooLarge as exc:
-                        raise MessageTooLargeError(exc.size, exc.limit, buffers=True) from None
-                    except _lane.LaneError as exc:
-                        raise WorkerError(f"cannot send a buffer to the worker: {exc}") from None
+                limit = self.limit
+                try:
+                    for key, value in values.items():
+                        message[key] = P.encode(value, other, 0, limit, outbox)
+                except P.FrameTooLarge as exc:  # a bytes argument, caught before encoding
+                    raise MessageTooLargeError(exc.size, exc.limit) from None
+                except _lane.LaneTooLarge as exc:
+                    raise MessageTooLargeError(exc.size, exc.limit, buffers=True) from None
+                except _lane.LaneError as exc:
+                    raise WorkerError(f"cannot send a buffer to the worker: {exc}") from None
                 return self.request_locked(op, message, timeout=timeout, decode=decode)
             finally:
                 # Files the worker mapped are already unlinked; this removes the others (a

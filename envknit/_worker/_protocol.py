@@ -354,6 +354,13 @@ def from_json(text: str, object_hook: Callable[[dict[str, Any]], Any] | None = N
         raise ValueError(f"Extra data: char {end}")
     return value
 
+# Frames: one encoder made once, without the circular-reference bookkeeping (its markers):
+# messages are built by ``encode``, a fresh tree without cycles (one would still end in
+# RecursionError).
+_FRAME_ENCODE = _json.make_encoder(
+    None, _not_json, _json.encode_basestring, None, ":", ",", False, False, True
+)
+
 
 def is_tagged(payload: bytes) -> bool:
     """Whether ``payload`` may hold a tagged value. Without one, ``decode`` would return the
@@ -369,7 +376,7 @@ def dumps(message: Any) -> bytes:
     (4,300 digits by default, 3.11+), or a value nested too deeply for the encoder.
     """
     try:
-        return to_json(message).encode("utf-8")
+        return "".join(_FRAME_ENCODE(message, 0)).encode("utf-8")
     except (ValueError, RecursionError) as exc:
         raise NotPlain(f"value cannot be written as JSON: {exc}") from None
 
@@ -377,7 +384,14 @@ def dumps(message: Any) -> bytes:
 def loads(payload: bytes) -> Any:
     """A frame payload back to the encoded message."""
     try:
-        return from_json(payload.decode("utf-8"))
+        text = payload.decode("utf-8")
+        try:
+            value, end = _SCAN(text, 0)  # the common case: exactly one value, nothing around
+        except StopIteration:
+            end = -1
+        if end == len(text):
+            return value
+        return from_json(text)  # whitespace around it, extra data, or the error's message
     except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         raise WireError(f"frame is not valid JSON: {exc}") from None
     except RecursionError:

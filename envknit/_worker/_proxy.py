@@ -70,32 +70,18 @@ class WorkerProxy:
 
     def _ek_call(self, op: str, fields: dict[str, Any] | None = None, **values: Any) -> Any:
         """Run ``op`` on this object; ``values`` are arguments that may hold proxies."""
-        worker = self._ek_worker
-        timeout = self._ek_timeout
-        module = self if op == "getattr" and isinstance(self, WorkerModuleProxy) else None
+        return self._ek_worker.request(
+            op, fields, timeout=self._ek_timeout, values=values, ref=self
+        )
 
-        def encode(w: Worker) -> dict[str, Any]:
-            out = {"ref": self._ek_ref(w)}
-            if values:
+    def _ek_wrap(self, ref: dict[str, Any]) -> WorkerProxy:
+        """A proxy for a handle in a reply to this proxy's request (lock held)."""
+        proxy: WorkerProxy = _new(WorkerProxy, self._ek_worker, ref, self._ek_timeout)
+        return proxy
 
-                def send(v: Any) -> dict[str, int]:
-                    return _send_ref(v, w)
-
-                for key, value in values.items():
-                    out[key] = P.encode(value, send, limit=w.limit, lane=w.outbox)
-            return out
-
-        def decode(ref: dict[str, Any]) -> WorkerProxy:
-            if module is not None and ref.get("cache") and fields:
-                attr: WorkerAttrProxy = _new(WorkerAttrProxy, worker, ref, timeout)
-                object.__setattr__(attr, "_ek_owner", module)
-                object.__setattr__(attr, "_ek_name", str(fields["name"]))
-                module._ek_cache[str(fields["name"])] = attr
-                return attr
-            proxy: WorkerProxy = _new(WorkerProxy, worker, ref, timeout)
-            return proxy
-
-        return worker.request(op, fields or {}, timeout=timeout, encode=encode, decode=decode)
+    def _ek_send(self, value: Any) -> dict[str, int]:
+        """The wire form of a proxy among the values of this proxy's request (lock held)."""
+        return _send_ref(value, self._ek_worker)
 
     # -- the object protocol ------------------------------------------------------------------
     def __getattr__(self, name: str) -> Any:
@@ -119,7 +105,9 @@ class WorkerProxy:
         self._ek_call("setattr", {"name": name}, value=value)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._ek_call("call", args=list(args), kwargs=kwargs)
+        if kwargs:
+            return self._ek_call("call", args=list(args), kwargs=kwargs)
+        return self._ek_call("call", args=list(args))  # the worker takes no kwargs as none
 
     def __getitem__(self, key: Any) -> Any:
         return self._ek_call("getitem", key=key)
@@ -205,7 +193,21 @@ class WorkerModuleProxy(WorkerProxy):
         found = self._ek_cache.get(name)
         if found is not None:
             return found
-        return self._ek_call("getattr", {"name": name})
+
+        def decode(ref: dict[str, Any]) -> WorkerProxy:
+            proxy: WorkerProxy
+            if ref.get("cache"):  # a callable of the module: looked up again only after a respawn
+                proxy = _new(WorkerAttrProxy, self._ek_worker, ref, self._ek_timeout)
+                object.__setattr__(proxy, "_ek_owner", self)
+                object.__setattr__(proxy, "_ek_name", name)
+                self._ek_cache[name] = proxy
+            else:
+                proxy = _new(WorkerProxy, self._ek_worker, ref, self._ek_timeout)
+            return proxy
+
+        return self._ek_worker.request(
+            "getattr", {"name": name}, timeout=self._ek_timeout, ref=self, decode=decode
+        )
 
     def _ek_ref(self, worker: Worker) -> int:
         if worker is self._ek_worker and self._ek_gen != worker.generation:

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from ._locate import spec_for_environment
-from ._pool import Worker, get_worker
+from ._pool import get_worker
 
 __all__ = ["call", "eval_json"]
 
@@ -24,7 +24,7 @@ def eval_json(
     non-JSON result is a remote ``TypeError``. Remote errors raise ``WorkerRemoteError``.
     """
     pooled = get_worker(spec_for_environment(lock_path, env_name))
-    return pooled.request("eval_json", {"code": code}, timeout=timeout, encode=_args(inputs=inputs))
+    return pooled.request("eval_json", {"code": code}, timeout=timeout, values={"inputs": inputs})
 
 
 def call(  # noqa: PLR0917 - the positional signature is the contract with SubInterpreterEnv
@@ -41,17 +41,6 @@ def call(  # noqa: PLR0917 - the positional signature is the contract with SubIn
         "call_target",
         {"target": target},
         timeout=timeout,
-        encode=_args(args=list(args), kwargs=dict(kwargs)),
+        values={"args": list(args), "kwargs": dict(kwargs)},
     )
 
-
-def _args(**values: Any) -> Any:
-    from . import _protocol as P
-
-    def encode(worker: Worker) -> dict[str, Any]:
-        return {
-            key: P.encode(value, limit=worker.limit, lane=worker.outbox)
-            for key, value in values.items()
-        }
-
-    return encode
