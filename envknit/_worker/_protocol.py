@@ -183,6 +183,8 @@ def encode(
     kind = type(value)
     if kind in SCALARS:  # the common case first: exact types, no isinstance chain
         return value
+    if not _depth and (kind is list or kind is dict) and _is_plain(value, 0, lane is not None):
+        return value  # already its own wire form: checking costs less than copying
     if _depth > MAX_DEPTH:
         if other is not None:
             return other(value)
@@ -229,6 +231,28 @@ def encode(
     if other is not None:
         return other(value)
     raise NotPlain(f"{kind.__module__}.{kind.__qualname__} has no wire form")
+
+
+def _is_plain(value: Any, depth: int, packs: bool, scalars: frozenset[type] = SCALARS) -> bool:
+    """Whether ``encode`` would return a copy of ``value``, a list or dict: only exact scalars,
+    lists (shorter than ``PACK_MIN`` if ``packs``) and dicts of ``str`` keys without ``$``."""
+    if depth > MAX_DEPTH:
+        return False
+    if type(value) is dict:
+        for k, v in value.items():
+            if type(k) is not str or k[:1] == "$":
+                return False
+            if type(v) not in scalars and not _is_plain(v, depth + 1, packs):
+                return False
+        return True
+    if type(value) is list:
+        if packs and len(value) >= PACK_MIN:
+            return False
+        for v in value:
+            if type(v) not in scalars and not _is_plain(v, depth + 1, packs):
+                return False
+        return True
+    return False
 
 
 def decode(
