@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import select
 import statistics
 import struct
 import subprocess
@@ -37,12 +38,25 @@ ROUNDS = 6
 ARG = {"op": "add", "values": [1, 2, 3], "tag": "small"}
 
 RAW_ECHO = r"""
-import json, os, struct, sys
-r, w = int(sys.argv[1]), int(sys.argv[2])
+import json, os, select, struct, sys, time
+r, w, spin = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 H = struct.Struct(">I")
+poll = select.poll()
+poll.register(r, select.POLLIN)
+
+def wait():  # the worker's spin-then-block (envknit/_worker/_protocol.py), when spin > 0
+    end = time.perf_counter() + spin
+    while time.perf_counter() < end:
+        os.sched_yield()
+        if poll.poll(0):
+            return
+    poll.poll()
+
 buf = b""
 while True:
     while len(buf) < 4:
+        if spin:
+            wait()
         chunk = os.read(r, 65536)
         if not chunk:
             sys.exit(0)
@@ -54,6 +68,8 @@ while True:
     out = json.dumps({"ok": json.loads(payload)}).encode()
     os.write(w, H.pack(len(out)) + out)
 """
+#: How long the spinning raw floor polls before it sleeps: the worker's own default.
+SPIN = 50e-6
 
 
 def time_calls(func: Callable[[], Any], n: int, out: list[int]) -> None:
@@ -67,20 +83,40 @@ def time_calls(func: Callable[[], Any], n: int, out: list[int]) -> None:
         out.append(clock() - t0)
 
 
-def raw_echo() -> tuple[Callable[[], Any], Callable[[], None], int]:
+def cpu_ns(pid: int) -> int:
+    """Nanoseconds ``pid`` (its main thread) has run on a CPU (``/proc/PID/schedstat``)."""
+    with open(f"/proc/{pid}/schedstat", "rb") as fh:
+        return int(fh.read().split()[0])
+
+
+def raw_echo(spin: float = 0.0) -> tuple[Callable[[], Any], Callable[[], None], int]:
+    """The floor: framed JSON over two ``os.pipe``s, blocking reads (``spin`` > 0: both sides
+    poll that long, yielding the core, before they sleep, as the worker does)."""
     host_r, child_w = os.pipe()
     child_r, host_w = os.pipe()
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-c", RAW_ECHO, str(child_r), str(child_w)],
+        [sys.executable, "-I", "-S", "-c", RAW_ECHO, str(child_r), str(child_w), str(spin)],
         pass_fds=(child_r, child_w),
     )
     os.close(child_r)
     os.close(child_w)
     header = struct.Struct(">I")
+    poll = select.poll()
+    poll.register(host_r, select.POLLIN)
+
+    def wait() -> None:
+        end = time.perf_counter() + spin
+        while time.perf_counter() < end:
+            os.sched_yield()
+            if poll.poll(0):
+                return
+        poll.poll()
 
     def call() -> Any:
         data = json.dumps(ARG).encode()
         os.write(host_w, header.pack(len(data)) + data)
+        if spin:
+            wait()
         buf = os.read(host_r, 65536)
         while len(buf) < 4 or len(buf) < 4 + header.unpack_from(buf)[0]:
             buf += os.read(host_r, 65536)
@@ -135,28 +171,48 @@ def placements() -> list[tuple[str, int, int]]:
     return same + ([("two cores", cpus[0], cpus[1])] if len(cpus) > 1 else [])
 
 
-def round_trips(host_cpu: int, child_cpu: int) -> dict[str, float]:
-    """Median microseconds of each contender's round trip, all pinned as given."""
+CONTENDERS = ("proxy", "raw", "raw_spin", "mp")
+
+
+def round_trips(host_cpu: int, child_cpu: int) -> dict[str, tuple[float, float]]:
+    """Each contender's median round trip and its CPU time (host + child) per call, in
+    microseconds, all pinned as given."""
     from envknit import shutdown_workers, worker
     from envknit._worker._pool import live_workers
 
     os.sched_setaffinity(0, {host_cpu})
-    samples: dict[str, list[int]] = {"proxy": [], "raw": [], "mp": []}
+    me = os.getpid()
+    samples: dict[str, list[int]] = {name: [] for name in CONTENDERS}
+    cpu: dict[str, int] = dict.fromkeys(CONTENDERS, 0)
     for _ in range(ROUNDS):
         shutdown_workers()
         raw_call, raw_close, raw_pid = raw_echo()
+        spin_call, spin_close, spin_pid = raw_echo(SPIN)
         mp_call, mp_close, mp_pid = mp_pipe()
         with worker("benchpkg", "1.0") as mod:
             assert mod.echo(ARG) == ARG
-            for pid in (raw_pid, mp_pid, *(w.pid for w in live_workers() if w.pid)):
+            (proxy_pid,) = (w.pid for w in live_workers() if w.pid)
+            for pid in (raw_pid, spin_pid, mp_pid, proxy_pid):
                 os.sched_setaffinity(pid, {child_cpu})
-            calls = {"proxy": lambda: mod.echo(ARG), "raw": raw_call, "mp": mp_call}
+            calls = {
+                "proxy": (lambda: mod.echo(ARG), proxy_pid),
+                "raw": (raw_call, raw_pid),
+                "raw_spin": (spin_call, spin_pid),
+                "mp": (mp_call, mp_pid),
+            }
             for _ in range(5):
-                for name, func in calls.items():
+                for name, (func, pid) in calls.items():
+                    before = cpu_ns(me) + cpu_ns(pid)
                     time_calls(func, CALLS // ROUNDS // 5, samples[name])
+                    cpu[name] += cpu_ns(me) + cpu_ns(pid) - before
         raw_close()
+        spin_close()
         mp_close()
-    return {k: statistics.median(v) / 1000 for k, v in samples.items()}
+    calls_made = ROUNDS * 5 * (CALLS // ROUNDS // 5 + 50)
+    return {
+        name: (statistics.median(samples[name]) / 1000, cpu[name] / calls_made / 1000)
+        for name in CONTENDERS
+    }
 
 
 def main() -> int:
@@ -183,13 +239,20 @@ def main() -> int:
         shutdown_workers()
 
     print(f"Python {sys.version.split()[0]}; {CALLS} calls in {ROUNDS} rounds of fresh processes;"
-          " medians")
+          " medians; CPU = host + child CPU time per call")
+    labels = {
+        "raw": "raw framed JSON echo, os.pipe",
+        "raw_spin": "  same, polling like the worker",
+        "mp": "multiprocessing Pipe + pickle",
+    }
     for label, f in figures.items():
-        proxy, raw, mp = f["proxy"], f["raw"], f["mp"]
+        proxy, proxy_cpu = f["proxy"]
         print(f"[{label}] proxy call mod.echo(small dict)")
-        print(f"  envknit proxy                   {proxy:8.1f} us")
-        print(f"  raw framed JSON echo (floor)    {raw:8.1f} us   proxy/raw = {proxy / raw:.2f}x")
-        print(f"  multiprocessing Pipe + pickle   {mp:8.1f} us   proxy/mp  = {proxy / mp:.2f}x")
+        print(f"  {'envknit proxy':32s}{proxy:7.1f} us  CPU {proxy_cpu:5.1f} us")
+        for name, text in labels.items():
+            wall, used = f[name]
+            print(f"  {text:32s}{wall:7.1f} us  CPU {used:5.1f} us   proxy/this = "
+                  f"{proxy / wall:.2f}x  (CPU {proxy_cpu / used:.2f}x)")
     return 0
 
 
