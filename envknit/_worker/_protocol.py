@@ -138,7 +138,7 @@ class NotPlain(TypeError):
 
 
 #: Types that are their own wire form.
-SCALARS = frozenset({str, int, float, bool, type(None)})
+SCALARS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 # The base type's own conversion, so that an overridden __str__/__int__ cannot change the value.
 _PLAIN: tuple[tuple[type, Callable[[Any], Any]], ...] = (
     (str, str.__str__), (int, int.__int__), (float, float.__float__), (bytes, bytes),
