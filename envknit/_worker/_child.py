@@ -197,6 +197,8 @@ class Server:
         Large bytes go on the binary lane; other buffers (arrays) stay here as handles, which
         the host fetches by value when asked (``op_array``: ``numpy.asarray(proxy)``).
         """
+        if type(value) in P.SCALARS:
+            return value
         outbox = self.outbox
         mark = outbox.checkpoint()  # a reply may hold several results (iteration batches)
         try:
@@ -237,9 +239,13 @@ class Server:
         setattr(self.obj(msg), msg["name"], self.arg(msg["value"]))
 
     def op_call(self, msg: dict[str, Any]) -> Any:
-        args = self.arg(msg.get("args", []))
-        kwargs = self.arg(msg.get("kwargs", {}))
-        return self.result(self.obj(msg)(*args, **kwargs))
+        func = self.obj(msg)
+        args = msg.get("args", ())
+        kwargs = msg.get("kwargs")  # the host sends none when there are none
+        if self.tagged:
+            args = self.arg(args)
+            kwargs = self.arg(kwargs)
+        return self.result(func(*args, **kwargs) if kwargs else func(*args))
 
     def op_getitem(self, msg: dict[str, Any]) -> Any:
         return self.result(self.obj(msg)[self.arg(msg["key"])])
