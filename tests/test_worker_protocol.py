@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import os
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -146,6 +147,39 @@ def test_reader_times_out_and_reports_closed_peer(pipe: tuple[int, int]) -> None
     os.close(w)
     with pytest.raises(P.PeerClosed):
         reader.read()
+
+
+@pytest.mark.parametrize("spin", [0.0, P.SPIN, 0.05])
+def test_reader_polls_then_sleeps_whatever_its_spin(pipe: tuple[int, int], spin: float) -> None:
+    r, w = pipe
+    reader = P.FrameReader(r, 100, spin=spin)
+    with pytest.raises(P.FrameTimeout):  # nothing came: the deadline holds, spin or not
+        reader.read(time.monotonic() + 0.1)
+    for _ in range(3):  # the budget adapts between reads; the frames are the same
+        P.write_frame(w, b"frame", 100)
+        assert reader.read() == b"frame"
+        assert 0.0 <= reader.budget <= spin
+    P.write_frame(w, b"late", 100)
+    assert reader.read(time.monotonic() + 5) == b"late"
+    os.close(w)
+    with pytest.raises(P.PeerClosed):
+        reader.read()
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_without_spin_answers() -> None:
+    """``SPIN = 0``: both sides sleep in ``poll()`` at once."""
+    from envknit._worker import _pool
+
+    worker = _pool.Worker(_pool.WorkerSpec(python=sys.executable, paths=(), label="no-spin"))
+    old = _pool.SPIN
+    _pool.SPIN = 0.0
+    try:
+        assert worker.request("stats", {}, timeout=30)["pid"] == worker.pid
+        assert worker._reader is not None and worker._reader.budget == 0.0
+    finally:
+        _pool.SPIN = old
+        worker.close()
 
 
 BUILTIN_EXCEPTIONS = sorted(

@@ -106,6 +106,10 @@ _READ_CHUNK = 1 << 16
 #: How long a reader polls for a frame, yielding its core between polls, before it sleeps
 #: (seconds; 0: it sleeps at once). Across cores this halves a small round trip's time.
 SPIN = 50e-6
+# A yield that kept a reader off its core this long means another process ran there.
+_STOLEN = 1e-3
+# ... after which the reader sleeps at once for this long (doubling while it goes on).
+_BACK_OFF = 0.01
 
 
 class WireError(Exception):
@@ -476,6 +480,8 @@ class FrameReader:
         #: the longest this reader polls before it sleeps (0: never); ``budget`` adapts below it
         self.spin = spin
         self.budget = spin
+        self._calm = 0.0  # until then (perf_counter) reads sleep at once: see _STOLEN
+        self._backoff = 1
         self._buf = bytearray()
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
@@ -512,7 +518,11 @@ class FrameReader:
         """The first bytes that arrive, by ``deadline``: polled for, then slept for."""
         fd = self.fd
         budget = self.budget
-        if budget:
+        clock = time.perf_counter
+        start = clock()
+        if start < self._calm:
+            budget = -1.0  # sleep at once, and leave the budget as it is
+        elif budget > 0:
             # A peer on this core gets it now, and has usually answered when we are back; one
             # on another core answers while we poll, without the cost of waking us (a
             # cross-core wake-up is most of a small round trip on a VM).
@@ -522,21 +532,27 @@ class FrameReader:
                 return os.read(fd, _READ_CHUNK)
             except BlockingIOError:
                 pass
-            clock = time.perf_counter
             ready = self._poll.poll
-            start = clock()
-            end = start + budget
-            while clock() < end:
+            before, end = start, start + budget
+            while True:
+                now = clock()
+                if now - before > _STOLEN:
+                    # Another process had this core: it would again, for a whole time slice
+                    # per yield, while a sleeper is woken ahead of it. Sleep for a while.
+                    self._calm = now + _BACK_OFF * self._backoff
+                    self._backoff = min(2 * self._backoff, 1024)
+                    break
+                if now > end:
+                    break
+                before = now
                 pause()
                 if ready(0):
                     try:
-                        return os.read(fd, _READ_CHUNK)
+                        chunk = os.read(fd, _READ_CHUNK)
                     except BlockingIOError:  # pragma: no cover - poll said it was readable
                         continue
-        elif not self.spin:
-            start = 0.0
-        else:
-            start = time.perf_counter()
+                    self._backoff = 1
+                    return chunk
         while True:  # sleep until data comes
             if deadline is None:
                 self._poll.poll()
@@ -547,11 +563,12 @@ class FrameReader:
             except BlockingIOError:
                 continue
             break
-        if self.spin:
-            # Like the kernel's guest halt-polling: a wait that ended within the longest spin
-            # would have been caught by a longer one (grow); a longer wait makes spinning waste
-            # (shrink, down to sleeping at once, from where short waits grow it back).
-            if time.perf_counter() - start <= self.spin:
+        if budget >= 0 and self.spin:
+            # Like the kernel's guest halt-polling: a wait that ended soon after the longest
+            # spin (a sleeper's wake-up included) would have been caught by it (grow); a longer
+            # one makes spinning waste (shrink, down to sleeping at once, from where short
+            # waits grow it back).
+            if clock() - start <= 2 * self.spin:
                 self.budget = min(self.spin, max(budget * 2, self.spin / 8))
             else:
                 self.budget = budget / 2 if budget > self.spin / 8 else 0.0
