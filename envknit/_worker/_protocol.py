@@ -382,6 +382,7 @@ def from_json(text: str, object_hook: Callable[[dict[str, Any]], Any] | None = N
         raise ValueError(f"Extra data: char {end}")
     return value
 
+
 # Frames: one encoder made once, without the circular-reference bookkeeping (its markers):
 # messages are built by ``encode``, a fresh tree without cycles (one would still end in
 # RecursionError).

@@ -107,7 +107,7 @@ class WorkerProxy:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if kwargs:
             return self._ek_call("call", args=list(args), kwargs=kwargs)
-        return self._ek_call("call", args=list(args))  # the worker takes no kwargs as none
+        return self._ek_call("call", args=list(args))  # no keyword arguments: none are sent
 
     def __getitem__(self, key: Any) -> Any:
         return self._ek_call("getitem", key=key)
