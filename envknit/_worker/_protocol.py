@@ -108,7 +108,7 @@ _READ_CHUNK = 1 << 16
 SPIN = 50e-6
 # A yield that kept a reader off its core this long means another process ran there.
 _STOLEN = 1e-3
-# ... after which the reader sleeps at once for this long (doubling while it goes on).
+# ... after which the reader sleeps at once for this long.
 _BACK_OFF = 0.01
 
 
@@ -482,7 +482,6 @@ class FrameReader:
         self.spin = spin
         self.budget = spin
         self._calm = 0.0  # until then (perf_counter) reads sleep at once: see _STOLEN
-        self._backoff = 1
         self._buf = bytearray()
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
@@ -528,32 +527,31 @@ class FrameReader:
             # on another core answers while we poll, without the cost of waking us (a
             # cross-core wake-up is most of a small round trip on a VM).
             pause = os.sched_yield
-            pause()
-            try:
-                return os.read(fd, _READ_CHUNK)
-            except BlockingIOError:
-                pass
             ready = self._poll.poll
             before, end = start, start + budget
+            pause()
+            now = clock()
+            first = True  # the first look is a read: on one core the answer is usually there
             while True:
-                now = clock()
                 if now - before > _STOLEN:
-                    # Another process had this core: it would again, for a whole time slice
-                    # per yield, while a sleeper is woken ahead of it. Sleep for a while.
-                    self._calm = now + _BACK_OFF * self._backoff
-                    self._backoff = min(2 * self._backoff, 1024)
+                    # The yield lost this core for a while: to another process (which would
+                    # get it again, a slice per yield, while a sleeper is woken ahead of it),
+                    # or to a peer here with a long call (polling is no use then). Sleep at
+                    # once for a while.
+                    self._calm = now + _BACK_OFF
+                    budget = -1.0
                     break
+                if first or ready(0):
+                    try:
+                        return os.read(fd, _READ_CHUNK)
+                    except BlockingIOError:
+                        pass
                 if now > end:
                     break
+                first = False
                 before = now
                 pause()
-                if ready(0):
-                    try:
-                        chunk = os.read(fd, _READ_CHUNK)
-                    except BlockingIOError:  # pragma: no cover - poll said it was readable
-                        continue
-                    self._backoff = 1
-                    return chunk
+                now = clock()
         while True:  # sleep until data comes
             if deadline is None:
                 self._poll.poll()
