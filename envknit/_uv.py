@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -63,6 +64,12 @@ class UvOptions:
 @lru_cache(maxsize=1)
 def uv_bin() -> str:
     """The path of the uv executable shipped by the ``uv`` package."""
+    if sys.platform != "win32" and sys.prefix != sys.base_prefix:
+        # in a virtual environment the scripts folder is <prefix>/bin, the first place
+        # uv.find_uv_bin() looks; importing the uv package costs sysconfig (~2 ms)
+        exe = os.path.join(sys.prefix, "bin", "uv")
+        if os.path.isfile(exe):
+            return exe
     try:
         import uv
 

@@ -13,7 +13,8 @@ import pytest
 from envknit.errors import StoreError
 from envknit.lock import DistFile, LockedPackage
 from envknit.store._locking import build_dir, clean_stale_builds, tmp_root
-from envknit.store.install import _fix_script, choose_file, manifest
+from envknit.store.install import _fix_script, choose_file, manifest, wheel_tags
+from envknit.store.record import record_rows
 from envknit.store.shims import python_shim_dir
 
 PY = (sys.version_info.major, sys.version_info.minor)
@@ -47,6 +48,32 @@ def test_manifest_ignores_bytecode_caches(tmp_path: Path) -> None:
     (tmp_path / "site" / "m" / "__pycache__" / "m.pyc").write_bytes(b"junk")
     (tmp_path / "ENTRY.json").write_text("{}")
     assert list(manifest(tmp_path)) == ["site/m/__init__.py"]
+
+
+@pytest.mark.parametrize("filename", [
+    "x-1.0-py3-none-any.whl",
+    "x-1.0-py2.py3-none-any.whl",
+    "x-1.0-1build-cp312-cp312-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "X_Y-2.0-CP311-ABI3-Win_AMD64.whl",
+])
+def test_wheel_tags_are_packagings(filename: str) -> None:
+    from packaging.utils import parse_wheel_filename
+
+    assert wheel_tags(filename) == sorted(str(t) for t in parse_wheel_filename(filename)[3])
+
+
+@pytest.mark.parametrize("text", [
+    "m/__init__.py,sha256=abc,12\nm-1.0.dist-info/RECORD,,\n",
+    "m/__init__.py,sha256=abc,12\n\nbin/tool,,\n",  # a blank line
+    '"m/a,b.py",sha256=abc,3\n',  # a quoted field with a comma
+    "m/__init__.py,sha256=abc,12\r\nm/x.py,,\r\n",
+    "",
+])
+def test_record_rows_read_as_csv_does(text: str) -> None:
+    import csv
+    import io
+
+    assert record_rows(text) == [r for r in csv.reader(io.StringIO(text, newline="")) if r]
 
 
 def test_scripts_point_at_python_on_path(tmp_path: Path) -> None:

@@ -47,3 +47,12 @@ def test_the_scratch_folder_is_private_and_removed(
     with _scratch_folder() as folder:
         assert folder.is_dir()
     assert not folder.exists()
+
+
+def test_uv_bin_is_the_one_the_uv_package_finds() -> None:
+    # the shortcut for a virtual environment's bin folder names the same binary
+    import uv
+
+    from envknit._uv import uv_bin
+
+    assert uv_bin() == uv.find_uv_bin()

@@ -32,7 +32,7 @@ from .layout import (
 )
 from .record import move_record_rows, read_record
 
-__all__ = ["InstallResult", "choose_file", "install_environment", "manifest"]
+__all__ = ["InstallResult", "choose_file", "install_environment", "manifest", "wheel_tags"]
 
 _ENV_SHEBANG = "#!/usr/bin/env python\n"
 
@@ -76,6 +76,14 @@ def choose_file(pkg: LockedPackage, python: tuple[int, int]) -> DistFile:
         f"no locked file of {pkg.name}=={pkg.version} fits Python {python[0]}.{python[1]} on "
         f"this platform (locked files: {files}); re-run 'envknit lock' on this platform"
     )
+
+
+def wheel_tags(filename: str) -> list[str]:
+    """The tags of a wheel file name, expanded and lower-cased as ``packaging.tags.parse_tag``
+    does, without importing packaging.tags (~10 ms of a cold install: logging, platform...)."""
+    interpreters, abis, platforms = filename[: -len(".whl")].lower().split("-")[-3:]
+    return sorted({f"{i}-{a}-{p}" for i in interpreters.split(".") for a in abis.split(".")
+                   for p in platforms.split(".")})
 
 
 def _sha256_file(path: str) -> str:
@@ -195,9 +203,7 @@ def _finish_build(
         for record in site.glob("*.dist-info/RECORD"):
             move_record_rows(record, "bin", "../")  # scripts live beside site/, not in it
     if dist.name.endswith(".whl"):
-        from packaging.utils import parse_wheel_filename
-
-        tags = [str(tag) for tag in parse_wheel_filename(dist.name)[3]]
+        tags = wheel_tags(dist.name)
     else:
         tags = []
         for wheel in site.glob("*.dist-info/WHEEL"):

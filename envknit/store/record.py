@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
 import io
 import os
 from pathlib import Path
@@ -19,7 +18,15 @@ __all__ = ["move_record_rows", "read_record", "record_rows"]
 
 
 def record_rows(text: str) -> list[list[str]]:
-    """The non-empty CSV rows of a RECORD's text (the one RECORD parser of envknit)."""
+    """The non-empty CSV rows of a RECORD's text (the one RECORD parser of envknit).
+
+    Without a quote or a carriage return (the usual RECORD), a row is its line split at
+    commas, which is what the csv module reads there; csv itself is imported only otherwise.
+    """
+    if '"' not in text and "\r" not in text:
+        return [line.split(",") for line in text.split("\n") if line]
+    import csv
+
     return [row for row in csv.reader(io.StringIO(text, newline="")) if row]
 
 
@@ -55,6 +62,8 @@ def read_record(dist_info: Path) -> list[tuple[str, str | None]]:
 
 def move_record_rows(record: Path, top: str, prefix: str) -> None:
     """Prefix the paths of RECORD rows under ``top/`` with ``prefix`` (after moving the files)."""
+    import csv
+
     rows = _rows(record)
     for row in rows:
         if row[0].startswith(f"{top}/"):
