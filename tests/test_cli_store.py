@@ -70,9 +70,11 @@ def test_store_shares_no_inode_with_uv_cache(
     env = {**env, "UV_CACHE_DIR": str(cache), "UV_LINK_MODE": "hardlink"}  # the user's choice
     make_small_project(tmp_path / "p", env, "gamma")
     gamma = entry_of(envknit_home, "gamma", "1.0")
-    for path in (gamma / "site").rglob("*"):
+    cached = {p.stat().st_ino for p in cache.rglob("*") if p.is_file()}
+    for path in gamma.rglob("*"):
         if path.is_file():
             assert path.stat().st_nlink == 1, path
+            assert path.stat().st_ino not in cached, path
     (gamma / "site" / "gamma" / "__init__.py").write_text("__version__ = 'patched'\n")
     (copy,) = _cached_copies(cache, "gamma/__init__.py")
     assert "patched" not in copy.read_text()
