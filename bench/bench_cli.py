@@ -15,7 +15,9 @@ see no request. Figures, medians of paired rounds (the order rotates every round
 2. cold ``envknit install`` (empty store, empty uv cache) vs ``uv venv`` + ``uv pip install
    --no-deps --require-hashes`` of the same pins (empty uv cache) (goal <= 1.1x);
 3. ``envknit install`` of a second project whose packages are all in the store vs the same uv
-   pair with a warm uv cache (goal <= 1.0x), and the bytes each adds on disk.
+   pair with a warm uv cache (goal <= 1.0x), and the bytes each adds on disk;
+4. ``envknit install`` into an empty store with a warm uv cache (a new ``ENVKNIT_HOME``, or
+   entries removed by ``store gc``) vs the same uv pair with a warm uv cache (no goal).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from _clean import (
@@ -45,7 +48,7 @@ from _clean import (
 from tests._builders import build_wheel, package_files
 
 PY = "{}.{}".format(*sys.version_info[:2])
-FIGURES = ("lock", "cold", "warm")
+FIGURES = ("lock", "cold", "warm", "uvcache")
 
 
 def make_wheels(dest: Path, count: int) -> list[str]:
@@ -78,7 +81,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--packages", type=int, default=10)
     parser.add_argument("--only", type=lambda s: set(s.split(",")), default=set(FIGURES),
-                        help="comma-separated figures to measure: lock, cold, warm (default: all)")
+                        help="comma-separated figures to measure: lock, cold, warm, uvcache "
+                        "(default: all)")
+    parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
+                        help="also time the install figures of the envknit of CHECKOUT (say, "
+                        "main before a change) in the same rounds: 'before' rows")
     add_source_option(parser)
     args = parser.parse_args()
     if args.only - set(FIGURES):
@@ -88,6 +95,7 @@ def main() -> int:
         tmp = Path(tmp_name)
         venv = clean_env(tmp / "venv", args.source)
         py, uv, envknit = str(venv.python), str(venv.uv), str(venv.envknit)
+        before = str(clean_env(tmp / "venv-before", args.compare).envknit) if args.compare else ""
         wheels = tmp / "wheels"
         names = make_wheels(wheels, args.packages)
         fresh = itertools.count()
@@ -134,16 +142,32 @@ def main() -> int:
                       str(target / "bin" / "python"), "-r", str(pins)], cwd=tmp, env=e)
             return target
 
-        def ek_install(home: Path, cache: Path, where: Path = project) -> None:
-            must_run([envknit, "install"], cwd=where, env=env_for(cache, home))
+        def ek_install(home: Path, cache: Path, where: Path = project, exe: str = envknit) -> None:
+            must_run([exe, "install"], cwd=where, env=env_for(cache, home))
+
+        def figure(cases: dict[str, Callable[[], object]], label: str, base_label: str,
+                   max_ratio: float | None = None) -> None:
+            """``cases`` (envknit, uv and, with --compare, before) paired; its rows."""
+            samples = paired(cases, args.rounds)
+            rows.append(row(samples, label, "envknit", "uv", base_label, max_ratio=max_ratio))
+            if "before" in cases:
+                rows.append(row(samples, f"{label[:2]} before ({args.compare})", "before", "uv",
+                                base_label))
+                rows.append(row(samples, f"{label[:2]} envknit vs before", "envknit", "before",
+                                "before"))
+
+        def with_before(cases: dict[str, Callable[[], object]],
+                        before_case: Callable[[], object]) -> dict[str, Callable[[], object]]:
+            return {**cases, "before": before_case} if before else cases
 
         # 2. cold: empty store and empty uv cache / new venv and empty uv cache
         if "cold" in args.only:
-            rows.append(row(paired({
+            figure(with_before({
                 "envknit": lambda: ek_install(tmp / f"home{next(fresh)}", tmp / f"c{next(fresh)}"),
                 "uv": lambda: uv_install(tmp / f"c{next(fresh)}"),
-            }, args.rounds), "2. cold envknit install", "envknit", "uv",
-                "uv venv + uv pip install, empty cache", max_ratio=1.1))
+            }, lambda: ek_install(tmp / f"home{next(fresh)}", tmp / f"c{next(fresh)}",
+                                  exe=before)),
+                "2. cold envknit install", "uv venv + uv pip install, empty cache", 1.1)
 
         # 3. warm: a second project, all in the store / a new venv, warm uv cache
         home, cache, uv_cache = tmp / "warm-home", tmp / "warm-cache", tmp / "warm-uv-cache"
@@ -163,11 +187,36 @@ def main() -> int:
             added.append(tree_bytes(home) - before)
 
         if "warm" in args.only:
-            rows.append(row(
-                paired({"envknit": ek_second, "uv": lambda: venvs.append(uv_install(uv_cache))},
-                       args.rounds),
-                "3. envknit install, second project (warm store)", "envknit", "uv",
-                "uv venv + uv pip install, warm cache", max_ratio=1.0))
+            before_home = tmp / "warm-home-before"
+            if before:
+                ek_install(before_home, cache, exe=before)
+
+            def before_second() -> None:
+                second = tmp / f"second{next(fresh)}"
+                second.mkdir()
+                for name in ("envknit.yaml", "envknit.lock.yaml"):
+                    shutil.copy(project / name, second)
+                ek_install(before_home, cache, second, exe=before)
+
+            figure(with_before({"envknit": ek_second,
+                                "uv": lambda: venvs.append(uv_install(uv_cache))}, before_second),
+                   "3. envknit install, second project (warm store)",
+                   "uv venv + uv pip install, warm cache", 1.0)
+        # 4. the store empty but uv's cache warm (a new ENVKNIT_HOME, entries gc'd) / a new
+        # venv, warm uv cache
+        if "uvcache" in args.only:
+            store_cache = tmp / "uvcache-cache"
+            ek_install(tmp / f"home{next(fresh)}", store_cache)
+            uv_install(store_cache)
+            figure(with_before({
+                "envknit": lambda: ek_install(tmp / f"home{next(fresh)}", store_cache),
+                "uv": lambda: uv_install(store_cache),
+            }, lambda: ek_install(tmp / f"home{next(fresh)}", store_cache, exe=before)),
+                "4. envknit install, empty store, warm uv cache",
+                "uv venv + uv pip install, warm cache")
+        if venvs:  # measured here: the temporary directory goes with the block
+            venv_bytes = statistics.median(tree_bytes(v) for v in venvs)
+            venv_unshared = statistics.median(tree_bytes(v, unshared_only=True) for v in venvs)
         uv_version = must_run([uv, "--version"], cwd=tmp, env=lock_env).strip()
         wheel_kib = tree_bytes(wheels) // 1024
         if asked:
@@ -180,8 +229,6 @@ def main() -> int:
           flush=True)
     print_rows(rows)
     if venvs:
-        venv_bytes = statistics.median(tree_bytes(v) for v in venvs)
-        venv_unshared = statistics.median(tree_bytes(v, unshared_only=True) for v in venvs)
         print(f"   bytes added on disk by 3 (median): envknit home {statistics.median(added):.0f}"
               f" B (max {max(added)} B); uv venv {venv_bytes:.0f} B apparent, "
               f"{venv_unshared:.0f} B not hard-linked to the uv cache", flush=True)
