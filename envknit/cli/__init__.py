@@ -32,6 +32,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ._project import cmd_lock
 
             return guarded(lambda: cmd_lock(lock))  # type: ignore[arg-type]
+    if args and args[0] == "install":
+        from ._lockargs import install_args
+
+        install = install_args(args[1:])
+        if install is not None:  # as lock's
+            from ._errors import guarded
+            from ._install import cmd_install
+
+            return guarded(lambda: cmd_install(install))  # type: ignore[arg-type]
     from ._parser import dispatch
 
     return dispatch(args)
