@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ..names import python_tuple
 from ..pythons import find_python
@@ -11,6 +11,9 @@ from ..store.install import install_environment
 from ..store.layout import envknit_home
 from ..store.projects import register_project
 from ._common import load_project, uv_options
+
+if TYPE_CHECKING:
+    import argparse  # the usual command lines are read without it (cli._lockargs)
 
 __all__ = ["cmd_install"]
 
