@@ -28,7 +28,18 @@ from . import _protocol as P
 from ._errors import remote_error, too_large
 
 if TYPE_CHECKING:
-    from ._proxy import WorkerProxy
+    from typing import Protocol
+
+    class _Ref(Protocol):
+        """What ``Worker.request`` reads of the proxy a request is about (a WorkerProxy)."""
+
+        _ek_worker: Worker
+        _ek_gen: int
+        _ek_id: int
+
+        def _ek_ref(self, worker: Worker) -> int: ...
+        def _ek_wrap(self, ref: dict[str, Any]) -> Any: ...
+        def _ek_send(self, value: Any) -> dict[str, int]: ...
 
 __all__ = ["Worker", "WorkerSpec", "get_worker", "shutdown_workers"]
 
@@ -268,7 +279,7 @@ class Worker:
         *,
         timeout: float | None,
         values: dict[str, Any] | None = None,
-        ref: WorkerProxy | None = None,
+        ref: _Ref | None = None,
         decode: Callable[[dict[str, Any]], Any] | None = None,
     ) -> Any:
         """Send ``op`` with ``fields`` and the encoded ``values``; return the decoded reply, or
