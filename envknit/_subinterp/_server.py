@@ -39,6 +39,8 @@ __all__ = ["AVAILABLE", "Server"]
 # keeps the path that passed it in every run before (3.12's threads in sub-interpreters have
 # known teardown bugs, see docs/hard-isolation.md).
 AVAILABLE = hasattr(select, "poll") and sys.version_info >= (3, 13)
+#: How long a caller looks for its answer before it sleeps (0: sleep at once).
+SPIN_SECONDS = 50e-6
 # poll() takes at most INT_MAX milliseconds (24.8 days); longer waits go in slices of a day.
 _SLICE_SECONDS = 86400.0
 
@@ -96,6 +98,14 @@ class Server:
 
         One waiter at a time (the driver's run lock): a poll object refuses concurrent polls.
         """
+        # Look for a while first, giving up the core between looks, before sleeping in poll(): a
+        # sleeping caller that another core must wake costs tens of microseconds on a VM (the
+        # worker protocol's FrameReader does the same, see docs/workers.md).
+        poll, spin_until = self._poll.poll, time.perf_counter() + SPIN_SECONDS
+        while not poll(0):
+            if time.perf_counter() >= spin_until:
+                break
+            os.sched_yield()
         if timeout is None:
             self._poll.poll(None)
         else:
