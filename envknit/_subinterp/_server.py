@@ -35,7 +35,7 @@ __all__ = ["AVAILABLE", "Server"]
 # Windows has no poll() on pipes: there, calls with a timeout use the host helper thread.
 # So does 3.12: with the serving thread, CI's stress test of four interpreters driven from two
 # threads (tests/test_subinterp_safety.py) died once of SIGSEGV on 3.12.1, with nothing on
-# stderr, and did not again in about 300 runs on this machine; until that is explained, 3.12
+# stderr, and has not since in about 1,200 runs here; until that is explained, 3.12
 # keeps the path that passed it in every run before (3.12's threads in sub-interpreters have
 # known teardown bugs, see docs/hard-isolation.md).
 AVAILABLE = hasattr(select, "poll") and sys.version_info >= (3, 13)
