@@ -17,12 +17,13 @@ from yaml.composer import Composer
 from yaml.events import AliasEvent, CollectionStartEvent, ScalarEvent
 from yaml.nodes import Node
 
+from ._textfile import MAX_SIZE, read_text
 from .errors import ConfigError, LockError
 
-__all__ = ["MAX_DEPTH", "MAX_SIZE", "UnsafeYAMLError", "read_yaml", "safe_load_bounded"]
+__all__ = ["MAX_DEPTH", "MAX_SIZE", "UnsafeYAMLError", "parse_yaml", "read_yaml",
+           "safe_load_bounded"]
 
 MAX_DEPTH = 32  # envknit.yaml and the lock need 6 levels; room for what a user may add
-MAX_SIZE = 64 * 1024 * 1024  # bytes; a lock of 10,000 packages is about 3 MB
 
 # libyaml's parser produces the events 3-5x faster than PyYAML's pure-Python one (a lock is
 # read on every install and every uncached `envknit run`); the composer and constructor are
@@ -88,26 +89,12 @@ def read_yaml(
     path: Path, error: type[ConfigError | LockError], *, what: str, missing_hint: str
 ) -> object:
     """The data of the YAML file at ``path``; any failure is one ``error`` naming the file."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_SIZE + 1)
-    except FileNotFoundError:
-        raise error(f"{what} not found; {missing_hint}", path=str(path)) from None
-    except IsADirectoryError:
-        raise error(f"the {what} is a directory", path=str(path)) from None
-    except OSError as exc:
-        raise error(f"cannot read the {what}: {exc.strerror}", path=str(path)) from None
-    if len(raw) > MAX_SIZE:
-        raise error(f"the {what} is larger than {MAX_SIZE >> 20} MiB", path=str(path))
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"the {what} is not UTF-8 text (byte {exc.start}); save it as UTF-8",
-            path=str(path),
-        ) from None
-    if "\0" in text:
-        raise error(f"the {what} is not text (it contains NUL bytes)", path=str(path))
+    return parse_yaml(read_text(path, error, what=what, missing_hint=missing_hint),
+                      path, error)
+
+
+def parse_yaml(text: str, path: Path, error: type[ConfigError | LockError]) -> object:
+    """The data of ``text`` (read from ``path``); malformed YAML is one ``error`` naming it."""
     try:
         return safe_load_bounded(text)
     except yaml.YAMLError as exc:

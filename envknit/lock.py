@@ -24,13 +24,10 @@ No absolute path appears in a lock: where a package lives is derived from the st
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from ._atomic import atomic_write_text
-from ._lockyaml import dump_block
 from .errors import InvalidNameError, LockError, LockSchemaError, UnknownEnvironmentError
 from .names import (
     normalize_name,
@@ -40,6 +37,11 @@ from .names import (
     validate_python_version,
     validate_sha256,
 )
+
+TYPE_CHECKING = False  # typing (~2 ms) for the type checker only: install reads locks
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 __all__ = [
     "LOCK_FILENAME",
@@ -303,6 +305,8 @@ class Lock:
 
     def dumps(self) -> str:
         """Deterministic YAML text of the lock."""
+        from ._lockyaml import dump_block  # here: reading a lock needs no writer
+
         header = "# envknit.lock.yaml: written by 'envknit lock'; commit it, do not edit it.\n"
         data = self.to_dict()
         body = dump_block(data)  # PyYAML's bytes without its import, for the usual values
@@ -314,15 +318,27 @@ class Lock:
 
 
 def load_lock(path: str | os.PathLike[str]) -> Lock:
-    """Read and validate a lock file; errors name the file and the offending field."""
-    from ._yamlfile import read_yaml  # here: writing a lock needs no YAML reader
+    """Read and validate a lock file; errors name the file and the offending field.
+
+    The layout ``envknit lock`` writes is read without PyYAML (``_lockread``); any other
+    text, hand-edited or hostile, goes to the bounded PyYAML loader (``_yamlfile``).
+    """
+    from ._lockread import parse_lock_text
+    from ._textfile import read_text
 
     p = Path(path)
-    data = read_yaml(p, LockError, what="lock file", missing_hint="run 'envknit lock'")
+    text = read_text(p, LockError, what="lock file", missing_hint="run 'envknit lock'")
+    data = parse_lock_text(text)
+    if data is None:
+        from ._yamlfile import parse_yaml
+
+        return Lock.from_dict(parse_yaml(text, p, LockError), path=str(p))
     return Lock.from_dict(data, path=str(p))
 
 
 def save_lock(lock: Lock, path: str | os.PathLike[str]) -> None:
     """Write the lock atomically (the previous file stays intact if anything fails)."""
+    from ._atomic import atomic_write_text
+
     atomic_write_text(path, lock.dumps())
 

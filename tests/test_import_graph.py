@@ -15,11 +15,12 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # top-level module or package of envknit (a package with all its submodules); "envknit" alone is
 # the package's own __init__. A part may import only parts of lower layers (and itself).
 LAYERS: dict[str, tuple[str, ...]] = {
-    "foundation": ("envknit.errors", "envknit._version", "envknit._lane_pool"),
+    "foundation": ("envknit.errors", "envknit._version", "envknit._lane_pool",
+                   "envknit._textfile"),
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",
-        "envknit._wording", "envknit._lockyaml",
+        "envknit._wording", "envknit._lockyaml", "envknit._lockread",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv": ("envknit._uv",),
