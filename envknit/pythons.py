@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from functools import lru_cache
@@ -77,6 +76,8 @@ def candidate_pythons(version: str) -> Iterator[Path]:
 @lru_cache(maxsize=32)
 def interpreter_version(executable: str) -> tuple[int, int, int] | None:
     """The (major, minor, micro) of the CPython at ``executable``, or None if it is not one."""
+    import subprocess  # here: the running Python (find_python's usual answer) needs no child
+
     try:
         out = subprocess.run(
             [executable, "-I", "-S", "-c",

@@ -42,6 +42,14 @@ CHILD_BUDGET = 17
 # module, collections (for a namedtuple), contextvars, zlib (3.13: 26). Before the cache: 118
 # (yaml, packaging, dataclasses, pathlib, typing, json, csv...).
 CONFIGURE_BUDGET = 27
+# What `envknit install` may load when every locked package is already in the store (a second
+# project): the lock (read without PyYAML, envknit._lockread), the store, the project's
+# registration, and what they import (dataclasses with inspect, pathlib, re, json, hashlib).
+# Before issue 12's third pass: 126 on 3.13 (PyYAML, typing, subprocess, shutil...).
+INSTALL_BUDGET = 79
+# What the install path never loads when uv has nothing to do (yaml, argparse: ~10 ms each).
+INSTALL_HEAVY = ("argparse", "yaml", "packaging", "subprocess", "typing", "shutil", "tempfile",
+                 "threading", "asyncio", "csv", "base64")
 # Never on these paths: each costs milliseconds, and neither path needs it.
 HEAVY = ("argparse", "yaml", "packaging", "dataclasses", "pathlib", "subprocess", "tempfile",
          "inspect", "asyncio", "threading")
@@ -93,10 +101,28 @@ def test_envknit_run_fast_path_stays_within_its_module_budget(tmp_path: Path) ->
         "main(['run', '--', 'true'])\n"
     )
     slow = _new_modules(code, cwd=project)  # the first run reads the lock and fills the cache
-    assert "yaml" in slow
+    assert "envknit.lock" in slow
     fast = _new_modules(code, cwd=project)
     assert "envknit.cli._run" in fast
     _check(fast, RUN_BUDGET)
+
+
+def test_install_from_a_full_store_stays_within_its_module_budget(tmp_path: Path) -> None:
+    home = Path(os.environ["ENVKNIT_HOME"])
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "envknit.yaml").write_text("environments:\n  default:\n    packages: [alpha]\n")
+    write_lock(project / "envknit.lock.yaml",
+               {"default": [make_store_entry(home, "alpha", "1.0"),
+                            make_store_entry(home, "beta", "2.0")]})
+    code = ("import os\nsys.stdout = open(os.devnull, 'w')\n"
+            "from envknit.cli import main\n"
+            "assert main(['install']) == 0\nsys.stdout = sys.__stdout__\n" + _REPORT)
+    loaded = _new_modules(code, cwd=project)
+    assert "envknit.store.install" in loaded
+    heavy = [m for m in loaded if m.split(".")[0] in INSTALL_HEAVY]
+    assert not heavy, f"loads {heavy}"
+    assert len(loaded) <= INSTALL_BUDGET, f"{len(loaded)} modules > {INSTALL_BUDGET}: {loaded}"
 
 
 def test_configure_from_lock_on_a_cached_lock_stays_within_its_module_budget(
@@ -115,7 +141,7 @@ def test_configure_from_lock_on_a_cached_lock_stays_within_its_module_budget(
     code = ("import envknit\n"
             "assert envknit.configure_from_lock('envknit.lock.yaml') == 3\n" + _REPORT)
     slow = _new_modules(code, cwd=project)  # reads the lock and the store, fills the cache
-    assert "yaml" in slow
+    assert "envknit.lock" in slow
     assert list((home / "cache").glob("routes-*.txt"))
     fast = _new_modules(code, cwd=project)
     assert "envknit.routing._registry" in fast

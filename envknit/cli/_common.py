@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import EnvknitError
 from ..lock import LOCK_FILENAME, Lock, LockedEnvironment, load_lock
 
+TYPE_CHECKING = False  # typing: for the type checker only
 if TYPE_CHECKING:
     import argparse
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from ..names import python_tuple
 from ..pythons import find_python
@@ -12,6 +11,7 @@ from ..store.layout import envknit_home
 from ..store.projects import register_project
 from ._common import load_project, uv_options
 
+TYPE_CHECKING = False  # typing: for the type checker only
 if TYPE_CHECKING:
     import argparse  # the usual command lines are read without it (cli._lockargs)
 
@@ -25,6 +25,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     # register first, so a gc running meanwhile already keeps what this project needs
     register_project(project.lock_path, home)
     tty = sys.stderr.isatty()
+    # without a uv option, UvOptions' defaults: envknit._uv (subprocess...) loads only if uv runs
+    uv_flags = args.find_links or args.no_index or args.offline or args.no_build
+    options = uv_options(args) if uv_flags else None
 
     def progress(message: str) -> None:
         print(f"  {message}", file=sys.stderr, flush=True)
@@ -41,7 +44,7 @@ def cmd_install(args: argparse.Namespace) -> int:
             home=home,
             include_dev=not args.no_dev,
             progress=progress,
-            options=uv_options(args),
+            options=options,
             show=sys.stderr,
         )
         print(f"{env.name}: {len(result.installed)} installed, {len(result.reused)} already in "

@@ -8,14 +8,9 @@ import hashlib
 import json
 import os
 import sys
-from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
 
-from .. import _uv
-from .._progress import elapsed
 from ..errors import IntegrityError, ResolverError, StoreError
 from ..lock import DistFile, LockedEnvironment, LockedPackage
 from ..names import canonical_name
@@ -30,7 +25,13 @@ from .layout import (
     read_entry,
     tag_ranks,
 )
-from .record import move_record_rows, read_record
+
+TYPE_CHECKING = False  # typing only for the type checker; uv, RECORDs: only when installing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TextIO
+
+    from .. import _uv
 
 __all__ = ["InstallResult", "choose_file", "install_environment", "manifest", "wheel_tags"]
 
@@ -200,6 +201,8 @@ def _finish_build(
         for script in scripts.iterdir():
             if script.is_file():
                 _fix_script(script)
+        from .record import move_record_rows
+
         for record in site.glob("*.dist-info/RECORD"):
             move_record_rows(record, "bin", "../")  # scripts live beside site/, not in it
     if dist.name.endswith(".whl"):
@@ -253,6 +256,11 @@ def _build(
     show: TextIO | None,
 ) -> list[Entry]:
     """One uv run installs every file of ``todo``; each is then split out into its entry."""
+    from collections import Counter
+
+    from .. import _uv
+    from .record import read_record
+
     built = []
     builds = [f"{p.name} {p.version}" for p, d in todo if not d.name.endswith(".whl")]
     with build_dir(home) as tmp:
@@ -261,6 +269,8 @@ def _build(
                                      python=python_exe, target=target, options=options,
                                      builds=builds, show=show)
         if builds:
+            from .._progress import elapsed
+
             say(f"built {', '.join(builds)} from source in {elapsed(seconds)}")
         infos = _dist_infos(target)
         records = {name: read_record(info) for name, info in infos.items()}
@@ -372,6 +382,8 @@ def _build_healing(
     cache: removing the package from uv's cache makes uv fetch (and hash-check) it again.
     The caller holds the entry locks of ``todo``.
     """
+    from .. import _uv
+
     built: list[Entry] = []
     cleaned: set[str] = set()
     while todo:

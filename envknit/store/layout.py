@@ -27,9 +27,12 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from ..names import normalize_name, normalize_version, validate_sha256
+
+TYPE_CHECKING = False  # typing (~2 ms) for the type checker only
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "ENTRY_FILE",
