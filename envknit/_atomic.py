@@ -12,13 +12,15 @@ __all__ = ["atomic_write_text", "clean_stale_temporaries"]
 
 
 def atomic_write_text(
-    path: str | os.PathLike[str], text: str, *, mode: int | None = None
+    path: str | os.PathLike[str], text: str, *, mode: int | None = None, durable: bool = True
 ) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
 
     The file gets ``mode`` if given (set before it appears under its name, so a concurrent
     reader never sees it half-made, e.g. not yet executable). Otherwise a new file gets the
     mode a plain ``open()`` would give it (0o666 less the umask) and a replaced one keeps its.
+    ``durable=False`` skips the fsync (milliseconds of wall time): for a file whose loss in a
+    power cut is harmless; the rename still shows readers the old file or the new one.
     """
     target = Path(path)
     clean_stale_temporaries(target)
@@ -33,7 +35,8 @@ def atomic_write_text(
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         elif target.exists():

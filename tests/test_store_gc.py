@@ -55,3 +55,20 @@ def test_gc_keeps_entries_an_install_reuses_meanwhile(
     result = maintenance.collect_garbage(envknit_home)
     assert [e.name for e in result.removed] == ["unused"]
     assert [e.name for e in iter_entries(envknit_home)] == ["shared"]
+
+
+def test_a_project_registers_without_fsync_and_a_torn_record_keeps_everything(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envknit.store.projects import register_project, registered_projects
+
+    def no_fsync(fd: int) -> None:
+        raise AssertionError("the registration is not synced (a lost one is harmless)")
+
+    monkeypatch.setattr(os, "fsync", no_fsync)
+    lock = tmp_path / "envknit.lock.yaml"
+    lock.write_text("")
+    record = register_project(lock, envknit_home)
+    assert [r.lock for r in registered_projects(envknit_home)] == [lock.resolve()]
+    record.write_text("")  # what a power cut may leave of an unsynced file
+    assert [r.lock for r in registered_projects(envknit_home)] == [None]  # gc keeps all

@@ -36,7 +36,9 @@ def register_project(lock_path: Path, home: Path) -> Path:
             return record
     except OSError:
         pass  # not registered yet
-    atomic_write_text(record, text)
+    # no fsync (as the store's entries): after a power cut a lost record only lets gc remove
+    # what this project uses (the next install puts it back), and a torn one keeps everything
+    atomic_write_text(record, text, durable=False)
     return record
 
 
