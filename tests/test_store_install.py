@@ -12,7 +12,7 @@ import pytest
 
 from envknit.errors import StoreError
 from envknit.lock import DistFile, LockedPackage
-from envknit.store._locking import build_dir, clean_stale_builds, tmp_root
+from envknit.store._locking import _rmtree, build_dir, clean_stale_builds, tmp_root
 from envknit.store.install import _fix_script, choose_file, manifest, wheel_tags
 from envknit.store.record import record_rows
 from envknit.store.shims import python_shim_dir
@@ -133,3 +133,25 @@ def test_stale_builds_are_cleaned_live_ones_kept(envknit_home: Path) -> None:
     with build_dir(envknit_home) as mine:
         assert clean_stale_builds(envknit_home) == []
         assert mine.is_dir()
+
+
+def test_a_build_directory_is_removed_without_following_links(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    # what a finished build leaves (empty folders, uv's .lock), and links to what is not ours
+    build = tmp_path / "build"
+    (build / "target").mkdir(parents=True)
+    (build / "entries").mkdir()
+    (build / "target" / ".lock").write_text("")
+    (build / "target" / "link").symlink_to(outside, target_is_directory=True)
+    (build / "link").symlink_to(outside, target_is_directory=True)
+    _rmtree(build)
+    assert not build.exists() and (outside / "keep.txt").read_text() == "keep"
+    # deeper trees (a failed build) go to shutil.rmtree
+    deep = tmp_path / "deep"
+    (deep / "target" / "pkg" / "sub").mkdir(parents=True)
+    (deep / "target" / "pkg" / "sub" / "m.py").write_text("")
+    (deep / "target" / "pkg" / "link").symlink_to(outside, target_is_directory=True)
+    _rmtree(deep)
+    assert not deep.exists() and (outside / "keep.txt").read_text() == "keep"
