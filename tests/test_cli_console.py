@@ -129,3 +129,12 @@ def test_console_script_output_is_complete_through_a_pipe(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     assert "envknit.yaml" in proc.stdout
     assert (tmp_path / "envknit.yaml").is_file()
+
+
+def test_console_with_stdout_closed_at_start(tmp_path: Path) -> None:
+    # fd 1 closed when the process starts: sys.stdout is None, and the exit is still clean
+    proc = subprocess.run([sys.executable, "-m", "envknit", "install"], stdout=None,
+                          stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+                          cwd=tmp_path, preexec_fn=lambda: os.close(1))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("envknit: error: ") and proc.stderr.count("\n") == 1

@@ -61,8 +61,9 @@ def console() -> int:
     status = main()
     if not _teardown_needed():
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:  # None when the process started with that fd closed
+                    stream.flush()
         except (OSError, ValueError):
             return status  # the usual exit reports it (and exits 120), as before
         import os
