@@ -56,7 +56,7 @@ def console() -> int:
     ``weakref.finalize`` and logging register one), a thread still running, or a
     ``threading._register_atexit`` hook. Then, or when a flush fails (a closed pipe), the
     status is returned for ``sys.exit`` and the interpreter ends as usual. Tests call
-    :func:`main`, which never exits.
+    :func:`main`, which returns the status and leaves the process alone.
     """
     status = main()
     if not _teardown_needed():
