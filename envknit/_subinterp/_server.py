@@ -125,11 +125,14 @@ class Server:
         peek.register(self._fds[2], select.POLLIN)
         return bool(peek.poll(0))
 
-    def stop(self) -> None:
-        """Close the request pipe: the thread ends once it is idle (it reads EOF)."""
-        if self._fds[1] >= 0:
-            os.close(self._fds[1])
-            self._fds[1] = -1
+    def hand_over_stop(self) -> int | None:
+        """The request pipe's write end, now the caller's to close (None if already handed over).
+
+        Closing it stops the thread once it is idle (it reads EOF). The interpreter closes it
+        from inside (``_child.before_destroy``), never the host: see ``Driver._teardown``.
+        """
+        fd, self._fds[1] = self._fds[1], -1
+        return None if fd < 0 else fd
 
     def close(self) -> None:
         """Release the pipes and the queue (after the serving thread has ended)."""
