@@ -22,9 +22,9 @@ from envknit.errors import (
 )
 from tests._helpers import gen2
 
-# The serving thread of timed calls and submit() runs on 3.13+ (see envknit/_subinterp/_server.py);
-# 3.12 keeps the host helper thread, which test_timed_calls_fall_back_... covers on every version.
-serving = pytest.mark.skipif(not _server.AVAILABLE, reason="the serving thread runs on 3.13+")
+# The serving thread of timed calls and submit() needs poll() (see envknit/_subinterp/_server.py);
+# the host helper thread that replaces it elsewhere is covered by test_timed_calls_fall_back_...
+serving = pytest.mark.skipif(not _server.AVAILABLE, reason="the serving thread needs poll()")
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._helpers import gen2
+from tests._helpers import gen2, run_fresh
 
 pytestmark = [gen2, pytest.mark.timeout(180)]
 
@@ -472,3 +474,101 @@ def test_host_import_of_a_module_whose_init_ran_inside_is_refused(tmp_path: Path
     else:
         expected = ["False", "loaded", "ok"]
     assert proc.stdout.split() == expected
+
+
+# -- 3.12: a thread of the interpreter ending while the host enters it ----------------------------
+#
+# CPython 3.12.1's run_string() picks the interpreter's oldest thread state by walking its
+# thread list from the head, with no lock, before it takes the interpreter's GIL. A thread of
+# that interpreter that ends meanwhile unlinks and frees its thread state, and the walk reads
+# the freed memory: SIGSEGV, nothing on stderr. Closing used to stop the serving thread from the
+# host (closing its pipe) and then enter the interpreter to join it; CI's stress test died of
+# this once. The window is a few instructions wide; this preloaded shim widens it by sleeping
+# between reading the list's head and walking it, which makes it deterministic.
+
+_WIDEN_WALK_C = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <time.h>
+void *PyInterpreterState_ThreadHead(void *interp) {
+    static void *(*real)(void *);
+    if (!real) real = (void *(*)(void *))dlsym(RTLD_NEXT, "PyInterpreterState_ThreadHead");
+    void *head = real(interp);
+    struct timespec pause = {0, 200000};
+    nanosleep(&pause, 0);
+    return head;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def widen_walk(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment that preloads the shim (skips without a C compiler or off Linux)."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None or not sys.platform.startswith("linux"):
+        pytest.skip("needs a C compiler and LD_PRELOAD (Linux) to widen the race window")
+    folder = tmp_path_factory.mktemp("shim")
+    (folder / "widen.c").write_text(_WIDEN_WALK_C)
+    built = subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-o", str(folder / "widen.so"),
+         str(folder / "widen.c"), "-ldl"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    return {"LD_PRELOAD": str(folder / "widen.so")}
+
+
+def test_serving_thread_ends_inside_the_interpreter(widen_walk: dict[str, str]) -> None:
+    # submit() starts the serving thread and no watchdog (a timed call would start one), so the
+    # serving thread's state heads the list; close() must stop it from inside the interpreter.
+    # Before the fix this died of SIGSEGV on 3.12.1 within a few cycles under the shim (in
+    # _teardown's before_destroy run), with nothing on stderr.
+    proc = run_fresh(
+        textwrap.dedent(
+            """
+            import envknit
+            from envknit._subinterp import _server
+            assert _server.AVAILABLE  # the serving thread runs on this Python
+            for i in range(20):
+                with envknit.SubInterpreterEnv(f"s{i}") as env:
+                    assert env.submit("result = i", i=i).result(timeout=30) == i
+            print("ok")
+            """
+        ),
+        env=widen_walk,
+    )
+    assert (proc.returncode, proc.stdout.strip(), proc.stderr) == (0, "ok", "")
+
+
+@ON_3121
+def test_thread_ending_during_run_string_crashes_3121(widen_walk: dict[str, str]) -> None:
+    # Negative control on the private module alone: a thread of the interpreter keeps starting
+    # and ending short threads while the host calls run_string() in a loop.
+    proc = run_fresh(
+        textwrap.dedent(
+            """
+            import time, _xxsubinterpreters as interpreters
+            iid = interpreters.create(isolated=True)
+            interpreters.run_string(iid, '''
+            import threading
+            stop = False
+            def churn():
+                while not stop:
+                    t = threading.Thread(target=int)
+                    t.start()
+                    t.join()
+            churner = threading.Thread(target=churn)
+            churner.start()
+            ''')
+            end = time.monotonic() + 20
+            while time.monotonic() < end:
+                interpreters.run_string(iid, "pass")
+            interpreters.run_string(iid, "stop = True; churner.join()")
+            interpreters.destroy(iid)
+            print("survived")
+            """
+        ),
+        env=widen_walk,
+        timeout=60,
+    )
+    assert proc.returncode == -signal.SIGSEGV, (proc.returncode, proc.stdout, proc.stderr)

@@ -81,7 +81,7 @@ def bootstrap(config_json: str) -> None:
 
 
 def before_destroy(stop_fd: int | None = None) -> None:
-    """Stop the serving and watchdog threads; run threading's exit hooks while the interpreter is whole.
+    """Stop the serving and watchdog threads; run threading's exit hooks while all is whole.
 
     ``stop_fd`` is the serving thread's request pipe (its write end), closed here first: the
     thread reads EOF and is joined here, so it ends while the host is inside this interpreter

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-import sys
 import time
 
 from ._contract import Adapter
@@ -33,12 +32,14 @@ __all__ = ["AVAILABLE", "Server"]
 # pipe's write end is the stop signal (the thread reads EOF).
 #
 # Windows has no poll() on pipes: there, calls with a timeout use the host helper thread.
-# So does 3.12: with the serving thread, CI's stress test of four interpreters driven from two
-# threads (tests/test_subinterp_safety.py) died once of SIGSEGV on 3.12.1, with nothing on
-# stderr, and has not since in about 1,200 runs here; until that is explained, 3.12
-# keeps the path that passed it in every run before (3.12's threads in sub-interpreters have
-# known teardown bugs, see docs/hard-isolation.md).
-AVAILABLE = hasattr(select, "poll") and sys.version_info >= (3, 13)
+# On 3.12 the serving thread was off for a while: CI's stress test (four interpreters, two
+# driver threads) died once of SIGSEGV with nothing on stderr. The cause was the teardown: the
+# host closed the request pipe, then entered the interpreter to join the thread, and 3.12.1's
+# run_string() walks the interpreter's thread list without a lock before entering, so the thread
+# freeing its thread state meanwhile made the walk read freed memory (core dump: a freed
+# PyThreadState's `next`). The thread is now stopped from inside (Driver._teardown); see
+# docs/hard-isolation.md and tests/test_subinterp_safety.py for the reproducer.
+AVAILABLE = hasattr(select, "poll")
 #: How long a caller looks for its answer before it sleeps (0: sleep at once).
 SPIN_SECONDS = 50e-6
 # poll() takes at most INT_MAX milliseconds (24.8 days); longer waits go in slices of a day.
