@@ -80,12 +80,12 @@ def bootstrap(config_json: str) -> None:
     _set_path([])
 
 
-def before_destroy(stop_fd: int | None = None) -> None:
+def before_destroy() -> None:
     """Stop the serving and watchdog threads; run threading's exit hooks while all is whole.
 
-    ``stop_fd`` is the serving thread's request pipe (its write end), closed here first: the
-    thread reads EOF and is joined here, so it ends while the host is inside this interpreter
-    (see ``Driver._teardown`` for the 3.12 crash this avoids).
+    The host's script closed the serving thread's request pipe just before: the thread reads
+    EOF and is joined here, so it ends while the host is inside this interpreter (see
+    ``Driver._teardown`` for the 3.12 crash this avoids).
 
     Finalizing a 3.13.0 sub-interpreter runs these hooks (e.g. ThreadPoolExecutor's) from a
     fresh thread state; ``Thread.join`` there creates a ``_DummyThread`` whose ``__del__`` runs
@@ -97,8 +97,6 @@ def before_destroy(stop_fd: int | None = None) -> None:
     ``_end_recorded_main_thread``).
     """
     global _watchdog, _server
-    if stop_fd is not None:
-        os.close(stop_fd)
     if _server is not None:
         _server.join()  # it reads EOF and ends
         _server = None

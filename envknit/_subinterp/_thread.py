@@ -93,10 +93,10 @@ _START_SCRIPT = "_envknit_serve()\n"
 # decodes them with raw_decode, which skips json.loads's BOM and whitespace checks (0.6 us
 # instead of 1.3 us for a small answer).
 _JSON = _lane.JsonText(f"$envknit-buffer-{os.urandom(8).hex()}")
-_BEFORE_DESTROY_SCRIPT = (
-    "__import__('sys').modules['_envknit_child']"
-    ".before_destroy(globals().pop('__envknit_stop_fd__'))\n"
-)
+_BEFORE_DESTROY_SCRIPT = "__import__('sys').modules['_envknit_child'].before_destroy()\n"
+# With a serving thread: first close its request pipe from inside (see Driver._teardown), as the
+# script's first statement, so that the script running at all means the thread was told to stop.
+_STOP_SERVER_SCRIPT = "__import__('os').close(__envknit_stop_fd__)\n" + _BEFORE_DESTROY_SCRIPT
 
 
 @functools.cache
@@ -186,20 +186,23 @@ class Driver:
         adapter = self._adapter
         self._settle(None)  # a served call given up on: wait until it returns
         server, self._server = self._server, None
-        # The serving thread is told to stop from INSIDE the interpreter (before_destroy closes
-        # the request pipe, then joins the thread): a thread of the interpreter must never end
-        # while this thread is outside it. CPython 3.12's run_string() walks the interpreter's
-        # thread list without a lock before entering (the gh-109860 "main" thread state), so a
-        # thread deleting its thread state at that moment made it read freed memory (SIGSEGV,
-        # nothing on stderr; seen in the stress test). Once join() returns inside, the thread is
-        # off that list.
+        # The serving thread is told to stop from INSIDE the interpreter (the script closes its
+        # request pipe, then before_destroy joins it): no thread of the interpreter may end while
+        # this thread is outside it. CPython 3.12's run_string() walks the interpreter's thread
+        # list without a lock before entering (to find the gh-109860 "main" thread state), so a
+        # thread freeing its thread state at that moment made the walk read freed memory
+        # (SIGSEGV, nothing on stderr; tests/test_subinterp_safety.py widens the window). Once
+        # join() returns inside, the thread is off that list.
         stop_fd = None if server is None else server.hand_over_stop()
         try:
             if self._interp is not None and self._booted:
                 # Best effort: a failure here must not keep the interpreter from being destroyed.
-                # A RunFailure means the script ran, and before_destroy closes stop_fd first.
-                adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, {"__envknit_stop_fd__": stop_fd})
-                stop_fd = None
+                # A RunFailure means the script ran, so its first statement closed stop_fd.
+                if stop_fd is None:
+                    adapter.run(self._interp, _BEFORE_DESTROY_SCRIPT, None)
+                else:
+                    adapter.run(self._interp, _STOP_SERVER_SCRIPT, {"__envknit_stop_fd__": stop_fd})
+                    stop_fd = None
         finally:
             if stop_fd is not None:  # the script did not run: stop the thread from here
                 os.close(stop_fd)
