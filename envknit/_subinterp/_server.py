@@ -129,8 +129,8 @@ class Server:
     def hand_over_stop(self) -> int | None:
         """The request pipe's write end, now the caller's to close (None if already handed over).
 
-        Closing it stops the thread once it is idle (it reads EOF). The interpreter closes it
-        from inside (``_child.before_destroy``), never the host: see ``Driver._teardown``.
+        Closing it stops the thread once it is idle (it reads EOF). The script that prepares the
+        destroy closes it from inside the interpreter, not the host: see ``Driver._teardown``.
         """
         fd, self._fds[1] = self._fds[1], -1
         return None if fd < 0 else fd
