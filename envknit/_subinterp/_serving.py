@@ -1,4 +1,4 @@
-"""Runs INSIDE an envknit sub-interpreter, and in the host: the serving thread, and how both ends wait.
+"""Runs INSIDE an envknit sub-interpreter (and in the host): the serving thread, and its wait.
 
 Standard library only. The host sends this file compiled when it starts an interpreter's
 serving thread (``_child.start_server``), and imports it itself for ``Waiter``: one wait, the
