@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import select
 import sys
 import threading
 import time
@@ -17,6 +18,7 @@ import envknit
 from envknit._subinterp import _server, _serving
 from tests._helpers import gen2
 
+needs_poll = pytest.mark.skipif(not hasattr(select, "poll"), reason="needs select.poll")
 serving = pytest.mark.skipif(not _server.AVAILABLE, reason="the serving thread runs on 3.13+")
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,7 +38,7 @@ def _write_later(fd: int, seconds: float) -> threading.Thread:
     return thread
 
 
-@pytest.mark.skipif(not hasattr(_serving.select, "poll"), reason="needs select.poll")
+@needs_poll
 def test_waiter_times_out_and_wakes_for_a_byte(pipe: tuple[int, int]) -> None:
     r, w = pipe
     waiter = _serving.Waiter(r)
@@ -51,7 +53,7 @@ def test_waiter_times_out_and_wakes_for_a_byte(pipe: tuple[int, int]) -> None:
     writer.join()
 
 
-@pytest.mark.skipif(not hasattr(_serving.select, "poll"), reason="needs select.poll")
+@needs_poll
 def test_waiter_looks_less_after_long_waits_and_more_after_short_ones(
     pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -72,7 +74,7 @@ def test_waiter_looks_less_after_long_waits_and_more_after_short_ones(
     assert _serving.Waiter(r, 0.0).wait(0.01) is False  # spin 0: never looks
 
 
-@pytest.mark.skipif(not hasattr(_serving.select, "poll"), reason="needs select.poll")
+@needs_poll
 def test_waiter_that_lost_its_core_sleeps_at_once_for_a_while(
     pipe: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
