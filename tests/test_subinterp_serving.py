@@ -33,7 +33,11 @@ def pipe() -> Iterator[tuple[int, int]]:
 
 
 def _write_later(fd: int, seconds: float) -> threading.Thread:
-    thread = threading.Thread(target=lambda: (time.sleep(seconds), os.write(fd, b"\0")))
+    def write() -> None:
+        time.sleep(seconds)
+        os.write(fd, b"\0")
+
+    thread = threading.Thread(target=write)
     thread.start()
     return thread
 
