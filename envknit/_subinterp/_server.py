@@ -20,13 +20,23 @@ __all__ = ["AVAILABLE", "SERVING_PATH", "SPIN_SECONDS", "Server"]
 # 5.6-6.0 voluntary context switches per timed call, and 5.5 for a bare two-lock ping-pong
 # between two host threads). The serving thread lives in the sub-interpreter and needs only
 # that interpreter's GIL, which nobody else holds; the host caller waits with the main GIL
-# released. So each side wakes the other exactly once (2.0 context switches per call), and the
-# call skips the exec() of a script (binding shared data, on 3.13 a fresh thread state), which
-# makes it cost what an untimed call costs.
+# released. So each side wakes the other at most once (2.0 context switches per call), and
+# the call skips the exec() of a script (binding shared data, on 3.13 a fresh thread state),
+# which makes it cost what an untimed call costs.
 #
-# submit() posts to the same thread (when the interpreter is idle) and the host helper thread,
-# waiting in poll() on a pipe of its own, settles the Future: three wake-ups instead of the
-# two of a host-thread hop plus its GIL fights, and no exec() either.
+# Even one wake-up is costly on a VM: a thread that sleeps and is woken from the other core
+# takes tens of microseconds to run again, which on a quiet machine made a timed call 2.5x the
+# floor. So both ends look before they sleep (_serving.Waiter): the caller polls for its
+# answer, the serving thread, after each answer, for the next request, each yielding its core
+# between looks, for up to SPIN_SECONDS, adapting like the worker's readers. Calls in a row
+# then wake nobody (0 context switches per call); an idle serving thread sleeps in poll().
+#
+# submit() posts to the same thread (when the interpreter is idle). A caller waiting in
+# result() claims the answer (one byte on a claim pipe): the serving thread, which looks for a
+# claim once it has answered, wakes that caller directly, as for a timed call. Unclaimed
+# answers (nobody in result() yet: done(), callbacks, futures.wait) wake the host helper
+# thread, waiting in poll(), which settles the Future. Who takes which answer, when a claim
+# comes late or its caller gives up: see _thread.Driver._read_own.
 #
 # Wake-ups travel through pipes (one byte per request, one per answer): a sub-interpreter
 # cannot share a lock with the host, and the cross-interpreter queues of 3.12/3.13 cannot be

@@ -36,10 +36,11 @@ T = TypeVar("T")
 # interpreter (the serving thread, see _server.py), because the caller must be able to stop
 # waiting while the code is blocked in C; the caller holds the run lock while it waits, and a
 # call it gave up on leaves the interpreter "stuck" until its answer arrives (every later user
-# waits for that first). submit() posts to the same serving thread, and the interpreter's host
-# helper thread (started on first need) waits for the answer and settles the Future; where
-# poll() is missing (Windows), timed calls and submit() run on the helper thread, which takes
-# the run lock for each job. Why any OS thread may create, run and destroy an interpreter:
+# waits for that first). submit() posts to the same serving thread; a caller waiting in the
+# Future's result() takes the answer itself, else the interpreter's host helper thread (started
+# on first need) takes it and settles the Future; where poll() is missing (Windows), timed
+# calls and submit() run on the helper thread, which takes the run lock for each job. Why any
+# OS thread may create, run and destroy an interpreter:
 #
 # * CPython 3.13+ gives every exec() a fresh thread state, so which OS thread calls does not
 #   matter. Checked on 3.13.0 in fresh processes: threading, threads and ThreadPoolExecutor used
@@ -114,10 +115,10 @@ class Driver:
     ``_run_lock`` is held while anything runs in the interpreter, which runs one thing at a time
     (a second concurrent exec fails with "interpreter already running"): inline calls from many
     threads take turns; a timed caller holds it while the serving thread runs its request, and
-    a submitted request in flight holds it until the helper thread has read its answer. The child
-    module is booted on the first request, so an interpreter that is entered and left without a
-    call costs what CPython's create() + destroy() cost; the serving thread inside starts with
-    the first call that has a timeout or is submitted.
+    a submitted request in flight holds it until its answer is taken. The child module is
+    booted on the first request, so an interpreter that is entered and left without a call
+    costs what CPython's create() + destroy() cost; the serving thread inside starts with the
+    first call that has a timeout or is submitted.
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
