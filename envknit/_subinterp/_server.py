@@ -80,6 +80,9 @@ class Server:
             self.close()
             raise
         self._waiter = _serving.Waiter(self._fds[2], SPIN_SECONDS)
+        #: whether the last submitted answer was claimed (its caller waited in result()): the
+        #: next one probably will be too (see ``post``)
+        self.expect_claim = False
 
     def shared(self) -> dict[str, object]:
         """What the start script needs bound in ``__main__`` (see ``_thread._START_SCRIPT``)."""
@@ -92,10 +95,11 @@ class Server:
         """Queue one request and wake the serving thread.
 
         The answer's wake-up goes to ``wait()`` or, ``submitted``, to ``submitted_fd`` (unless
-        the request is claimed first).
+        the request is claimed first; with ``expect_claim`` the serving thread looks for a
+        claim for a moment before it gives up).
         """
         self._adapter.queue_put(self._requests, text)
-        os.write(self._fds[1], b"\1" if submitted else b"\0")
+        os.write(self._fds[1], (b"\2" if self.expect_claim else b"\1") if submitted else b"\0")
 
     @property
     def submitted_fd(self) -> int:

@@ -105,21 +105,31 @@ def serve(config: dict[str, Any], recv: Any, send: Any, handle: Any) -> None:
     ``config`` holds the fds: ``read`` (requests), ``answer`` (timed calls' answers, and
     submitted ones whose caller claimed them), ``submit`` (other submitted answers), ``claim``
     (non-blocking: a byte there means a caller waits for the submitted answer in flight on the
-    ``answer`` pipe), and ``spin``. The byte read says which: 0 a timed call, 1 a submitted one.
-    EOF (the host closed the request pipe) ends the thread. It holds the interpreter's GIL only
-    while it runs a request or looks for the next one.
+    ``answer`` pipe), and ``spin``. The byte read says which: 0 a timed call, 1 a submitted
+    one, 2 a submitted one whose claim is expected (the host's last one was claimed): it is
+    looked for up to ``spin`` if it has not come yet, which spares a late claim's detour
+    through the host's helper thread. EOF (the host closed the request pipe) ends the thread.
+    It holds the interpreter's GIL only while it runs a request or looks for the next one.
     """
     read_fd, answer_fd, submit_fd, claim_fd = (
         config["read"], config["answer"], config["submit"], config["claim"]
     )
-    waiter = Waiter(read_fd, config["spin"])
-    read, write, wait = os.read, os.write, waiter.wait
+    spin = config["spin"]
+    waiter = Waiter(read_fd, spin)
+    claims = select.poll()
+    claims.register(claim_fd, select.POLLIN)
+    read, write, wait, claimed = os.read, os.write, waiter.wait, claims.poll
+    clock = time.perf_counter
     while wait() and (wake := read(read_fd, 1)):
         text = recv()
         if text is not None:
             send(handle(text))
         fd = answer_fd
         if wake[0]:
+            if wake[0] == 2 and not claimed(0):
+                end = clock() + spin
+                while not claimed(0) and clock() < end:
+                    os.sched_yield()
             try:
                 if not read(claim_fd, 1):
                     fd = submit_fd

@@ -436,9 +436,11 @@ class Driver:
         with self._state_lock:
             item = self._inflight
             assert item is not None
-            if server is not None and item.claimed:
-                server.forward()  # claimed too late: the claiming caller takes it
-                return
+            if server is not None:
+                if item.claimed:
+                    server.forward()  # claimed too late: the claiming caller takes it
+                    return
+                server.expect_claim = False
             self._inflight = None
         self._finish_submitted(item)
 
@@ -477,6 +479,7 @@ class Driver:
                 return timeout  # queued, settled, or another caller waits: the Future tells
             item.claimed = True
             server.claim()
+            server.expect_claim = True
         start = time.monotonic()
         answered = False
         try:
