@@ -235,6 +235,24 @@ def test_a_claim_that_comes_after_the_answer_is_forwarded_to_the_caller(
         assert env.submit("result = 'next'").result(timeout=60) == "next"
 
 
+@gen2
+@serving
+def test_the_serving_thread_waits_for_a_claim_only_when_one_is_expected() -> None:
+    # After a call whose caller waited in result(), the next submitted call tells the serving
+    # thread to look for a claim a moment before it wakes the helper thread; after one settled
+    # by the helper thread (nobody waited), it does not.
+    with envknit.SubInterpreterEnv("expect") as env:
+        assert env.submit("result = 0").result(timeout=60) == 0  # starts the serving thread
+        assert env.submit("import time\ntime.sleep(0.05)\nresult = 1").result(timeout=60) == 1
+        server = env._ensure().driver._server
+        assert server is not None and server.expect_claim
+        unclaimed = env.submit("result = 2")
+        assert concurrent.futures.wait([unclaimed], timeout=60).done == {unclaimed}
+        assert not server.expect_claim
+        assert env.submit("import time\ntime.sleep(0.05)\nresult = 3").result(timeout=60) == 3
+        assert server.expect_claim
+
+
 def _cpu_ticks(tid: int) -> tuple[int, str]:
     """User + system clock ticks of thread ``tid`` of this process, and its state letter."""
     stat = Path(f"/proc/self/task/{tid}/stat").read_text()
