@@ -258,7 +258,7 @@ def bench_calls(repeat: int, number: int) -> None:
     call_row("eval_json(..., timeout=10)", "eval_json(..., timeout=10)", "goal <= 1.5x the floor")
     call_row("submit(...).result()", "submit(...).result()", "goal <= 1.5x the floor")
     call_row("hand-off of a no-op job to the helper thread", "hand-off to the helper thread",
-             "(what submit() pays on top of the call)")
+             "(timed calls and submit() without the serving thread)")
     call_row("bare thread hop: two raw locks, no interpreter", "two raw locks, one thread each",
              "(any hand-off between two host threads)")
     call_row("raw exec + temp file (naive)", "raw exec + temp file (naive)")

@@ -630,28 +630,25 @@ def _probe_step(step: Any, loader: Any, spec: Any, arg: Any) -> Any:
     return value
 
 
-def start_server(read_fd: int, answer_fd: int, submit_fd: int, recv: Any, send: Any) -> None:
-    """Start the thread that serves the host's timed calls (see envknit/_subinterp/_server.py).
+def start_server(code: bytes, path: str, config_json: str, recv: Any, send: Any) -> None:
+    """Start the thread that serves the host's timed and submitted calls.
 
-    For each byte read from ``read_fd`` it takes one request with ``recv()``, handles it, sends
-    the answer with ``send`` and writes one byte to ``answer_fd`` (the byte read was 0: a timed
-    call, its caller waits) or ``submit_fd`` (1: submitted). It waits in ``os.read``, so
-    it holds this interpreter's GIL only while it runs a request; EOF (the host closed the
-    pipe) ends it. The watchdog targets the thread that armed it, so a timeout stops this one.
+    Its loop is ``serve`` in envknit/_subinterp/_serving.py, compiled by the host (``code``,
+    from ``path``); ``config_json`` holds its pipes (see envknit/_subinterp/_server.py).
     """
-    global _server
+    global _server, _OWN_FILES
+    import marshal
     import threading
 
-    def serve(read: Any = os.read, write: Any = os.write) -> None:
-        fds = (answer_fd, submit_fd)
-        while wake := read(read_fd, 1):
-            text = recv()
-            if text is not None:
-                send(handle(text))
-            write(fds[wake[0]], b"\0")
-
+    module = type(sys)("_envknit_serving")
+    module.__file__ = path
+    exec(marshal.loads(code), module.__dict__)
+    _OWN_FILES |= {R.normalize(path)}  # the watchdog never raises in the loop itself
     # Not a daemon: isolated interpreters allow none; before_destroy joins it.
-    _server = threading.Thread(target=serve, name="envknit-serve")
+    _server = threading.Thread(
+        target=module.serve, args=(json.loads(config_json), recv, send, handle),
+        name="envknit-serve",
+    )
     _server.start()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import select
-import time
 
+from . import _serving
 from ._contract import Adapter
 
-__all__ = ["AVAILABLE", "Server"]
+__all__ = ["AVAILABLE", "SERVING_PATH", "SPIN_SECONDS", "Server"]
 
 # Why a thread parked INSIDE the interpreter, not a host thread, runs calls with a timeout.
 # The caller must be able to stop waiting while the code is stuck in a C function, so someone
@@ -18,13 +19,23 @@ __all__ = ["AVAILABLE", "Server"]
 # 5.6-6.0 voluntary context switches per timed call, and 5.5 for a bare two-lock ping-pong
 # between two host threads). The serving thread lives in the sub-interpreter and needs only
 # that interpreter's GIL, which nobody else holds; the host caller waits with the main GIL
-# released. So each side wakes the other exactly once (2.0 context switches per call), and the
-# call skips the exec() of a script (binding shared data, on 3.13 a fresh thread state), which
-# makes it cost what an untimed call costs.
+# released. So each side wakes the other at most once (2.0 context switches per call), and
+# the call skips the exec() of a script (binding shared data, on 3.13 a fresh thread state),
+# which makes it cost what an untimed call costs.
 #
-# submit() posts to the same thread (when the interpreter is idle) and the host helper thread,
-# waiting in poll() on a pipe of its own, settles the Future: three wake-ups instead of the
-# two of a host-thread hop plus its GIL fights, and no exec() either.
+# Even one wake-up is costly on a VM: a thread that sleeps and is woken from the other core
+# takes tens of microseconds to run again, which on a quiet machine made a timed call 2.5x the
+# floor. So both ends look before they sleep (_serving.Waiter): the caller polls for its
+# answer, the serving thread, after each answer, for the next request, each yielding its core
+# between looks, for up to SPIN_SECONDS, adapting like the worker's readers. Calls in a row
+# then wake nobody (0 context switches per call); an idle serving thread sleeps in poll().
+#
+# submit() posts to the same thread (when the interpreter is idle). A caller waiting in
+# result() claims the answer (one byte on a claim pipe): the serving thread, which looks for a
+# claim once it has answered, wakes that caller directly, as for a timed call. Unclaimed
+# answers (nobody in result() yet: done(), callbacks, futures.wait) wake the host helper
+# thread, waiting in poll(), which settles the Future. Who takes which answer, when a claim
+# comes late or its caller gives up: see _thread.Driver._read_own.
 #
 # Wake-ups travel through pipes (one byte per request, one per answer): a sub-interpreter
 # cannot share a lock with the host, and the cross-interpreter queues of 3.12/3.13 cannot be
@@ -40,16 +51,17 @@ __all__ = ["AVAILABLE", "Server"]
 # PyThreadState's `next`). The thread is now stopped from inside (Driver._teardown); see
 # docs/hard-isolation.md and tests/test_subinterp_safety.py for the reproducer.
 AVAILABLE = hasattr(select, "poll")
-#: How long a caller looks for its answer before it sleeps (0: sleep at once).
-SPIN_SECONDS = 50e-6
-# poll() takes at most INT_MAX milliseconds (24.8 days); longer waits go in slices of a day.
-_SLICE_SECONDS = 86400.0
+#: How long either end of a served call looks for its wake-up before it sleeps (0: at once).
+SPIN_SECONDS = _serving.SPIN
+#: The serving thread's loop, which the host sends compiled (see ``_thread._start_server``).
+SERVING_PATH = os.path.abspath(_serving.__file__)
 
 
 class Server:
-    """Pipes and a request queue for one interpreter's serving thread (see ``_child.serve``).
+    """Pipes and a request queue for one interpreter's serving thread (see ``_serving.serve``).
 
-    Not thread-safe: the driver uses it under its run lock.
+    Not thread-safe: the driver uses it under its run lock, or, for a submitted call in
+    flight, under its state lock.
     """
 
     def __init__(self, adapter: Adapter) -> None:
@@ -58,71 +70,87 @@ class Server:
         self._fds: list[int] = []
         try:
             # (read, write) pairs: host -> thread ("a request is queued"), thread -> host
-            # ("an answer is queued") for timed calls, and the same for submitted ones.
-            # os.pipe() fds are not inherited by child processes.
-            self._fds.extend(os.pipe())
-            self._fds.extend(os.pipe())
-            self._fds.extend(os.pipe())
+            # ("an answer is queued") for timed calls and claimed submitted ones, the same for
+            # other submitted ones, and host -> thread ("a caller waits for the submitted
+            # answer in flight": see claim()). os.pipe() fds are not inherited by child
+            # processes.
+            for _ in range(4):
+                self._fds.extend(os.pipe())
+            os.set_blocking(self._fds[6], False)
         except BaseException:
             self.close()
             raise
-        self._poll = select.poll()
-        self._poll.register(self._fds[2], select.POLLIN)
+        self._waiter = _serving.Waiter(self._fds[2], SPIN_SECONDS)
+        #: whether the last submitted answer was claimed (its caller waited in result()): the
+        #: next one probably will be too (see ``post``)
+        self.expect_claim = False
 
     def shared(self) -> dict[str, object]:
         """What the start script needs bound in ``__main__`` (see ``_thread._START_SCRIPT``)."""
-        return {
-            "__envknit_rq__": self._requests,
-            "__envknit_read_fd__": self._fds[0],
-            "__envknit_answer_fd__": self._fds[3],
-            "__envknit_submit_fd__": self._fds[5],
-        }
+        fds = self._fds
+        config = {"read": fds[0], "answer": fds[3], "submit": fds[5], "claim": fds[6],
+                  "spin": SPIN_SECONDS}
+        return {"__envknit_rq__": self._requests, "__envknit_serve_config__": json.dumps(config)}
 
     def post(self, text: str, *, submitted: bool = False) -> None:
         """Queue one request and wake the serving thread.
 
-        The answer's wake-up goes to ``wait()`` or, ``submitted``, to ``submitted_fd``.
+        The answer's wake-up goes to ``wait()`` or, ``submitted``, to ``submitted_fd`` (unless
+        the request is claimed first; with ``expect_claim`` the serving thread looks for a
+        claim for a moment before it gives up).
         """
         self._adapter.queue_put(self._requests, text)
-        os.write(self._fds[1], b"\1" if submitted else b"\0")
+        os.write(self._fds[1], (b"\2" if self.expect_claim else b"\1") if submitted else b"\0")
 
     @property
     def submitted_fd(self) -> int:
-        """Readable when a submitted request's answer is queued (see ``take_submitted``)."""
+        """Readable when an unclaimed submitted answer is queued (see ``take_submitted``)."""
         return self._fds[4]
 
     def take_submitted(self) -> None:
         os.read(self._fds[4], 1)
 
+    @property
+    def answer_fd(self) -> int:
+        """Readable when a timed or claimed answer is queued (see ``wait``)."""
+        return self._fds[2]
+
+    def take_answer(self) -> None:
+        os.read(self._fds[2], 1)
+
     def wait(self, timeout: float | None) -> bool:
         """Wait (at most ``timeout`` seconds) for the next answer; True once it is queued.
 
-        One waiter at a time (the driver's run lock): a poll object refuses concurrent polls.
+        One waiter at a time (the driver's run lock, or the claim of the call in flight).
         """
-        # Look for a while first, giving up the core between looks, before sleeping in poll(): a
-        # sleeping caller that another core must wake costs tens of microseconds on a VM (the
-        # worker protocol's FrameReader does the same, see docs/workers.md).
-        poll, spin_until = self._poll.poll, time.perf_counter() + SPIN_SECONDS
-        while not poll(0):
-            if time.perf_counter() >= spin_until:
-                break
-            os.sched_yield()
-        if timeout is None:
-            self._poll.poll(None)
-        else:
-            deadline = time.monotonic() + timeout
-            while True:
-                remaining = max(deadline - time.monotonic(), 0.0)
-                if self._poll.poll(min(remaining, _SLICE_SECONDS) * 1000.0):
-                    break
-                if remaining <= _SLICE_SECONDS:
-                    return False
+        if not self._waiter.wait(timeout):
+            return False
         os.read(self._fds[2], 1)
         return True
 
+    def claim(self) -> None:
+        """Ask that the submitted answer in flight wake ``wait()`` rather than ``submitted_fd``.
+
+        The serving thread looks for a claim once the call has answered: if it finds none, the
+        answer goes to ``submitted_fd`` and the claim stays in the pipe (``unclaim`` takes it).
+        """
+        os.write(self._fds[7], b"\0")
+
+    def unclaim(self) -> bool:
+        """Take back a claim; False if the serving thread (or ``forward``) already took it."""
+        try:
+            return bool(os.read(self._fds[6], 1))
+        except BlockingIOError:
+            return False
+
+    def forward(self) -> None:
+        """An answer that came to ``submitted_fd`` was claimed too late: send it to ``wait()``."""
+        self.unclaim()  # the serving thread, having found no claim, left it there
+        os.write(self._fds[3], b"\0")
+
     def answered(self) -> bool:
         """Whether the next answer is queued, without taking its wake-up (any thread)."""
-        peek = select.poll()  # not self._poll: a caller may be waiting in it
+        peek = select.poll()  # not the waiter's: a caller may be waiting in it
         peek.register(self._fds[2], select.POLLIN)
         return bool(peek.poll(0))
 

@@ -25,7 +25,7 @@ from ..errors import (
 )
 from . import _server
 from ._contract import Adapter, RunFailure
-from ._work import Job, Later, NotStarted, StillRunning, Submitted
+from ._work import DirectFuture, Job, Later, NotStarted, StillRunning, Submitted
 
 __all__ = ["Driver"]
 
@@ -36,10 +36,11 @@ T = TypeVar("T")
 # interpreter (the serving thread, see _server.py), because the caller must be able to stop
 # waiting while the code is blocked in C; the caller holds the run lock while it waits, and a
 # call it gave up on leaves the interpreter "stuck" until its answer arrives (every later user
-# waits for that first). submit() posts to the same serving thread, and the interpreter's host
-# helper thread (started on first need) waits for the answer and settles the Future; where
-# poll() is missing (Windows), timed calls and submit() run on the helper thread, which takes
-# the run lock for each job. Why any OS thread may create, run and destroy an interpreter:
+# waits for that first). submit() posts to the same serving thread; a caller waiting in the
+# Future's result() takes the answer itself, else the interpreter's host helper thread (started
+# on first need) takes it and settles the Future; where poll() is missing (Windows), timed
+# calls and submit() run on the helper thread, which takes the run lock for each job. Why any
+# OS thread may create, run and destroy an interpreter:
 #
 # * CPython 3.13+ gives every exec() a fresh thread state, so which OS thread calls does not
 #   matter. Checked on 3.13.0 in fresh processes: threading, threads and ThreadPoolExecutor used
@@ -79,13 +80,14 @@ _BOOT_TAIL = """\
 def _envknit_run(_g=globals(), _handle=_envknit_handle, _send=_envknit_send):
     _send(_handle(_g.pop("__envknit_req__")))
 def _envknit_serve(_g=globals(), _start=_envknit_start, _send=_envknit_send):
-    _start(_g.pop("__envknit_read_fd__"), _g.pop("__envknit_answer_fd__"),
-           _g.pop("__envknit_submit_fd__"), _g.pop("_envknit_recv"), _send)
+    _start(_g.pop("__envknit_serving_code__"), _g.pop("__envknit_serving_path__"),
+           _g.pop("__envknit_serve_config__"), _g.pop("_envknit_recv"), _send)
 del _envknit_handle, _envknit_send, _envknit_start
 """
 _REQUEST_SCRIPT = "_envknit_run()\n"
 # Run once, on the first timed call, after the adapter's recv_setup (which defines
-# _envknit_recv over the request queue): starts the serving thread (_child.start_server).
+# _envknit_recv over the request queue): starts the serving thread (_child.start_server), whose
+# loop (_serving.py) arrives compiled like the child's code.
 _START_SCRIPT = "_envknit_serve()\n"
 # Buffers (bytes, arrays) in requests and answers travel on the binary lane (envknit/_lane.py)
 # as {key: descriptor} objects; the key is random and given to each child at boot, so no value
@@ -116,10 +118,10 @@ class Driver:
     ``_run_lock`` is held while anything runs in the interpreter, which runs one thing at a time
     (a second concurrent exec fails with "interpreter already running"): inline calls from many
     threads take turns; a timed caller holds it while the serving thread runs its request, and
-    a submitted request in flight holds it until the helper thread has read its answer. The child
-    module is booted on the first request, so an interpreter that is entered and left without a
-    call costs what CPython's create() + destroy() cost; the serving thread inside starts with
-    the first call that has a timeout or is submitted.
+    a submitted request in flight holds it until its answer is taken. The child module is
+    booted on the first request, so an interpreter that is entered and left without a call
+    costs what CPython's create() + destroy() cost; the serving thread inside starts with the
+    first call that has a timeout or is submitted.
     """
 
     def __init__(self, adapter: Adapter, boot_config: dict[str, Any], label: str) -> None:
@@ -270,7 +272,10 @@ class Driver:
                 self._boot()
             adapter = self._adapter
             server = _server.Server(adapter)
-            failure = adapter.run(self._interp, adapter.recv_setup + _START_SCRIPT, server.shared())
+            shared = server.shared()
+            shared["__envknit_serving_code__"] = child_code(_server.SERVING_PATH)
+            shared["__envknit_serving_path__"] = _server.SERVING_PATH
+            failure = adapter.run(self._interp, adapter.recv_setup + _START_SCRIPT, shared)
             if failure is not None:
                 server.close()
                 raise _as_error(failure)
@@ -368,12 +373,15 @@ class Driver:
         poller = select.poll()
         poller.register(kick, select.POLLIN)
         polled: _server.Server | None = None
+        orphan = False  # the answer pipe is polled for a claimed call whose caller gave up
         while True:
             with self._state_lock:
                 item: Job | Submitted | bool | None = False  # False: nothing to start now
-                if self._inflight is None and self._backlog:
+                inflight = self._inflight
+                if inflight is None and self._backlog:
                     item = self._backlog.popleft()
                     self._posting = item is not None
+                orphaned = inflight is not None and inflight.orphaned
             if item is None:
                 break
             if isinstance(item, Job):
@@ -392,12 +400,21 @@ class Driver:
                 polled = server
                 with self._state_lock:
                     self._helper_polls_server = True
+            if polled is not None and orphaned != orphan:
+                if orphaned:
+                    poller.register(polled.answer_fd, select.POLLIN)
+                else:
+                    poller.unregister(polled.answer_fd)
+                orphan = orphaned
             for fd, _ in poller.poll():
                 if fd == kick:
                     os.read(kick, 4096)
                 elif polled is not None and fd == polled.submitted_fd:
                     polled.take_submitted()
-                    self._settle_submitted()
+                    self._settle_submitted(polled)
+                elif orphan and polled is not None and fd == polled.answer_fd:
+                    polled.take_answer()
+                    self._settle_submitted(None)
         # Work queued before close() ran first; a call stuck in C is waited for here.
         with self._run_lock:
             self._teardown()
@@ -429,17 +446,32 @@ class Driver:
             self._posting = False
         server.post(item.text, submitted=True)
 
-    def _settle_submitted(self) -> None:
-        """Take the answer of the submitted call in flight, release _run_lock, settle it."""
+    def _settle_submitted(self, server: _server.Server | None) -> None:
+        """The submitted call in flight has answered (to ``server.submitted_fd``, or to the
+        answer pipe of an orphaned call): take its answer and settle it."""
         with self._state_lock:
-            item, self._inflight = self._inflight, None
-        assert item is not None
+            item = self._inflight
+            assert item is not None
+            if server is not None:
+                if item.claimed:
+                    server.forward()  # claimed too late: the claiming caller takes it
+                    return
+                server.expect_claim = False
+            self._inflight = None
+        self._finish_submitted(item)
+
+    def _finish_submitted(self, item: Submitted) -> None:
+        """Take ``item``'s answer, release _run_lock, settle its Future (no longer in flight)."""
+        item.future.reader = None
         try:
             try:
                 value = item.finish(self._answer(item.call_id))
             finally:
                 self._run_lock.release()
                 item.discard()
+                with self._state_lock:
+                    if self._backlog and self._kick is not None:
+                        os.write(self._kick[1], b"\0")  # the helper posts the next one
         except BaseException as exc:  # noqa: BLE001 - delivered through the Future
             item.future.set_exception(exc)
             return
@@ -449,6 +481,39 @@ class Driver:
             ).start()
         else:
             item.future.set_result(value)
+
+    def _read_own(self, item: Submitted, timeout: float | None) -> float | None:
+        """``result()`` of a submitted call: wait on this thread for its answer if in flight.
+
+        The caller claims the answer (see ``Server.claim``), so the serving thread wakes it
+        directly: two wake-ups, as for a timed call, instead of three through the helper
+        thread. Returns what is left of ``timeout`` for the Future's own wait.
+        """
+        with self._state_lock:
+            server = self._server
+            if self._inflight is not item or item.claimed or item.orphaned or server is None:
+                return timeout  # queued, settled, or another caller waits: the Future tells
+            item.claimed = True
+            server.claim()
+            server.expect_claim = True
+        start = time.monotonic()
+        answered = False
+        try:
+            answered = server.wait(timeout)
+        finally:
+            with self._state_lock:
+                item.claimed = False
+                if answered:
+                    self._inflight = None
+                elif not server.unclaim():
+                    # The serving thread (or the helper thread, forwarding) took the claim: the
+                    # answer comes to the answer pipe, which the helper thread watches now.
+                    item.orphaned = True
+                    if self._kick is not None:
+                        os.write(self._kick[1], b"\0")
+        if answered:
+            self._finish_submitted(item)
+        return None if timeout is None else max(timeout - (time.monotonic() - start), 0.0)
 
     def _main(self) -> None:
         jobs = self._jobs
@@ -536,7 +601,9 @@ class Driver:
         payload["id"] = call_id
         text, outbox = _encode(payload, self._pool)
         if _server.AVAILABLE:
-            return self._submit_served(Submitted(text, call_id, outbox, finish, Future()))
+            item = Submitted(text, call_id, outbox, finish, DirectFuture())
+            item.future.reader = functools.partial(self._read_own, item)
+            return self._submit_served(item)
         try:
             return self.submit(
                 _discarding(lambda: finish(self._request(text, call_id)), outbox)

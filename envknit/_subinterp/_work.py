@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import _lane
 
-__all__ = ["Job", "Later", "NotStarted", "StillRunning", "Submitted"]
+__all__ = ["DirectFuture", "Job", "Later", "NotStarted", "StillRunning", "Submitted"]
 
 
 class Job:
@@ -73,24 +73,55 @@ class Later:
 
 
 class Submitted:
-    """A submitted request for the serving thread, and the Future its answer settles."""
+    """A submitted request for the serving thread, and the Future its answer settles.
 
-    __slots__ = ("call_id", "finish", "future", "outbox", "text")
+    While it is in flight, ``claimed`` says a caller waits for its answer in ``result()``, and
+    ``orphaned`` that such a caller gave up after the serving thread saw its claim (the helper
+    thread then takes the answer). Both under the driver's state lock.
+    """
+
+    __slots__ = ("call_id", "claimed", "finish", "future", "orphaned", "outbox", "text")
 
     def __init__(
         self, text: str, call_id: int, outbox: _lane.Outbox | None,
-        finish: Callable[[dict[str, Any]], Any], future: Future[Any],
+        finish: Callable[[dict[str, Any]], Any], future: DirectFuture,
     ) -> None:
         self.text = text
         self.call_id = call_id
         self.outbox = outbox
         self.finish = finish
         self.future = future
+        self.claimed = False
+        self.orphaned = False
 
     def discard(self) -> None:
         if self.outbox is not None:
             self.outbox.discard()
             self.outbox = None
+
+
+class DirectFuture(Future[Any]):
+    """A Future whose ``result()`` and ``exception()`` may wait for the answer themselves.
+
+    While its call is in flight on the serving thread, ``reader`` is set: it waits (at most
+    ``timeout``) for the answer on the calling thread and settles the Future, sparing the
+    hop through the helper thread, and returns what is left of ``timeout``. Everything else
+    is a plain Future's.
+    """
+
+    reader: Callable[[float | None], float | None] | None = None
+
+    def result(self, timeout: float | None = None) -> Any:
+        reader = self.reader
+        if reader is not None:
+            timeout = reader(timeout)
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        reader = self.reader
+        if reader is not None:
+            timeout = reader(timeout)
+        return super().exception(timeout)
 
 
 class NotStarted(Exception):
