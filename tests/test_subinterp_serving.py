@@ -19,7 +19,7 @@ from envknit._subinterp import _server, _serving
 from tests._helpers import gen2
 
 needs_poll = pytest.mark.skipif(not hasattr(select, "poll"), reason="needs select.poll")
-serving = pytest.mark.skipif(not _server.AVAILABLE, reason="the serving thread runs on 3.13+")
+serving = pytest.mark.skipif(not _server.AVAILABLE, reason="the serving thread needs select.poll")
 
 pytestmark = pytest.mark.timeout(120)
 
