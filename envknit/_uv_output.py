@@ -4,7 +4,8 @@ uv 0.13's ``pylock.toml`` (PEP 751) records each package's files and hashes but 
 ``dependencies``, so the dependency graph comes from the requirements.txt form, whose
 ``# via`` annotations (``--annotation-style split``) name each package's parents. Both formats
 are parsed structurally: requirement lines with ``packaging.requirements`` (the plain
-``name==version`` that uv writes without it), the TOML with ``tomllib``.
+``name==version`` that uv writes without it), the TOML with a reader of the lines uv writes
+(``tomllib`` and datetime, ~8 ms of a lock, for any other layout).
 ``tests/data/uv-<version>/`` holds recorded uv output these parsers are tested on.
 """
 
@@ -12,17 +13,14 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from .errors import InvalidNameError, ResolverError
 from .names import normalize_name, normalize_version, validate_filename, validate_sha256
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib  # the same API, from PyPI (a dependency on 3.10)
+TYPE_CHECKING = False  # typing, collections.abc and dataclasses: ~15 ms of a lock
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any
 
 __all__ = ["CompiledPin", "parse_pylock", "parse_requirements_txt"]
 
@@ -36,15 +34,18 @@ _PLAIN_LOCATION_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/-]+")
 _PLAIN_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.!+_-]*)")
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class CompiledPin:
     """One pin of ``uv pip compile``: its version, file hashes, parents and input files."""
 
-    name: str
-    version: str
-    hashes: frozenset[str]
-    required_by: frozenset[str]
-    direct_from: frozenset[str]
+    __slots__ = ("direct_from", "hashes", "name", "required_by", "version")
+
+    def __init__(self, *, name: str, version: str, hashes: frozenset[str],
+                 required_by: frozenset[str], direct_from: frozenset[str]) -> None:
+        self.name = name
+        self.version = version
+        self.hashes = hashes
+        self.required_by = required_by
+        self.direct_from = direct_from
 
 
 def _logical_lines(text: str) -> Iterator[tuple[str, list[str]]]:
@@ -170,30 +171,177 @@ def _files(package: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
         raise ResolverError(f"uv's pylock.toml: {where}.wheels: expected an array")
     dists += [(f"{where}.wheels[{i}]", wheel) for i, wheel in enumerate(wheels)]
     for at, dist in dists:
-        if not isinstance(dist, Mapping):
+        if not isinstance(dist, dict):
             raise ResolverError(f"uv's pylock.toml: {at}: expected a table")
         # PEP 751: the file name is 'name', else the last part of 'path' or 'url'
         location = dist.get("name") or dist.get("path") or _field(dist, "url", str, at)
         fname = _file_name(str(location))
-        hashes = _field(dist, "hashes", Mapping, at)
+        hashes = _field(dist, "hashes", dict, at)
         if "sha256" in hashes:
             yield validate_filename(fname), validate_sha256(hashes["sha256"])
 
 
 def parse_pylock(text: str) -> dict[str, dict[str, str]]:
     """uv's ``pylock.toml`` -> name -> {file name: sha256} (the files usable for the target)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ResolverError(f"uv wrote a pylock.toml envknit cannot read: {exc}") from None
+    data = read_uv_lines(text)
+    if data is None:  # not a layout read_uv_lines knows: TOML's own parser decides
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:
+            import tomli as tomllib  # the same API, from PyPI (a dependency on 3.10)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ResolverError(f"uv wrote a pylock.toml envknit cannot read: {exc}") from None
     version = _field(data, "lock-version", str, "pylock")
     if version.split(".")[0] != "1":
         raise ResolverError(f"uv wrote pylock.toml lock-version {version!r}; envknit reads 1.x")
     found: dict[str, dict[str, str]] = {}
     for i, package in enumerate(_field(data, "packages", list, "pylock")):
         where = f"packages[{i}]"
-        if not isinstance(package, Mapping):
+        if not isinstance(package, dict):
             raise ResolverError(f"uv's pylock.toml: {where}: expected a table")
         name = normalize_name(_field(package, "name", str, where))
         found[name] = dict(_files(package, where))
     return found
+
+
+# -- uv's own pylock.toml lines, without a TOML parser ----------------------------------------
+# uv 0.13 writes ``key = "string"`` lines at the top, then per package a ``[[packages]]``
+# header and ``key = value`` lines whose values are strings, or (sdist, wheels) inline tables
+# and arrays of them, one array element per line when it spans several. read_uv_lines reads
+# exactly that much TOML, as tomllib would read it; anything else, including any escape,
+# literal string, comment, dotted or quoted key or duplicate key, makes it return None.
+# Bare values (sizes, upload times) of keys envknit does not read are checked for their shape
+# only.
+
+_OTHER = object()  # a bare value (integer, date-time, boolean) whose value nobody reads
+_BARE = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-:.+")
+_DATE_TIME = frozenset("0123456789T:.+-Z")
+_KEY = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
+_READ = ("name", "path", "url", "hashes", "sha256", "version", "lock-version", "sdist",
+         "wheels", "packages")  # keys whose values are read: a bare value there is refused
+
+
+class _Unread(Exception):
+    """A line or value read_uv_lines leaves to tomllib."""
+
+
+def _string(text: str, at: int) -> tuple[str, int]:
+    """The basic string starting at ``text[at]`` (a quote), and the index after it."""
+    end = text.find('"', at + 1)
+    value = text[at + 1:end]
+    if end < 0 or "\\" in value or not value.isprintable():
+        raise _Unread
+    return value, end + 1
+
+
+def _value(text: str, at: int, key: str) -> tuple[object, int]:
+    """The value at ``text[at]`` (for ``key``): a string, an inline table or a bare value."""
+    char = text[at:at + 1]
+    if char == '"':
+        return _string(text, at)
+    if char == "{":
+        return _table(text, at)
+    end = at
+    while end < len(text) and text[end] in _BARE:
+        end += 1
+    if key in _READ or not _bare(text[at:end]):
+        raise _Unread
+    return _OTHER, end
+
+
+def _bare(token: str) -> bool:
+    """Whether ``token`` is an integer, a boolean or a date-time (its shape; never read)."""
+    if token in ("true", "false") or (token.isdigit() and token.isascii()
+                                      and (token == "0" or token[0] != "0")):
+        return True
+    date = token[:10]
+    return (len(date) == 10 and date[4] == date[7] == "-"
+            and (date[:4] + date[5:7] + date[8:]).isdigit() and date.isascii()
+            and token[10:11] in ("", "T") and set(token[10:]) <= _DATE_TIME)
+
+
+def _table(text: str, at: int) -> tuple[dict[str, object], int]:
+    """The inline table ``{ key = value, ... }`` starting at ``text[at]``."""
+    table: dict[str, object] = {}
+    at += 1
+    while True:
+        if text.startswith(" }", at):
+            return table, at + 2
+        if table:
+            if not text.startswith(",", at):
+                raise _Unread
+            at += 1
+        if not text.startswith(" ", at):
+            raise _Unread
+        key, at = _key(text, at + 1)
+        if key in table:
+            raise _Unread
+        table[key], at = _value(text, at, key)
+
+
+def _key(text: str, at: int) -> tuple[str, int]:
+    """``key = `` at ``text[at]``: the bare key, and the index of its value."""
+    end = text.find(" = ", at)
+    key = text[at:end]
+    if end <= at or not set(key) <= _KEY:
+        raise _Unread
+    return key, end + 3
+
+
+def _line(line: str) -> tuple[str, object]:
+    key, at = _key(line, 0)
+    if line[at:] == "[":  # an array, one element per line
+        return key, []
+    if line[at:at + 2] == "[{":  # an array of inline tables on one line
+        items: list[object] = []
+        at += 1
+        while True:
+            item, at = _table(line, at)
+            items.append(item)
+            if line[at:] == "]":
+                return key, items
+            if not line.startswith(", {", at):
+                raise _Unread
+            at += 2
+    value, at = _value(line, at, key)
+    if at != len(line):
+        raise _Unread
+    return key, value
+
+
+def read_uv_lines(text: str) -> dict[str, Any] | None:
+    """``text`` in uv's own pylock.toml layout as tomllib reads it, or None for any other."""
+    data: dict[str, Any] = {}
+    table = data
+    array: list[object] | None = None  # the multi-line array being read
+    try:
+        for line in text.split("\n"):
+            if array is not None:
+                if line == "]":
+                    array = None
+                elif line.startswith("    {") and line.endswith(" },"):
+                    item, at = _table(line, 4)
+                    if at != len(line) - 1:
+                        raise _Unread
+                    array.append(item)
+                else:
+                    raise _Unread
+            elif not line:
+                continue
+            elif line == "[[packages]]":
+                if "packages" in data and not isinstance(data["packages"], list):
+                    raise _Unread
+                table = {}
+                data.setdefault("packages", []).append(table)
+            else:
+                key, value = _line(line)
+                if key in table or (table is data and key == "packages"):
+                    raise _Unread
+                table[key] = value
+                if value == [] and isinstance(value, list):
+                    array = value
+    except _Unread:
+        return None
+    return data if array is None else None
