@@ -18,7 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["dump_block"]
+__all__ = ["HEADER", "dump_block", "lock_text"]
+
+HEADER = "# envknit.lock.yaml: written by 'envknit lock'; commit it, do not edit it.\n"
 
 # strings written here: PyYAML writes them plain (or single-quoted when they would read back
 # as another type), never wrapped (no space to break at), never escaped (printable ASCII,
@@ -106,3 +108,14 @@ def dump_block(data: Mapping[str, object]) -> str | None:
     except _Unsupported:
         return None
     return "\n".join(out) + "\n"
+
+
+def lock_text(data: Mapping[str, object]) -> str:
+    """The lock file's text for the lock's data (``Lock.to_dict()``): the header, then
+    :func:`dump_block`'s YAML, or PyYAML's for values it does not write."""
+    body = dump_block(data)
+    if body is None:  # a requirement with a marker, a space, a quote...
+        import yaml
+
+        body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return HEADER + body

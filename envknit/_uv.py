@@ -1,4 +1,4 @@
-"""The only module that spawns uv: resolving an environment and installing single files.
+"""uv for the library: resolving an environment into the lock model, installing single files.
 
 uv comes from the ``uv`` PyPI package (a dependency). Its own environment variables
 (``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``, ``UV_CACHE_DIR``...) pass through (a

@@ -21,9 +21,7 @@ TYPE_CHECKING = False  # typing and collections.abc (~4 ms) only for the type ch
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    # one package of a resolution: name, version, {file name: sha256}, parents, and whether
-    # the environment's ``packages`` (not only ``dev_packages``) ask for it by name
-    Resolved = tuple[str, str, dict[str, str], frozenset[str], bool]
+    from ._lockdata import Resolved
 
 __all__ = [
     "MAX_AT_ONCE",
