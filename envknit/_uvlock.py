@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_AT_ONCE",
     "Job",
+    "abandon",
     "Process",
     "communicate",
     "finish",
@@ -335,12 +336,12 @@ def _launch(job: Job, uv: str, options: Sequence[str], env: Mapping[str, str]) -
         job.graph = spawn([*common, "--annotation-style", "split", MAIN_INPUT, "dev.in"], env)
         job.named = spawn([*common, "--format", "pylock.toml", MAIN_INPUT, "dev.in"], env)
     except BaseException:
-        _abandon([job])
+        abandon([job])
         raise
 
 
-def _abandon(jobs: Sequence[Job]) -> None:
-    """Stop the jobs' processes and remove their folders."""
+def abandon(jobs: Sequence[Job]) -> None:
+    """Stop the jobs' processes (kill, reap) and remove their folders."""
     for job in jobs:
         stop([p for p in (job.graph, job.named) if p is not None])
         _remove(job.folder)
@@ -374,7 +375,7 @@ def start(jobs: list[Job], uv: str, options: Sequence[str], *, no_build: bool = 
         for job in runnable[:MAX_AT_ONCE]:
             _launch(job, uv, started.options, started.env)
     except BaseException:
-        _abandon(runnable)
+        abandon(runnable)
         raise
     return started
 
@@ -399,7 +400,7 @@ def finish(started: Started) -> None:
                     _remove(job.folder)
                     job.folder = ""
     except BaseException:
-        _abandon(runnable)
+        abandon(runnable)
         raise
 
 
