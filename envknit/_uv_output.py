@@ -11,11 +11,9 @@ are parsed structurally: requirement lines with ``packaging.requirements`` (the 
 
 from __future__ import annotations
 
-import re
 import sys
 
 from .errors import InvalidNameError, ResolverError
-from .names import normalize_name, normalize_version, validate_filename, validate_sha256
 
 TYPE_CHECKING = False  # typing, collections.abc and dataclasses: ~15 ms of a lock
 if TYPE_CHECKING:
@@ -30,8 +28,65 @@ __all__ = ["CompiledPin", "parse_pylock", "parse_requirements_txt"]
 # a file's URL or absolute path as uv writes it: its last part is the file name as is (no
 # escapes, query or fragment); anything else goes through urllib.parse (whose import, with
 # ipaddress, cost as much as the rest of this module)
-_PLAIN_LOCATION_CHARS = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@/-]+")
-_PLAIN_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][0-9A-Za-z.!+_-]*)")
+_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_LOCATION_CHARS = _ALNUM | frozenset("._~!$&'()*+,;=:@/-")
+_NAME_CHARS = _ALNUM | frozenset("._-")
+_VERSION_CHARS = _ALNUM | frozenset(".!+_-")
+_FILE_CHARS = _ALNUM | frozenset("._+!-")
+_HEX = frozenset("0123456789abcdef")
+_FILE_ENDS = (".whl", ".tar.gz", ".zip", ".tar.bz2")
+
+
+# The checks of envknit.names for the forms uv writes, without its regular expressions (re and
+# its compiled patterns: ~6 ms of a lock): each gives names.py's answer for what it accepts
+# and asks names.py about anything else (tests/test_uv_output.py compares them).
+
+def _name(name: str) -> str:
+    """``names.normalize_name(name)``."""
+    if (0 < len(name) <= 128 and set(name) <= _NAME_CHARS and name[0] in _ALNUM
+            and name[-1] in _ALNUM):
+        out: list[str] = []
+        for char in name.lower():
+            if char not in "._-":
+                out.append(char)
+            elif out[-1] != "-":  # a run of separators is one "-" (never first: alnum)
+                out.append("-")
+        return "".join(out)
+    from .names import normalize_name
+
+    return normalize_name(name)
+
+
+def _version(version: str) -> str:
+    """``names.normalize_version(version)``: numbers and dots in normal form as they are."""
+    parts = version.split(".")
+    if len(version) <= 100 and all(
+        p.isdigit() and p.isascii() and (p == "0" or p[0] != "0") for p in parts
+    ):
+        return version
+    from .names import normalize_version
+
+    return normalize_version(version)
+
+
+def _sha256(value: object) -> str:
+    """``names.validate_sha256(value)``."""
+    if isinstance(value, str) and len(value) == 64 and set(value) <= _HEX:
+        return value
+    from .names import validate_sha256
+
+    return validate_sha256(value)
+
+
+def _filename(value: str) -> str:
+    """``names.validate_filename(value)``."""
+    if (len(value) <= 255 and set(value) <= _FILE_CHARS and value[:1] in _ALNUM
+            and ".." not in value
+            and any(value.endswith(end) and len(value) > len(end) for end in _FILE_ENDS)):
+        return value
+    from .names import validate_filename
+
+    return validate_filename(value)
 
 
 class CompiledPin:
@@ -85,11 +140,12 @@ def _pin(line: str) -> tuple[str, str, frozenset[str]]:
         algorithm, _, digest = value.partition(":")
         if kind != "hash" or algorithm != "sha256":
             raise ResolverError(f"uv wrote an option envknit does not know: --{option!r}")
-        hashes.add(validate_sha256(digest))
-    plain = _PLAIN_PIN.fullmatch(requirement)
-    if plain is not None:
+        hashes.add(_sha256(digest))
+    name, equals, version = requirement.partition("==")
+    if (equals and name and set(name) <= _NAME_CHARS and name[0] in _ALNUM
+            and version[:1].isdigit() and set(version) <= _VERSION_CHARS):
         try:
-            return normalize_name(plain[1]), normalize_version(plain[2]), frozenset(hashes)
+            return _name(name), _version(version), frozenset(hashes)
         except InvalidNameError:
             pass  # the full parser below has the last word, as for any other form
     from packaging.requirements import InvalidRequirement, Requirement
@@ -101,7 +157,7 @@ def _pin(line: str) -> tuple[str, str, frozenset[str]]:
     specs = list(req.specifier)
     if len(specs) != 1 or specs[0].operator != "==" or req.url:
         raise ResolverError(f"uv wrote {requirement!r}, which is not a pin (name==version)")
-    return normalize_name(req.name), normalize_version(specs[0].version), frozenset(hashes)
+    return _name(req.name), _version(specs[0].version), frozenset(hashes)
 
 
 def _annotations(comments: list[str]) -> tuple[set[str], set[str]]:
@@ -119,7 +175,7 @@ def _annotations(comments: list[str]) -> tuple[set[str], set[str]]:
         if body.startswith("-r "):
             inputs.add(body[3:].strip().rsplit("/", 1)[-1])
         elif not body.startswith("-"):  # "-c constraints.txt": a constraint is not a parent
-            parents.add(normalize_name(body.split()[0]))
+            parents.add(_name(body.split()[0]))
     return parents, inputs
 
 
@@ -150,7 +206,7 @@ def _field(data: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
 
 def _file_name(location: str) -> str:
     """The last part of a URL's path (or of a path), unescaped."""
-    if _PLAIN_LOCATION_CHARS.fullmatch(location):
+    if location and set(location) <= _LOCATION_CHARS:
         if location.startswith("/") and not location.startswith("//"):
             return location.rsplit("/", 1)[-1]
         for scheme in ("https://", "http://", "file://"):
@@ -178,7 +234,7 @@ def _files(package: Mapping[str, Any], where: str) -> Iterator[tuple[str, str]]:
         fname = _file_name(str(location))
         hashes = _field(dist, "hashes", dict, at)
         if "sha256" in hashes:
-            yield validate_filename(fname), validate_sha256(hashes["sha256"])
+            yield _filename(fname), _sha256(hashes["sha256"])
 
 
 def parse_pylock(text: str) -> dict[str, dict[str, str]]:
@@ -201,7 +257,7 @@ def parse_pylock(text: str) -> dict[str, dict[str, str]]:
         where = f"packages[{i}]"
         if not isinstance(package, dict):
             raise ResolverError(f"uv's pylock.toml: {where}: expected a table")
-        name = normalize_name(_field(package, "name", str, where))
+        name = _name(_field(package, "name", str, where))
         found[name] = dict(_files(package, where))
     return found
 
