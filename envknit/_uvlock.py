@@ -60,14 +60,17 @@ def uv_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 # -- uv's path and version, remembered in $ENVKNIT_HOME/cache/uv-version ----------------------
 # line 1: the binary (path, size, mtime); line 2: its version; line 3: what finding it depends
-# on (this interpreter and its import path): the same answer is found again without importing
-# the uv package (sysconfig: ~4 ms)
+# on (_finder_key): the same answer is found again without importing the uv package
+# (sysconfig: ~4 ms) when uv is not in a virtual environment's bin folder
 
 _FOUND: dict[str, tuple[str, str]] = {}  # this process: finder key -> (uv's path, version)
 
 
 def _finder_key() -> str:
-    return "\0".join([sys.executable, sys.prefix, *sys.path])
+    """What ``uv.find_uv_bin()`` depends on: the interpreter's prefixes and import path (but
+    its first entry, the script's folder or the working directory), the user's base."""
+    return "\0".join([sys.executable, sys.prefix, sys.base_prefix,
+                      os.environ.get("PYTHONUSERBASE", ""), *sys.path[1:]])
 
 
 def _binary_key(exe: str) -> str:
