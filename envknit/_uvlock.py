@@ -64,6 +64,7 @@ def uv_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 # (sysconfig: ~4 ms) when uv is not in a virtual environment's bin folder
 
 _FOUND: dict[str, tuple[str, str]] = {}  # this process: finder key -> (uv's path, version)
+_LOCATED: dict[str, str] = {}  # this process: finder key -> uv's path (version not known)
 
 
 def _finder_key() -> str:
@@ -120,7 +121,7 @@ def find_uv(cache_dir: str | None = None) -> str:
         if memo[0] and _binary_key(exe) == memo[0]:
             _FOUND[finder] = (exe, memo[1].strip())
             return exe
-    exe = _locate()
+    exe = _LOCATED.get(finder) or _LOCATED.setdefault(finder, _locate())
     if memo and memo[0] and memo[0] == _binary_key(exe) and len(memo) > 1 and memo[1].strip():
         _FOUND[finder] = (exe, memo[1].strip())
         _write_memo(cache_dir, exe, memo[1].strip())  # found again: remember how
