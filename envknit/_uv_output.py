@@ -273,7 +273,6 @@ def parse_pylock(text: str) -> dict[str, dict[str, str]]:
 
 _OTHER = object()  # a bare value (integer, date-time, boolean) whose value nobody reads
 _BARE = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-:.+")
-_DATE_TIME = frozenset("0123456789T:.+-Z")
 _KEY = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-")
 _READ = ("name", "path", "url", "hashes", "sha256", "version", "lock-version", "sdist",
          "wheels", "packages")  # keys whose values are read: a bare value there is refused
@@ -307,15 +306,41 @@ def _value(text: str, at: int, key: str) -> tuple[object, int]:
     return _OTHER, end
 
 
+def _number(text: str, low: int, high: int) -> bool:
+    return text.isdigit() and text.isascii() and low <= int(text) <= high
+
+
 def _bare(token: str) -> bool:
-    """Whether ``token`` is an integer, a boolean or a date-time (its shape; never read)."""
+    """Whether ``token`` is an integer, a boolean or a date-time as TOML (tomllib) reads it:
+    only the forms uv writes (``2026-10-06T22:48:38Z``); the rest is left to tomllib."""
     if token in ("true", "false") or (token.isdigit() and token.isascii()
                                       and (token == "0" or token[0] != "0")):
         return True
-    date = token[:10]
-    return (len(date) == 10 and date[4] == date[7] == "-"
-            and (date[:4] + date[5:7] + date[8:]).isdigit() and date.isascii()
-            and token[10:11] in ("", "T") and set(token[10:]) <= _DATE_TIME)
+    if len(token) < 10 or token[4] != "-" or token[7] != "-":
+        return False
+    year, month, day = token[:4], token[5:7], token[8:10]
+    if not (_number(year, 1, 9999) and _number(month, 1, 12)):
+        return False
+    leap = int(year) % 4 == 0 and (int(year) % 100 != 0 or int(year) % 400 == 0)
+    days = (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[int(month) - 1]
+    if not _number(day, 1, days):
+        return False
+    time = token[10:]
+    if not time:
+        return True
+    if len(time) < 9 or time[0] != "T" or time[3] != ":" or time[6] != ":" or not (
+            _number(time[1:3], 0, 23) and _number(time[4:6], 0, 59)
+            and _number(time[7:9], 0, 59)):
+        return False
+    rest = time[9:]
+    if rest.startswith("."):
+        digits = len(rest) - len(rest[1:].lstrip("0123456789")) - 1
+        if digits < 1:
+            return False
+        rest = rest[1 + digits:]
+    return rest in ("", "Z") or (
+        len(rest) == 6 and rest[0] in "+-" and rest[3] == ":"
+        and _number(rest[1:3], 0, 23) and _number(rest[4:6], 0, 59))
 
 
 def _table(text: str, at: int) -> tuple[dict[str, object], int]:

@@ -208,3 +208,14 @@ def test_any_edit_of_uvs_lines_is_read_as_tomllib_reads_it_or_left_to_it(
     if read is None:
         return  # left to tomllib
     assert _tomllib_view(read) == _tomllib_view(_toml_loads(text))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.from_regex(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,3})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?)?|[0-9]{1,4}|true|false|[0-9:T.Z+-]{1,22}", fullmatch=True))
+def test_a_bare_value_is_taken_only_where_tomllib_takes_it(token: str) -> None:
+    from envknit._uv_output import _bare
+
+    if _bare(token):
+        _toml_loads(f"x = {token}\n")  # raises if tomllib refuses it
