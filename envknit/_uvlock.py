@@ -201,15 +201,20 @@ def spawn(argv: list[str], env: Mapping[str, str]) -> Process:
     close-on-exec (PEP 446). SIGPIPE is not reset to its default (subprocess would): uv's
     Rust runtime sets it up itself.
     """
-    ends = [_high(fd) for fd in (*os.pipe(), *os.pipe())]
-    out_r, out_w, err_r, err_w = ends
+    ends: list[int] = []
     try:
+        for _ in range(2):
+            ends += os.pipe()
+            ends[-2:] = [_high(ends[-2]), _high(ends[-1])]
+        out_r, out_w, err_r, err_w = ends
         pid = os.posix_spawn(argv[0], argv, env, file_actions=[
             (os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)])
-    except OSError as exc:
+    except BaseException as exc:  # no descriptor is left open, whatever failed
         for fd in ends:
             os.close(fd)
-        raise ResolverError(f"cannot run uv ({argv[0]}): {exc.strerror}") from None
+        if isinstance(exc, OSError):
+            raise ResolverError(f"cannot run uv ({argv[0]}): {exc.strerror}") from None
+        raise
     os.close(out_w)
     os.close(err_w)
     return Process(argv, pid, [out_r, err_r])
