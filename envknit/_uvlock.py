@@ -68,10 +68,12 @@ _LOCATED: dict[str, str] = {}  # this process: finder key -> uv's path (version 
 
 
 def _finder_key() -> str:
-    """What ``uv.find_uv_bin()`` depends on: the interpreter's prefixes and import path (but
-    its first entry, the script's folder or the working directory), the user's base."""
-    return "\0".join([sys.executable, sys.prefix, sys.base_prefix,
-                      os.environ.get("PYTHONUSERBASE", ""), *sys.path[1:]])
+    """What ``uv.find_uv_bin()`` depends on: the interpreter's prefixes (its scripts folders)
+    and import path (where the uv package is; but its first entry, the script's folder or the
+    working directory), the user's base. Not ``sys.executable``, which is spelled as the
+    interpreter was started (``../venv/bin/python``)."""
+    return "\0".join([sys.prefix, sys.base_prefix, os.environ.get("PYTHONUSERBASE", ""),
+                      *sys.path[1:]])
 
 
 def _binary_key(exe: str) -> str:

@@ -86,3 +86,27 @@ def test_more_environments_than_run_at_once_all_finish(tmp_path: Path) -> None:
             for i in range(_uvlock.MAX_AT_ONCE + 3)]
     _uvlock.finish(_uvlock.start(jobs, str(fake_uv), []))
     assert all(j.error is None and j.result == [] for j in jobs)
+
+
+def test_uvs_path_and_version_are_remembered_beside_each_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = str(tmp_path / "cache")
+    monkeypatch.setattr(_uvlock, "_FOUND", {})
+    monkeypatch.setattr(_uvlock, "_LOCATED", {})
+    exe, version = _uvlock.find_uv(cache), _uvlock.uv_version(cache)
+    assert version[0].isdigit() and exe == _uvlock._locate()
+
+    def not_again() -> str:
+        raise AssertionError("uv was looked for although its path is remembered")
+
+    monkeypatch.setattr(_uvlock, "_FOUND", {})
+    monkeypatch.setattr(_uvlock, "_LOCATED", {})
+    monkeypatch.setattr(_uvlock, "_locate", not_again)
+    monkeypatch.setattr(_uvlock, "spawn", not_again)
+    assert (_uvlock.find_uv(cache), _uvlock.uv_version(cache)) == (exe, version)
+    # another import path (another uv package may be found): looked for again
+    monkeypatch.setattr(_uvlock, "_FOUND", {})
+    monkeypatch.setattr(sys, "path", [*sys.path, str(tmp_path)])
+    with pytest.raises(AssertionError, match="looked for"):
+        _uvlock.find_uv(cache)
