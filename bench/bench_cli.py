@@ -11,7 +11,9 @@ each; the first depends on all the others), the default index on a loopback inde
 see no request. Figures, medians of paired rounds (the order rotates every round):
 
 1. ``envknit lock`` of one environment of N packages vs ``uv pip compile --generate-hashes``
-   of the same requirement for the same target (goal <= 2x); both with a warm uv cache;
+   of the same requirement for the same target (goal <= 2x); both with a warm uv cache; and
+   the floor of any lock that runs uv's two compiles (bench/_lock_floor.py: a Python that
+   starts, runs both at once and reads them, nothing else), and the same with one compile;
 2. cold ``envknit install`` (empty store, empty uv cache) vs ``uv venv`` + ``uv pip install
    --no-deps --require-hashes`` of the same pins (empty uv cache) (goal <= 1.1x);
 3. ``envknit install`` of a second project whose packages are all in the store vs the same uv
@@ -76,6 +78,21 @@ def tree_bytes(root: Path, *, unshared_only: bool = False) -> int:
     return total
 
 
+def floor_commands(py: str, uv: str, folder: Path, requirement: str) -> tuple[list[str], ...]:
+    """The floor of a lock (bench/_lock_floor.py): a Python that starts and runs, at once and
+    reading all their output, the two compiles ``envknit lock`` runs (``envknit._uvlock``), and
+    nothing else; and the same with one compile (the requirements.txt one)."""
+    folder.mkdir()
+    (folder / "main.in").write_text(f"{requirement}\n")
+    (folder / "dev.in").write_text("")
+    common = [uv, "--directory", str(folder), "pip", "compile", "--python", py,
+              "--python-version", PY, "--generate-hashes", "--no-header", "--quiet"]
+    graph = [*common, "--annotation-style", "split", "main.in", "dev.in"]
+    named = [*common, "--format", "pylock.toml", "main.in", "dev.in"]
+    script = str(Path(__file__).with_name("_lock_floor.py"))
+    return [py, "-I", script, *graph], [py, "-I", script, *graph, "::", *named]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=11)
@@ -84,8 +101,8 @@ def main() -> int:
                         help="comma-separated figures to measure: lock, cold, warm, uvcache "
                         "(default: all)")
     parser.add_argument("--compare", type=Path, metavar="CHECKOUT",
-                        help="also time the install figures of the envknit of CHECKOUT (say, "
-                        "main before a change) in the same rounds: 'before' rows")
+                        help="also time the envknit of CHECKOUT (say, main before a change) "
+                        "in the same rounds: 'before' rows")
     add_source_option(parser)
     args = parser.parse_args()
     if args.only - set(FIGURES):
@@ -124,15 +141,37 @@ def main() -> int:
         lock_cmd = [envknit, "lock"]
         compile_cmd = [uv, "pip", "compile", "--python", py, "--python-version", PY,
                        "--generate-hashes", "--quiet", str(tmp / "req.in")]
-        for cmd in (lock_cmd, compile_cmd):
+        floor1, floor2 = floor_commands(py, uv, tmp / "floor", names[0])
+        for cmd in (lock_cmd, compile_cmd, floor2):
             must_run(cmd, cwd=project, env=lock_env)
         if "lock" in args.only:
-            rows.append(row(
-                paired({"envknit": lambda: must_run(lock_cmd, cwd=project, env=lock_env),
-                        "uv": lambda: must_run(compile_cmd, cwd=project, env=lock_env)},
-                       args.rounds),
-                f"1. envknit lock ({args.packages} packages)", "envknit", "uv",
-                "uv pip compile --generate-hashes", max_ratio=2.0))
+            cases: dict[str, Callable[[], object]] = {
+                "envknit": lambda: must_run(lock_cmd, cwd=project, env=lock_env),
+                "uv": lambda: must_run(compile_cmd, cwd=project, env=lock_env),
+                "floor2": lambda: must_run(floor2, cwd=project, env=lock_env),
+                "floor1": lambda: must_run(floor1, cwd=project, env=lock_env),
+            }
+            if before:  # main (say) in the same rounds, with its own home (its own caches)
+                before_env = env_for(tmp / "lock-cache", tmp / "lock-home-before")
+                before_project = tmp / "project-before"
+                before_project.mkdir()
+                shutil.copy(project / "envknit.yaml", before_project)
+                must_run([before, "lock"], cwd=before_project, env=before_env)
+                cases["before"] = lambda: must_run([before, "lock"], cwd=before_project,
+                                                   env=before_env)
+            samples = paired(cases, args.rounds)
+            base = "uv pip compile --generate-hashes"
+            label = f"1. envknit lock ({args.packages} packages)"
+            rows.append(row(samples, label, "envknit", "uv", base, max_ratio=2.0))
+            rows.append(row(samples, "1. floor: python + both compiles at once", "floor2", "uv",
+                            base))
+            rows.append(row(samples, "1. floor: python + one compile", "floor1", "uv", base))
+            rows.append(row(samples, "1. envknit lock vs the floor", "envknit", "floor2",
+                            "python + both compiles"))
+            if before:
+                rows.append(row(samples, f"1. before ({args.compare})", "before", "uv", base))
+                rows.append(row(samples, "1. envknit lock vs before", "envknit", "before",
+                                "before"))
 
         def uv_install(cache: Path) -> Path:
             target = tmp / f"venv{next(fresh)}"

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import time
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# on strings: pathlib and re would be most of the cost of writing envknit.lock.yaml
 
 __all__ = ["atomic_write_text", "clean_stale_temporaries"]
 
@@ -22,9 +26,10 @@ def atomic_write_text(
     ``durable=False`` skips the fsync (milliseconds of wall time): for a file whose loss in a
     power cut is harmless; the rename still shows readers the old file or the new one.
     """
-    target = Path(path)
+    target = os.fspath(path)
+    folder, name = os.path.split(target)
     clean_stale_temporaries(target)
-    tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.tmp")
+    tmp = os.path.join(folder, f".{name}.{os.urandom(8).hex()}.tmp")
     # os.open rather than tempfile.mkstemp: mkstemp makes 0o600 files, which would leave
     # envknit.yaml and the lock unreadable to the user's group
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -39,35 +44,48 @@ def atomic_write_text(
                 os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
-        elif target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
+        elif os.path.exists(target):
+            os.chmod(tmp, os.stat(target).st_mode & 0o777)
         os.replace(tmp, target)
     except BaseException:
         # Any failure (disk full, KeyboardInterrupt) must not leave the temporary file behind.
-        tmp.unlink(missing_ok=True)
+        from contextlib import suppress  # here: the usual path needs none of it
+
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
 _STALE_AFTER = 60.0  # seconds; a younger file may be one whose writer has not locked it yet
 
 
-def clean_stale_temporaries(target: Path) -> list[Path]:
+def _is_temporary(name: str, target_name: str) -> bool:
+    """``name`` is ``.TARGET.<16 lower-case hex digits>.tmp``."""
+    prefix = f".{target_name}."
+    digits = name[len(prefix):-4]
+    return (name.startswith(prefix) and name.endswith(".tmp") and len(digits) == 16
+            and not digits.strip("0123456789abcdef"))
+
+
+def clean_stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
     """Remove ``.NAME.<hex>.tmp`` files beside ``target`` left by writers that were killed.
 
     A file is stale when no process holds its lock and it is older than a minute. Returns
     what was removed; a file that cannot be examined is left alone.
     """
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{16}}\.tmp")
+    folder, target_name = os.path.split(os.fspath(target))
     try:
-        names = os.listdir(target.parent)
+        names = os.listdir(folder or ".")
     except OSError:
         return []
     removed = []
     now = time.time()
     for name in names:
-        if not pattern.fullmatch(name):
+        if not _is_temporary(name, target_name):
             continue
-        tmp = target.parent / name
+        from pathlib import Path  # here: only when such a file is found (rare)
+
+        tmp = Path(folder, name)
         try:
             fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:

@@ -12,43 +12,60 @@ output against PyYAML's.
 
 from __future__ import annotations
 
-import re
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["dump_block"]
+__all__ = ["HEADER", "dump_block", "lock_text"]
+
+HEADER = "# envknit.lock.yaml: written by 'envknit lock'; commit it, do not edit it.\n"
 
 # strings written here: PyYAML writes them plain (or single-quoted when they would read back
 # as another type), never wrapped (no space to break at), never escaped (printable ASCII,
-# no indicator character: no ':', '#', ',', brackets or quotes, not starting with '-')
-_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=<>!~-]{0,199}")
-# PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1): a plain scalar matching one of
-# these reads back as a bool, float, int, merge key, null, timestamp or value, not a string,
-# so PyYAML single-quotes it
-_NOT_STR = re.compile(
-    r"""^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
-    |[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
-    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
-    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN)
-    |[-+]?0b[0-1_]+
-    |[-+]?0[0-7_]+
-    |[-+]?(?:0|[1-9][0-9_]*)
-    |[-+]?0x[0-9a-fA-F_]+
-    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
-    |<<
-    |~|null|Null|NULL|
-    |[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
-    |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
-     (?:[Tt]|[\ \t]+)[0-9][0-9]?
-     :[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
-     (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?
-    |=)$""",
-    re.X,
-)
+# no indicator character: no ':', '#', ',', brackets or quotes, not starting with '-'). The
+# checks are string methods, not regular expressions (re and its patterns: ~5 ms of a lock);
+# tests/test_lockyaml.py holds the patterns they stand for and compares.
+_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SAFE_CHARS = _ALNUM | frozenset("._+=<>!~-")
+_DEC = frozenset("0123456789_")
+_OCT = frozenset("01234567_")
+_HEX = frozenset("0123456789abcdefABCDEF_")
+# PyYAML's implicit resolvers (yaml/resolver.py, YAML 1.1) that a safe string can match: it
+# then reads back as a bool, null, float, int or date, not a string, so PyYAML single-quotes
+# it (the others need a character safe strings lack: ':' '~' '<<' '=' alone, or a leading
+# '.', '+' or '-')
+_WORDS = frozenset(["yes", "Yes", "YES", "no", "No", "NO", "true", "True", "TRUE", "false",
+                    "False", "FALSE", "on", "On", "ON", "off", "Off", "OFF", "null", "Null",
+                    "NULL"])
+
+
+def _safe(value: str) -> bool:
+    return 0 < len(value) <= 200 and value[0] in _ALNUM and set(value) <= _SAFE_CHARS
+
+
+def _not_str(value: str) -> bool:
+    """Whether PyYAML reads the safe string ``value`` back as another type."""
+    if value in _WORDS:
+        return True
+    head, dot, tail = value.partition(".")
+    if dot:  # a float: [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?
+        at = min((i for i in (tail.find("e"), tail.find("E")) if i >= 0), default=len(tail))
+        fraction, exponent = tail[:at], tail[at:]
+        return (head[:1] in _DEC and head[:1] != "_" and set(head) <= _DEC
+                and set(fraction) <= _DEC
+                and (not exponent or (len(exponent) > 2 and exponent[1] in "+-"
+                                      and exponent[2:].isdigit())))
+    if value == "0" or (value[0] in "123456789" and set(value) <= _DEC):
+        return True  # an int: 0 | [1-9][0-9_]*
+    if value[:2] == "0b" and len(value) > 2 and set(value[2:]) <= frozenset("01_"):
+        return True
+    if value[:2] == "0x" and len(value) > 2 and set(value[2:]) <= _HEX:
+        return True
+    if value[0] == "0" and len(value) > 1 and set(value) <= _OCT:
+        return True
+    # a date: [0-9]{4}-[0-9]{2}-[0-9]{2}
+    return (len(value) == 10 and value[4] == value[7] == "-"
+            and (value[:4] + value[5:7] + value[8:]).isdigit())
 
 
 class _Unsupported(Exception):
@@ -60,9 +77,9 @@ def _scalar(value: object) -> str:
         return "true"
     if value is False:
         return "false"
-    if not isinstance(value, str) or not _SAFE.fullmatch(value):
+    if not isinstance(value, str) or not _safe(value):
         raise _Unsupported
-    return f"'{value}'" if _NOT_STR.match(value) else value
+    return f"'{value}'" if _not_str(value) else value
 
 
 def _mapping(data: Mapping[str, object], indent: int, out: list[str], first: str | None) -> None:
@@ -106,3 +123,14 @@ def dump_block(data: Mapping[str, object]) -> str | None:
     except _Unsupported:
         return None
     return "\n".join(out) + "\n"
+
+
+def lock_text(data: Mapping[str, object]) -> str:
+    """The lock file's text for the lock's data (``Lock.to_dict()``): the header, then
+    :func:`dump_block`'s YAML, or PyYAML's for values it does not write."""
+    body = dump_block(data)
+    if body is None:  # a requirement with a marker, a space, a quote...
+        import yaml
+
+        body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+    return HEADER + body

@@ -1,4 +1,4 @@
-"""The only module that spawns uv: resolving an environment and installing single files.
+"""uv for the library: resolving an environment into the lock model, installing single files.
 
 uv comes from the ``uv`` PyPI package (a dependency). Its own environment variables
 (``UV_INDEX_URL``, ``UV_FIND_LINKS``, ``UV_OFFLINE``, ``UV_CACHE_DIR``...) pass through (a
@@ -9,17 +9,14 @@ uv is always told never to download a Python.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
+from . import _uvlock
+from ._uvlock import uv_environ
 from .errors import IntegrityError, ResolverError
 
 TYPE_CHECKING = False  # typing (~2 ms) for the type checker only: a cold install loads this
@@ -36,9 +33,6 @@ __all__ = [
     "uv_environ",
     "uv_version",
 ]
-_MAIN_INPUT = "main.in"  # the requirements file of an environment's ``packages``
-# uv 0.13's hint when --no-build leaves a package without a usable file
-_NO_BUILD_RE = re.compile(r"Wheels are required for `([^`]+)` because building from source")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,38 +58,9 @@ class UvOptions:
         return out
 
 
-@lru_cache(maxsize=1)
 def uv_bin() -> str:
     """The path of the uv executable shipped by the ``uv`` package."""
-    if sys.platform != "win32" and sys.prefix != sys.base_prefix:
-        # in a virtual environment the scripts folder is <prefix>/bin, the first place
-        # uv.find_uv_bin() looks; importing the uv package costs sysconfig (~2 ms)
-        exe = os.path.join(sys.prefix, "bin", "uv")
-        if os.path.isfile(exe):
-            return exe
-    try:
-        import uv
-
-        return str(uv.find_uv_bin())
-    except (ImportError, FileNotFoundError) as exc:
-        raise ResolverError(
-            f"uv was not found ({exc}); reinstall envknit (it depends on the 'uv' package)"
-        ) from None
-
-
-def uv_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment uv runs with: ours (UV_* pass through), never downloading a Python."""
-    env = dict(os.environ)
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    env.pop("VIRTUAL_ENV", None)  # --python / --target choose the interpreter, not the shell
-    if env.get("UV_FIND_LINKS"):
-        # uv resolves in a temporary folder: './wheels' must mean the user's folder
-        env["UV_FIND_LINKS"] = ",".join(
-            link if "://" in link or not link.strip() else os.path.abspath(link.strip())
-            for link in env["UV_FIND_LINKS"].split(",")
-        )
-    env.update(extra or {})
-    return env
+    return _uvlock.find_uv()
 
 
 def _run(
@@ -133,72 +98,10 @@ def _run(
     return proc
 
 
-def _start(args: Sequence[str], cwd: Path | None = None) -> subprocess.Popen[str]:
-    """Start uv without waiting: the caller ``_finish``-es (or ``_stop``-s) it."""
-    cmd = [uv_bin(), *args]
-    try:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=uv_environ(), cwd=cwd)
-    except OSError as exc:
-        raise ResolverError(f"cannot run uv ({cmd[0]}): {exc.strerror}") from None
-
-
-def _finish(proc: subprocess.Popen[str], what: str) -> str:
-    """Wait for ``proc``; its stdout, or the error its output explains (as ``_run``)."""
-    stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
-        detail = (stderr or stdout).strip()
-        raise ResolverError(f"{what} failed (uv exit status {proc.returncode}):\n{detail}")
-    return stdout
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    """Kill a uv whose answer is no longer wanted, and reap it."""
-    proc.kill()
-    proc.communicate()
-
-
-_VERSIONS: dict[str, str] = {}  # uv binary (path, size, mtime) -> its version, this process
-
-
 def uv_version(cache_dir: Path | None = None) -> str:
-    """uv's version, e.g. ``"0.13.9"``; remembered in ``cache_dir`` (a folder) if given.
-
-    Asking uv costs a process (~6 ms of CPU, a third of a small ``uv pip compile``) on every
-    ``envknit lock``; the answer is kept per uv binary, keyed on its path, size and
-    modification time, so that another or an upgraded uv is asked again.
-    """
-    exe = uv_bin()
-    try:
-        st = os.stat(exe)
-    except OSError:
-        key = ""  # uv is not there: _run below says so
-    else:
-        key = f"{exe}\t{st.st_size}\t{st.st_mtime_ns}"
-    if key in _VERSIONS:
-        return _VERSIONS[key]
-    memo = cache_dir / "uv-version" if cache_dir is not None and key else None
-    if memo is not None:
-        try:
-            stored_key, _, stored = memo.read_text(encoding="utf-8").partition("\n")
-        except (OSError, UnicodeDecodeError):
-            stored_key = stored = ""
-        if stored_key == key and stored.strip():
-            _VERSIONS[key] = stored.strip()
-            return _VERSIONS[key]
-    out = _run(["--version"], "uv --version").stdout.split()
-    version = out[1] if len(out) > 1 else "unknown"
-    if key:
-        _VERSIONS[key] = version
-    if memo is not None:
-        from ._atomic import atomic_write_text
-
-        try:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(memo, f"{key}\n{version}\n")
-        except OSError:
-            pass  # not remembered: the next lock asks uv again
-    return version
+    """uv's version, e.g. ``"0.13.9"``; remembered in ``cache_dir`` (a folder) if given
+    (``_uvlock.uv_version``: per uv binary, so that another or an upgraded uv is asked)."""
+    return _uvlock.uv_version(str(cache_dir) if cache_dir is not None else None)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -214,34 +117,6 @@ class ResolvedPackage:
     files: Mapping[str, str]
     required_by: frozenset[str]
     main_requirement: bool
-
-
-@contextmanager
-def _scratch_folder() -> Iterator[Path]:
-    """A new private folder for uv's inputs, removed afterwards.
-
-    Made under ``$TMPDIR`` (or /tmp) directly: ``tempfile`` imports shutil, which loads the
-    zlib, bz2 and lzma modules (~3 ms of a lock); tempfile only when that folder fails.
-    """
-    base = os.environ.get("TMPDIR") or "/tmp"
-    folder = Path(base, f"envknit-lock-{os.urandom(8).hex()}")
-    try:
-        folder.mkdir(mode=0o700)
-    except OSError:
-        import tempfile
-
-        folder = Path(tempfile.mkdtemp(prefix="envknit-lock-"))
-    try:
-        yield folder
-    finally:
-        try:
-            for child in folder.iterdir():
-                child.unlink()
-            folder.rmdir()
-        except OSError:  # something else in there (uv never writes there): remove it all
-            import shutil
-
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def compile_environment(
@@ -260,86 +135,19 @@ def compile_environment(
     every hash; its requirements.txt form names no file). Both resolve alike from the same
     index and cache; should the index change between them (a pin without a file whose hash
     it lists), the pylock.toml run is repeated for the pins alone, as a third run.
-    ``_uv_output`` parses both forms.
+    ``_uv_output`` parses both forms; ``_uvlock`` runs them (for several environments at once).
     """
     options = options or UvOptions()
-    with _scratch_folder() as folder:
-        (folder / _MAIN_INPUT).write_text("".join(f"{r}\n" for r in packages), encoding="utf-8")
-        (folder / "dev.in").write_text("".join(f"{r}\n" for r in dev_packages), encoding="utf-8")
-        common = [
-            "--python", str(python), "--python-version", python_version,
-            "--generate-hashes", "--no-header", "--quiet", *options.args(),
-        ]
-        what = f"resolving for Python {python_version}"
-        graph = _start(
-            ["pip", "compile", *common, "--annotation-style", "split", _MAIN_INPUT, "dev.in"],
-            folder,
-        )
-        try:
-            named = _start(
-                ["pip", "compile", *common, "--format", "pylock.toml", _MAIN_INPUT, "dev.in"],
-                folder,
-            )
-        except BaseException:  # whatever stopped us (an error, ^C): no uv is left running
-            _stop(graph)
-            raise
-        try:
-            # imported while uv resolves (tomllib, the parsers: a few ms off the wall time)
-            from ._uv_output import parse_pylock, parse_requirements_txt
-        except BaseException:  # likewise (^C)
-            _stop(graph)
-            _stop(named)
-            raise
-        try:
-            out = _finish(graph, what)
-        except BaseException as exc:  # likewise
-            _stop(named)
-            needs_build = (
-                _NO_BUILD_RE.search(str(exc))
-                if options.no_build and isinstance(exc, ResolverError) else None
-            )
-            if needs_build is None:
-                raise
-            raise ResolverError(
-                f"no wheel for {needs_build[1]} fits Python {python_version} on this platform "
-                "and --no-build refuses to build it from source: lock without --no-build (the "
-                f"lock then says what 'envknit install' will build), or require a version of "
-                f"{needs_build[1]} that has wheels"
-            ) from None
-        named_out = _finish(named, what)
-        pins = parse_requirements_txt(out)
-        if not pins:
-            return []
-        files = parse_pylock(named_out)
-        if any(not set(files.get(n, {}).values()) & p.hashes for n, p in pins.items()):
-            (folder / "pins.in").write_text(
-                "".join(f"{p.name}=={p.version}\n" for _, p in sorted(pins.items())),
-                encoding="utf-8",
-            )
-            files = parse_pylock(_run(
-                ["pip", "compile", *common, "--no-deps", "--format", "pylock.toml", "pins.in"],
-                what, cwd=folder,
-            ).stdout)
-    result = []
-    for name, pin in sorted(pins.items()):
-        # pylock.toml lists the files usable for this target (the sdist and the wheels that
-        # fit); requirements.txt lists the hashes of every file. Lock the usable ones.
-        usable = {f: h for f, h in files.get(name, {}).items() if h in pin.hashes}
-        if not usable:
-            raise ResolverError(
-                f"uv gave no usable file (with a name and a hash) for {name}=={pin.version}; "
-                "cannot write a complete lock"
-            )
-        result.append(
-            ResolvedPackage(
-                name=name,
-                version=pin.version,
-                files=usable,
-                required_by=pin.required_by,
-                main_requirement=_MAIN_INPUT in pin.direct_from,
-            )
-        )
-    return result
+    job = _uvlock.Job("", packages, dev_packages, str(python), python_version)
+    _uvlock.finish(_uvlock.start([job], uv_bin(), options.args(), no_build=options.no_build))
+    if job.error is not None:
+        # the message without the environment's name (job names are the caller's)
+        raise ResolverError(str(job.error).removeprefix(": ")) from None
+    return [
+        ResolvedPackage(name=name, version=version, files=files, required_by=parents,
+                        main_requirement=main)
+        for name, version, files, parents, main in job.result
+    ]
 
 
 def install_pinned(

@@ -38,7 +38,6 @@ CONFIG_FILENAME = "envknit.yaml"
 # a requirement is a name (at most 128 characters), extras, specifiers and a marker: 1,000
 # characters is far more than any real one and keeps the parser's work bounded
 MAX_REQUIREMENT_LENGTH = 1000
-_MAX_SIZE = 64 * 1024 * 1024  # _yamlfile.MAX_SIZE (that module imports PyYAML)
 _SIMPLE_REQUIREMENT = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==([0-9][0-9A-Za-z.!+_-]*))?")
 
 
@@ -296,73 +295,47 @@ def find_config(start: str | os.PathLike[str] | None = None) -> Path:
     raise ConfigError(no_config(str(here)))
 
 
-def _json_exact(value: object, depth: int = 0) -> bool:
-    """Whether ``value`` comes back from JSON as it is (YAML also has dates, int keys...)."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return True
-    if isinstance(value, float):
-        return value - value == 0.0  # finite: inf - inf and nan - nan are nan
-    if depth > 64:
-        return False
-    if isinstance(value, list):
-        return all(_json_exact(v, depth + 1) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _json_exact(v, depth + 1) for k, v in value.items())
-    return False
-
-
-def _read_cached(path: Path, cache_dir: Path) -> object:
-    """The YAML data of ``path``, from ``cache_dir`` when the file's bytes are those cached.
-
-    ``envknit lock`` would import PyYAML only to read envknit.yaml (~10 ms: its import
-    compiles the reader's and resolver's regular expressions). Parsing is a pure function of
-    the file's bytes, so the data of the last parse is kept per config file, with the sha256
-    of the bytes it came from: unchanged bytes give the same data without PyYAML. A changed
-    or unreadable file, or data JSON cannot carry exactly, is parsed as usual (same errors).
-    """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(_MAX_SIZE + 1)
-    except OSError:
-        raw = None  # read_yaml says what is wrong
-    digest = hashlib.sha256(raw).hexdigest() if raw is not None else ""
-    memo = cache_dir / "config" / (
-        hashlib.sha256(os.fsencode(os.path.abspath(path))).hexdigest() + ".json"
-    )
-    if digest:
-        try:
-            cached = json.loads(memo.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            cached = None  # not cached yet, or not ours: parse below
-        if isinstance(cached, dict) and cached.get("sha256") == digest and "data" in cached:
-            return cached["data"]
-    from ._yamlfile import read_yaml
-
-    data = read_yaml(path, ConfigError, what="file", missing_hint="run 'envknit init'")
-    if digest and _json_exact(data):
-        from ._atomic import atomic_write_text
-
-        try:
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(memo, json.dumps({"sha256": digest, "data": data}))
-        except OSError:
-            pass  # not kept: the next read parses the file again
-    return data
-
-
 def load_config(
     path: str | os.PathLike[str] | None = None, *, cache_dir: Path | None = None
 ) -> Config:
     """Read and validate ``envknit.yaml`` (found from the cwd when ``path`` is None).
 
-    ``cache_dir`` (the CLI's ``$ENVKNIT_HOME/cache``): keep the file's parsed data there, so
-    that reading it again unchanged needs no YAML parser.
+    ``cache_dir`` (the CLI's ``$ENVKNIT_HOME/cache``): keep the validated environments there
+    (``_configcache``), so that reading the file again unchanged needs no YAML parser and no
+    validation.
     """
-    p = Path(path) if path is not None else find_config()
-    if cache_dir is not None:
-        data = _read_cached(p, cache_dir)
-    else:
-        from ._yamlfile import read_yaml
+    from ._yamlfile import read_yaml
 
+    p = Path(path) if path is not None else find_config()
+    if cache_dir is None:
         data = read_yaml(p, ConfigError, what="file", missing_hint="run 'envknit init'")
-    return Config.from_dict(data, p)
+        return Config.from_dict(data, p)
+    from . import _configcache
+
+    source = _configcache.read_source(str(p))
+    cached = _configcache.load(str(cache_dir), str(p), source) if source is not None else None
+    if cached is not None:
+        return Config(path=p, environments={
+            name: EnvironmentConfig(name=name, python_version=python, packages=main,
+                                    dev_packages=dev, node_version=node)
+            for name, python, node, main, dev, _digest in cached
+        })
+    data = read_yaml(p, ConfigError, what="file", missing_hint="run 'envknit init'")
+    config = Config.from_dict(data, p)
+    # kept only if the file did not change while it was read (the cache pairs bytes and data)
+    if source is not None and _configcache.read_source(str(p)) == source:
+        text = _configcache.dumps(str(p), source, [
+            (e.name, e.python_version, e.node_version, e.packages, e.dev_packages,
+             config_hash(e))
+            for e in config.environments.values()
+        ])
+        memo = _configcache.cache_file(str(cache_dir), str(p))
+        if text is not None:
+            from ._atomic import atomic_write_text
+
+            try:
+                os.makedirs(os.path.dirname(memo), exist_ok=True)
+                atomic_write_text(memo, text)
+            except (OSError, UnicodeEncodeError):
+                pass  # not kept (a read-only home, a path that is not UTF-8): parsed next time
+    return config

@@ -305,16 +305,9 @@ class Lock:
 
     def dumps(self) -> str:
         """Deterministic YAML text of the lock."""
-        from ._lockyaml import dump_block  # here: reading a lock needs no writer
+        from ._lockyaml import lock_text  # here: reading a lock needs no writer
 
-        header = "# envknit.lock.yaml: written by 'envknit lock'; commit it, do not edit it.\n"
-        data = self.to_dict()
-        body = dump_block(data)  # PyYAML's bytes without its import, for the usual values
-        if body is None:  # a requirement with a marker, a space, a quote...
-            import yaml
-
-            body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
-        return header + body
+        return lock_text(self.to_dict())  # PyYAML's bytes, without its import when it can
 
 
 def load_lock(path: str | os.PathLike[str]) -> Lock:

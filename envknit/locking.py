@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from . import _uv
+from . import _lockdata, _uv
 from .config import EnvironmentConfig, config_hash
 from .errors import ResolverError
 from .lock import DistFile, Lock, LockedEnvironment, LockedPackage
@@ -14,18 +14,6 @@ from .names import python_tuple
 from .pythons import find_python
 
 __all__ = ["lock_environment", "lock_environments", "needs_build"]
-
-
-def _dev_only(resolved: list[_uv.ResolvedPackage], children: dict[str, set[str]]) -> set[str]:
-    """Packages not reachable from the environment's ``packages`` (only ``dev_packages``)."""
-    reachable: set[str] = set()
-    stack = [r.name for r in resolved if r.main_requirement]
-    while stack:
-        name = stack.pop()
-        if name not in reachable:
-            reachable.add(name)
-            stack.extend(children.get(name, ()))
-    return {r.name for r in resolved} - reachable
 
 
 def lock_environment(
@@ -41,21 +29,13 @@ def lock_environment(
         )
     except ResolverError as exc:
         raise ResolverError(f"{env.name}: {exc}") from None
-    children: dict[str, set[str]] = {r.name: set() for r in resolved}
-    for r in resolved:
-        for parent in r.required_by:
-            if parent in children:
-                children[parent].add(r.name)
-    dev = _dev_only(resolved, children)
+    graph = _lockdata.packages(
+        [(r.name, r.version, dict(r.files), r.required_by, r.main_requirement) for r in resolved]
+    )
     packages = tuple(
-        LockedPackage(
-            name=r.name,
-            version=r.version,
-            dev=r.name in dev,
-            dependencies=tuple(sorted(children[r.name])),
-            files=tuple(DistFile(name=f, sha256=h) for f, h in sorted(r.files.items())),
-        )
-        for r in resolved
+        LockedPackage(name=name, version=version, dev=dev, dependencies=deps,
+                      files=tuple(DistFile(name=f, sha256=h) for f, h in files))
+        for name, version, dev, deps, files in graph
     )
     return LockedEnvironment(
         name=env.name,

@@ -176,11 +176,36 @@ def test_unchanged_bytes_are_read_from_the_cache(
 
 
 @pytest.mark.parametrize("extra", ["created: 2024-01-01\n", "1: one\n", "x: .inf\n"])
-def test_data_json_cannot_carry_is_not_cached(tmp_path: Path, extra: str) -> None:
+def test_what_json_could_not_carry_is_cached_as_its_environments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: str
+) -> None:
+    import envknit._yamlfile
+
     path, cache = tmp_path / "envknit.yaml", tmp_path / "cache"
     path.write_text(extra + SAMPLE)
     assert load_config(path, cache_dir=cache) == load_config(path)
-    assert not list(cache.rglob("*.json"))
+    monkeypatch.setattr(envknit._yamlfile, "read_yaml", _no_parser)
+    assert load_config(path, cache_dir=cache).environments == load_config(
+        path, cache_dir=cache).environments
+
+
+def test_the_cache_is_keyed_on_the_exact_bytes_and_versions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envknit import _configcache
+
+    path, cache = tmp_path / "envknit.yaml", tmp_path / "cache"
+    path.write_text(SAMPLE)
+    first = load_config(path, cache_dir=cache)
+    source = path.read_bytes()
+    envs = _configcache.load(str(cache), str(path), source)
+    assert envs is not None and [e[0] for e in envs] == list(first.environments)
+    assert envs[0][5] == config_hash(first.environment("default"))
+    assert _configcache.load(str(cache), str(path), source + b"\n") is None
+    assert _configcache.load(str(cache), str(path), source.replace(b"\n", b"\r\n")) is None
+    assert _configcache.load(str(cache), str(tmp_path / "other.yaml"), source) is None
+    monkeypatch.setattr(_configcache, "__version__", "0.0.0-other")
+    assert _configcache.load(str(cache), str(path), source) is None
 
 
 def test_errors_and_a_bad_cache_are_as_without_it(tmp_path: Path) -> None:
@@ -197,12 +222,12 @@ def test_errors_and_a_bad_cache_are_as_without_it(tmp_path: Path) -> None:
     assert "not found" in str(missing.value)
     path.write_text(SAMPLE)
     load_config(path, cache_dir=cache)
-    for memo in cache.rglob("*.json"):
-        memo.write_text("{not json")
+    for memo in cache.rglob("*.txt"):
+        memo.write_text("envknit-config 1\0not\0ours")
     assert load_config(path, cache_dir=cache) == load_config(path)
 
 
 def test_the_size_limit_is_the_readers() -> None:
-    from envknit import _yamlfile, config
+    from envknit import _configcache, _yamlfile
 
-    assert config._MAX_SIZE == _yamlfile.MAX_SIZE
+    assert _configcache.MAX_SIZE == _yamlfile.MAX_SIZE

@@ -20,9 +20,11 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",
-        "envknit._wording", "envknit._lockyaml", "envknit._lockread",
+        "envknit._wording", "envknit._lockyaml", "envknit._lockread", "envknit._configcache",
+        "envknit._lockdata",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
+    "uv processes": ("envknit._uvlock",),
     "uv": ("envknit._uv",),
     "store and locking": ("envknit.store", "envknit.locking"),
     "lock to store": ("envknit.wheelhouse",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,53 @@ def test_the_lock_file_is_pyyamls_and_loads_back(tmp_path: Path, requirement: st
     assert lock.dumps() == header + _pyyaml(lock.to_dict())
     save_lock(lock, tmp_path / "envknit.lock.yaml")
     assert load_lock(tmp_path / "envknit.lock.yaml") == lock
+
+
+# the regular expressions _lockyaml's string checks stand for (what it used before: PyYAML's
+# implicit resolvers, yaml/resolver.py)
+_SAFE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=<>!~-]{0,199}")
+_NOT_STR_RE = re.compile(
+    r"""^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF
+    |[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?
+    |\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?
+    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN)
+    |[-+]?0b[0-1_]+
+    |[-+]?0[0-7_]+
+    |[-+]?(?:0|[1-9][0-9_]*)
+    |[-+]?0x[0-9a-fA-F_]+
+    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+
+    |<<
+    |~|null|Null|NULL|
+    |[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]
+    |[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?
+     (?:[Tt]|[\ \t]+)[0-9][0-9]?
+     :[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?
+     (?:[\ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?
+    |=)$""",
+    re.X,
+)
+_SCALAR_CHARS = "0123456789_.eE+-xXbBoOnNyYtTfFlLuUsSaArR=<>!~:é \n"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(
+    st.text(alphabet=_SCALAR_CHARS, max_size=12),
+    st.sampled_from(TRICKY),
+    st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9_]{1,3}\.[0-9_]{0,3}([eE][-+]?[0-9]{0,2})?"
+                  r"|0[bx][0-9a-fA-F_]{0,3}|[0-9]{1,12}", fullmatch=True),
+))
+def test_the_string_checks_are_the_patterns_they_stand_for(value: str) -> None:
+    from envknit._lockyaml import _not_str, _safe
+
+    assert _safe(value) == bool(_SAFE_RE.fullmatch(value))
+    if _safe(value):
+        assert _not_str(value) == bool(_NOT_STR_RE.match(value)), value
+        data = {"k": value}
+        assert dump_block(data) == _pyyaml(data)
+
+
+def test_a_very_long_safe_string_is_left_to_pyyaml() -> None:
+    assert dump_block({"k": "a" * 200}) == _pyyaml({"k": "a" * 200})
+    assert dump_block({"k": "a" * 201}) is None

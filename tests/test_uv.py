@@ -32,20 +32,22 @@ def test_uv_variables_pass_through_and_python_downloads_are_off(
 def test_the_scratch_folder_is_private_and_removed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from envknit._uv import _scratch_folder
+    from envknit._uvlock import _remove, _scratch_folder
 
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    with _scratch_folder() as folder:
-        assert folder.parent == tmp_path and (folder.stat().st_mode & 0o777) == 0o700
-        (folder / "main.in").write_text("x\n")
+    folder = Path(_scratch_folder())
+    assert folder.parent == tmp_path and (folder.stat().st_mode & 0o777) == 0o700
+    (folder / "main.in").write_text("x\n")
+    _remove(str(folder))
     assert list(tmp_path.iterdir()) == []
-    with pytest.raises(KeyError), _scratch_folder() as folder:
-        (folder / "sub").mkdir()  # not uv's doing, but removed all the same
-        raise KeyError
+    folder = Path(_scratch_folder())
+    (folder / "sub").mkdir()  # not uv's doing, but removed all the same
+    _remove(str(folder))
     assert list(tmp_path.iterdir()) == []
     monkeypatch.setenv("TMPDIR", str(tmp_path / "missing"))  # tempfile's choice then
-    with _scratch_folder() as folder:
-        assert folder.is_dir()
+    folder = Path(_scratch_folder())
+    assert folder.is_dir()
+    _remove(str(folder))
     assert not folder.exists()
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
 
 from envknit._uv_output import parse_pylock, parse_requirements_txt
-from envknit.errors import ResolverError
+from envknit.errors import InvalidNameError, ResolverError
 
 RECORDED = Path(__file__).parent / "data" / "uv-0.13.9"
 
@@ -117,3 +118,104 @@ def test_plain_pins_read_without_packaging_are_as_packaging_reads_them() -> None
         assert parse_requirements_txt(f"{line} --hash=sha256:{sha}\n")["foo"].version == "1.0"
     with pytest.raises(ResolverError, match="not a pin"):
         parse_requirements_txt(f"foo===1.0 --hash=sha256:{sha}\n")
+
+
+def _same(fast: object, slow: object, value: object) -> None:
+    """``fast(value)`` gives what ``slow(value)`` gives, or raises what it raises."""
+    try:
+        expected = slow(value)  # type: ignore[operator]
+    except InvalidNameError as exc:
+        with pytest.raises(InvalidNameError) as got:
+            fast(value)  # type: ignore[operator]
+        assert str(got.value) == str(exc)
+        return
+    assert fast(value) == expected  # type: ignore[operator]
+
+
+# non-ASCII letters that [A-Z] matches under re.IGNORECASE, an Arabic-Indic digit
+_NAMEISH = st.text(alphabet="aZ09._-+!=~ \n\u0131\u017f\u212a\u00e9\u0663/", max_size=12)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_NAMEISH)
+def test_names_without_regular_expressions_are_names_py(value: str) -> None:
+    from envknit import _uv_output as out, names
+
+    _same(out._name, names.normalize_name, value)
+    _same(out._version, names.normalize_version, value)
+    _same(out._filename, names.validate_filename, value)
+    for suffix in (".whl", ".tar.gz", ".zip", ".tar.bz2", ".gz"):
+        _same(out._filename, names.validate_filename, value + suffix)
+    _same(out._name, names.normalize_name, value * 20)  # past the length limit
+    _same(out._version, names.normalize_version, "1." + "0." * 60 + "1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="0123456789abcdefABx\n", min_size=62, max_size=66))
+def test_digests_without_regular_expressions_are_names_py(value: str) -> None:
+    from envknit import _uv_output as out, names
+
+    _same(out._sha256, names.validate_sha256, value)
+    _same(out._sha256, names.validate_sha256, 7)
+
+
+def _tomllib_view(data: object) -> object:
+    """What envknit reads of a TOML value: strings, tables, arrays (bare values alike)."""
+    from envknit._uv_output import _OTHER
+
+    if isinstance(data, dict):
+        return {k: _tomllib_view(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_tomllib_view(v) for v in data]
+    return data if isinstance(data, str) else _OTHER
+
+
+def _toml_loads(text: str) -> object:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    return tomllib.loads(text)
+
+
+@pytest.mark.parametrize("name", ["pylock.toml", "pylock-wheels.toml"])
+def test_uvs_own_lines_are_read_as_tomllib_reads_them(name: str) -> None:
+    from envknit._uv_output import read_uv_lines
+
+    text = (RECORDED / name).read_text(encoding="utf-8")
+    data = read_uv_lines(text)
+    assert data is not None  # uv's layout: no TOML parser needed
+    assert _tomllib_view(data) == _tomllib_view(_toml_loads(text))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.data())
+def test_any_edit_of_uvs_lines_is_read_as_tomllib_reads_it_or_left_to_it(
+    data: st.DataObject,
+) -> None:
+    from envknit._uv_output import read_uv_lines
+
+    text = (RECORDED / data.draw(st.sampled_from(["pylock.toml", "pylock-wheels.toml"])))\
+        .read_text(encoding="utf-8")
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(text)))
+        cut = data.draw(st.integers(0, 3))
+        new = data.draw(st.sampled_from(
+            ['"', "\\", "'", "#", " ", "\n", "{", "}", "[", "]", ",", "=", ".", "a", "1",
+             "[[packages]]\n", 'name = "x"\n', "x = 1\n", "\t", "T", "-", "}]", "\r"]))
+        text = text[:at] + new + text[at + cut:]
+    read = read_uv_lines(text)
+    if read is None:
+        return  # left to tomllib
+    assert _tomllib_view(read) == _tomllib_view(_toml_loads(text))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.from_regex(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,3})?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?)?|[0-9]{1,4}|true|false|[0-9:T.Z+-]{1,22}", fullmatch=True))
+def test_a_bare_value_is_taken_only_where_tomllib_takes_it(token: str) -> None:
+    from envknit._uv_output import _bare
+
+    if _bare(token):
+        _toml_loads(f"x = {token}\n")  # raises if tomllib refuses it

@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock = lock_args(args[1:])
         if lock is not None:  # the usual command lines: no argparse (~10 ms)
             from ._errors import guarded
-            from ._project import cmd_lock
+            from ._lock import cmd_lock
 
             return guarded(lambda: cmd_lock(lock))  # type: ignore[arg-type]
     if args and args[0] == "install":

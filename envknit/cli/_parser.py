@@ -26,7 +26,7 @@ _COMMANDS = {
     "init": ("_project", "cmd_init"),
     "add": ("_project", "cmd_add"),
     "remove": ("_project", "cmd_remove"),
-    "lock": ("_project", "cmd_lock"),
+    "lock": ("_lock", "cmd_lock"),
     "install": ("_install", "cmd_install"),
     "verify": ("_inspect", "cmd_verify"),
     "doctor": ("_inspect", "cmd_doctor"),

@@ -1,4 +1,4 @@
-"""``envknit init / add / remove / lock``: editing envknit.yaml; locking is ``envknit.locking``."""
+"""``envknit init / add / remove``: editing envknit.yaml (``lock`` is ``cli._lock``)."""
 
 from __future__ import annotations
 
@@ -14,17 +14,13 @@ from ..config import (
     parse_requirement,
     requirement_name,
 )
-from ..errors import ConfigError, LockError
-from ..lock import LOCK_FILENAME, Lock, load_lock, save_lock
-from ..locking import lock_environments, needs_build
+from ..errors import ConfigError
 from ..names import normalize_name, validate_env_name, validate_python_version
-from ..store.layout import envknit_home
-from ._common import uv_options
 
 if TYPE_CHECKING:
-    import argparse  # the lock command's usual lines are read without it (cli._lockargs)
+    import argparse
 
-__all__ = ["cmd_add", "cmd_init", "cmd_lock", "cmd_remove"]
+__all__ = ["cmd_add", "cmd_init", "cmd_remove"]
 
 _TEMPLATE = """\
 # envknit.yaml: the environments of this project.
@@ -107,44 +103,4 @@ def cmd_remove(args: argparse.Namespace) -> int:
     print(f"removed {name} from {env.name}.{' and '.join(removed)} in {config.path}")
     if not kept_layout:
         print("note: the file was re-written and its comments were lost", file=sys.stderr)
-    return 0
-
-
-def cmd_lock(args: argparse.Namespace) -> int:
-    cache = envknit_home() / "cache"
-    config = load_config(cache_dir=cache)
-    lock_path = config.root / LOCK_FILENAME
-    if args.env is not None:
-        targets = [config.environment(args.env)]
-        try:
-            base = load_lock(lock_path)
-        except LockError as exc:
-            if lock_path.exists():
-                raise LockError(
-                    f"{exc} (--env keeps the other environments of the lock, so it must be "
-                    "readable; run 'envknit lock' without --env to re-create it)"
-                ) from None
-            base = Lock()
-    else:
-        targets = list(config.environments.values())
-        base = Lock()
-    if not targets:
-        raise ConfigError("no environments defined; add one with 'envknit add REQ'",
-                          path=str(config.path))
-    lock = lock_environments(
-        targets, base=base, progress=lambda msg: print(msg, file=sys.stderr),
-        options=uv_options(args), cache_dir=cache,
-    )
-    save_lock(lock, lock_path)
-    for env in targets:
-        env_locked = lock.environment(env.name)
-        print(f"locked {env_locked.name}: {len(env_locked.packages)} package(s) for Python "
-              f"{env_locked.python_version}")
-        sdist_only = needs_build(env_locked)
-        if sdist_only:
-            names = ", ".join(f"{p.name} {p.version}" for p in sdist_only)
-            print(f"note: {env_locked.name}: no wheel for Python {env_locked.python_version} on "
-                  f"this platform: {names} (built from source by 'envknit install'; "
-                  "'envknit lock --no-build' refuses source builds)", file=sys.stderr)
-    print(f"wrote {lock_path}")
     return 0
