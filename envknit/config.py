@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._wording import no_config
+from ._findconfig import CONFIG_FILENAME, find_config
 from .errors import ConfigError, InvalidNameError, UnknownEnvironmentError, quoted
 from .names import (
     normalize_name,
@@ -34,7 +34,6 @@ __all__ = [
     "requirement_name",
 ]
 
-CONFIG_FILENAME = "envknit.yaml"
 # a requirement is a name (at most 128 characters), extras, specifiers and a marker: 1,000
 # characters is far more than any real one and keeps the parser's work bounded
 MAX_REQUIREMENT_LENGTH = 1000
@@ -283,16 +282,6 @@ def _node_version(value: object, where: str, field_: str) -> str | None:
         return validate_node_version(str(value))
     except ValueError as exc:
         raise ConfigError(str(exc), path=where, field=field_) from None
-
-
-def find_config(start: str | os.PathLike[str] | None = None) -> Path:
-    """The nearest ``envknit.yaml`` in ``start`` (default: the cwd) or one of its parents."""
-    here = Path(start if start is not None else os.getcwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / CONFIG_FILENAME
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(no_config(str(here)))
 
 
 def load_config(

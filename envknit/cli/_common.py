@@ -49,7 +49,7 @@ class Project:
 
 def load_project() -> Project:
     """The project whose ``envknit.yaml`` is in the cwd or the nearest parent."""
-    from ..config import find_config
+    from .._findconfig import find_config  # not envknit.config (dataclasses, its parsers)
 
     return Project(find_config())
 

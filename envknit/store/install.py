@@ -234,10 +234,21 @@ def _finish_build(
 
 
 def _move_into_place(staging: Path, final: Path, home: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
+    # <name>/ then <name>/<version>/, parent first: a cold install makes both, in two mkdirs
+    # (Path.mkdir(parents=True) tries the child first, and fails, on every new name)
+    try:
+        for folder in (final.parent.parent, final.parent):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder)
+    except FileNotFoundError:  # no store folder yet
+        final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(staging, final)  # fails on a non-empty folder (an empty one is replaced)
+    except OSError:
+        if not final.exists():
+            raise
         discard(home, final)  # an unreadable or damaged-beyond-use entry
-    os.rename(staging, final)
+        os.rename(staging, final)
 
 
 def _dist_infos(target: Path) -> dict[str, Path]:

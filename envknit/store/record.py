@@ -6,7 +6,7 @@ each installed file against its wheel's hash.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import contextlib
 import io
 import os
@@ -54,7 +54,9 @@ def read_record(dist_info: Path) -> list[tuple[str, str | None]]:
         sha = None
         if algo == "sha256" and digest:
             with contextlib.suppress(ValueError):  # a malformed digest: nothing to check
-                raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
+                # base64.urlsafe_b64decode without the base64 module (struct...)
+                raw = binascii.a2b_base64(digest.replace("-", "+").replace("_", "/")
+                                          + "=" * (-len(digest) % 4))
                 sha = raw.hex() if len(raw) == 32 else None
         found.append((rel, sha))
     return found
