@@ -320,3 +320,19 @@ def test_unknown_lock_major_is_refused_everywhere(locked: Path, env: dict[str, s
         assert "schema_version '7.1' is not supported" in proc.stderr, args
     doctor = cli("doctor", cwd=locked, env=env, expect=1)
     assert "schema_version '7.1' is not supported" in doctor.stdout
+
+
+def test_a_cold_install_runs_uv_without_subprocess(locked: Path, env: dict[str, str],
+                                                    envknit_home: Path) -> None:
+    # uv starts through os.posix_spawn and envknit.yaml is found without envknit.config: a
+    # cold install loads neither subprocess (threading, signal, selectors) nor the config model
+    code = ("import sys\nfrom envknit.cli import main\nrc = main(['install'])\n"
+            "sys.stdout.flush()\nprint('MODULES', *sorted(sys.modules))\nsys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=locked, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "installed alpha 1.0" in proc.stderr
+    loaded = set(proc.stdout.rsplit("MODULES", 1)[1].split())
+    assert "envknit._uv" in loaded and "envknit.store.record" in loaded
+    assert not loaded & {"subprocess", "threading", "selectors", "envknit.config", "base64"}
+    assert len(list(iter_entries(envknit_home))) == 5
