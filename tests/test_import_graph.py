@@ -16,12 +16,12 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # the package's own __init__. A part may import only parts of lower layers (and itself).
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("envknit.errors", "envknit._version", "envknit._lane_pool",
-                   "envknit._textfile"),
+                   "envknit._textfile", "envknit._wording"),
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",
-        "envknit._wording", "envknit._lockyaml", "envknit._lockread", "envknit._configcache",
-        "envknit._lockdata",
+        "envknit._findconfig", "envknit._lockyaml", "envknit._lockread",
+        "envknit._configcache", "envknit._lockdata",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv processes": ("envknit._uvlock",),
