@@ -291,67 +291,33 @@ def _give_back(
         _close(fd)
 
 
-#: Floats per batch in the ``floats`` layout (pickle's list batch size).
-_BATCH = 1000
-_PICKLE_HEAD = b"\x80\x02]q\x00"  # PROTO 2, EMPTY_LIST, BINPUT 0
-_pickler: Any = None
+#: Floats per ``struct`` call when a ``floats`` buffer is read (a cached ``Struct`` each).
+_BATCH = 2048
+_MARSHAL_HEAD = 5  # TYPE_LIST and a 4-byte count
 _batch_structs: dict[int, Any] = {}
-
-
-class _Sink:
-    write: Callable[[bytes], Any]
 
 
 def pack_floats(value: list[Any]) -> memoryview | None:
     """``value`` in the ``floats`` layout, or None unless every item is exactly a float.
 
-    The layout is the body pickle protocol 2 writes for a list of floats: batches of up to
-    1,000, each ``(``, then ``G`` and 8 big-endian bytes per float, then ``e``. pickle's C
-    encoder is the fastest exact type check in the stdlib (it dispatches on the exact type:
-    an int, a bool or a float subclass is written with another opcode and so changes the
-    layout, which is checked here byte by byte); it costs about half of
-    ``set(map(type, value))`` plus ``array('d', value)``. Its ``reducer_override`` refuses any
-    object that is not a plain value before it is reduced, so no user code runs. The receiver
-    reads the layout with ``struct`` (``unpack_floats``); nothing is ever unpickled.
+    The layout is the body ``marshal`` version 2 writes for a list of floats: ``g`` and 8
+    little-endian bytes per float, nothing else. marshal's C encoder is the fastest exact type
+    check in the stdlib: it writes an exact float as ``g``, refuses a float subclass and writes
+    an int, a bool or anything else it knows with another code (version 2 has no back
+    references), so the layout is checked by its length and one strided slice. It never calls
+    user code. The receiver reads the layout with ``struct`` (``unpack_floats``); nothing is
+    ever unmarshalled.
     """
-    global _pickler
-    import pickle
+    import marshal
 
-    if _pickler is None:
-
-        class _Refused(Exception):
-            pass
-
-        class FloatsOnly(pickle.Pickler):
-            def reducer_override(self, obj: Any) -> Any:
-                raise _Refused
-
-        _pickler = (FloatsOnly, _Refused)
-    pickler, refused = _pickler
-    out: list[bytes] = []
-    sink = _Sink()
-    sink.write = out.append  # the pickler's bytes as they are: no BytesIO copy
     try:
-        pickler(sink, 2).dump(value)
-    except (refused, RecursionError, pickle.PicklingError):
+        data = marshal.dumps(value, 2)
+    except (ValueError, RecursionError):  # a float subclass (or anything marshal refuses)
         return None
-    data = out[0] if len(out) == 1 else b"".join(out)
     n = len(value)
-    if len(data) != 6 + 9 * n + 2 * -(-n // _BATCH) or not data.startswith(_PICKLE_HEAD):
-        return None
-    marks = b"G" * _BATCH
-    offset = len(_PICKLE_HEAD)
-    for start in range(0, n, _BATCH):
-        k = min(_BATCH, n - start)
-        end = offset + 2 + 9 * k
-        if (
-            data[offset] != 0x28  # MARK
-            or data[end - 1] != 0x65  # APPENDS
-            or data[offset + 1 : end - 1 : 9] != (marks if k == _BATCH else marks[:k])
-        ):
-            return None
-        offset = end
-    return memoryview(data)[len(_PICKLE_HEAD) : -1]
+    if len(data) != _MARSHAL_HEAD + 9 * n or data[_MARSHAL_HEAD::9] != b"g" * n:
+        return None  # another code somewhere: an item that is not exactly a float
+    return memoryview(data)[_MARSHAL_HEAD:]
 
 
 _scratch: list[bytearray] = []
@@ -377,17 +343,24 @@ def read_floats(fd: int, n: int, offset: int, count: Any) -> list[float]:
 def unpack_floats(raw: Any, count: Any) -> list[float]:
     """The list of floats a ``floats`` buffer holds (see ``pack_floats``); ValueError if
     its size does not fit ``count``."""
-    if not isinstance(count, int) or count < 0 or len(raw) != 9 * count + 2 * -(-count // _BATCH):
+    if not isinstance(count, int) or count < 0 or len(raw) != 9 * count:
         raise ValueError(f"packed floats of {len(raw)} bytes cannot hold {count!r} floats")
+    whole = _batch_struct(_BATCH)
     out: list[float] = []
-    offset = 1
-    for start in range(0, count, _BATCH):
-        k = min(_BATCH, count - start)
-        unpack = _batch_structs.get(k)
-        if unpack is None:
-            import struct
-
-            unpack = _batch_structs[k] = struct.Struct(">" + "xd" * k).unpack_from
-        out += unpack(raw, offset)  # "x" skips each "G"
-        offset += 9 * k + 2
+    stop = 9 * (count - count % _BATCH)
+    for offset in range(0, stop, 9 * _BATCH):
+        out += whole(raw, offset)  # "x" skips each "g"; "<d" is a plain copy on most hosts
+    if count % _BATCH:
+        out += _batch_struct(count % _BATCH)(raw, stop)
     return out
+
+
+def _batch_struct(k: int) -> Any:
+    unpack = _batch_structs.get(k)
+    if unpack is None:
+        import struct
+
+        if len(_batch_structs) > 64:  # tails of every size: keep the cache small
+            _batch_structs.clear()
+        unpack = _batch_structs[k] = struct.Struct("<" + "xd" * k).unpack_from
+    return unpack

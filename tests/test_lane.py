@@ -377,6 +377,8 @@ def test_long_number_lists_travel_packed_and_come_back_exact(value: list[Any]) -
     [0.5] * 1500 + [type("F", (float,), {})(2.0)] + [0.5] * 600,  # a float subclass
     [0.5] * 1500 + [[0.5, 0.5]],
     [0.5] * 1500 + ["a"] + [0.5] * 999,  # the layout's length cannot tell
+    [0.5] * 1500 + ["abcd"] + [0.5] * 999,  # 9 bytes like a float: the length cannot tell
+    [0.5] * 1500 + [(0.5,)] + [0.5] * 999,
     [0.5] * 1500 + [None],
 ])
 def test_other_lists_are_not_packed(value: list[Any]) -> None:

@@ -7,6 +7,7 @@ import gc
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -193,13 +194,31 @@ def test_a_forked_child_never_removes_its_parents_files(box: L.Outbox, prefix: s
     assert leftovers(prefix) == [meta["seg"]]
 
 
-def test_the_float_layout_is_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_float_layout_is_marshals(monkeypatch: pytest.MonkeyPatch) -> None:
     # The check relies on this exact layout: if a CPython ever changes it, lists still travel
     # (as JSON) and this test says why they stopped being packed.
     packed = _lane_pool.pack_floats([0.5] * 2500)
-    assert packed is not None and len(packed) == 9 * 2500 + 2 * 3
+    assert packed is not None and len(packed) == 9 * 2500
+    assert bytes(packed[:9]) == b"g" + struct.pack("<d", 0.5)
     assert _lane_pool.unpack_floats(bytes(packed), 2500) == [0.5] * 2500
     with pytest.raises(ValueError, match="cannot hold"):
         _lane_pool.unpack_floats(bytes(packed), 2501)
     with pytest.raises(L.LaneError, match="cannot hold"):
         L.receive({"kind": "floats", "n": 2, "count": 9, "b64": "AAA="})
+
+
+@pytest.mark.parametrize("count", [0, 1, 2047, 2048, 2049, 4096, 6000])
+def test_floats_round_trip_bit_exact_at_every_batch_edge(count: int) -> None:
+    special = [float("nan"), -0.0, 0.0, float("inf"), float("-inf"), 5e-324, -2.2250738585072e-308,
+               sys.float_info.max, -sys.float_info.min, struct.unpack("<d", b"\x01\0\0\0\0\0\xf8\x7f")[0]]
+    value = [special[i % len(special)] if i % 3 else i / 7 for i in range(count)]
+    packed = _lane_pool.pack_floats(value)
+    assert packed is not None
+    got = _lane_pool.unpack_floats(packed, count)
+    assert [struct.pack("<d", v) for v in got] == [struct.pack("<d", v) for v in value]
+    assert all(type(v) is float for v in got)
+
+
+def test_the_same_float_object_many_times_packs() -> None:
+    x = 0.1
+    assert _lane_pool.pack_floats([x] * 3000) is not None  # no back references in the layout
