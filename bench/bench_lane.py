@@ -69,21 +69,28 @@ def size(value):
 '''
 
 
-def interleaved_ms(funcs: list[Callable[[], Any]], reps: int) -> list[float]:
+def interleaved_ms(
+    funcs: list[Callable[[], Any]], reps: int, cpu: list[float] | None = None
+) -> list[float]:
     """Median milliseconds of each function, the functions taking turns (so that the load of
-    a shared machine hits them alike), in a rotating order."""
+    a shared machine hits them alike), in a rotating order; ``cpu`` gets the median CPU
+    milliseconds of this process (user + sys) for each."""
     for func in funcs:
         func()  # warm-up (first mapping, imports)
     samples: list[list[float]] = [[] for _ in funcs]
-    pairs = list(zip(funcs, samples, strict=True))
+    cpus: list[list[float]] = [[] for _ in funcs]
+    pairs = list(zip(funcs, samples, cpus, strict=True))
     for rep in range(reps):
         # A rotating order: what one contender leaves behind (garbage that makes malloc hand
         # memory back to the system, cold caches) falls on a different neighbour each round.
         start = rep % len(pairs)
-        for func, out in pairs[start:] + pairs[:start]:
-            t0 = time.perf_counter()
+        for func, out, used in pairs[start:] + pairs[:start]:
+            t0, c0 = time.perf_counter(), time.process_time()
             func()
             out.append(time.perf_counter() - t0)
+            used.append(time.process_time() - c0)
+    if cpu is not None:
+        cpu[:] = [statistics.median(c) * 1000 for c in cpus]
     return [statistics.median(s) * 1000 for s in samples]
 
 
@@ -161,12 +168,15 @@ class MpChild:
 
 
 # -- the run ----------------------------------------------------------------------------------
-def run(quick: bool) -> list[tuple[str, str, float]]:
+Row = tuple[str, str, float, float | None]  # (group, label, wall ms, host CPU ms or None)
+
+
+def run(quick: bool, lists_only: bool = False) -> list[Row]:
     import envknit
     from tests._builders import make_store_entry, package_files, write_lock
 
-    rows: list[tuple[str, str, float]] = []  # (group, label, ms)
-    sizes = [10 * MB] if quick else [10 * MB, 100 * MB]
+    rows: list[Row] = []
+    sizes = [] if lists_only else [10 * MB] if quick else [10 * MB, 100 * MB]
     tmp = tempfile.TemporaryDirectory()
     home = Path(tmp.name) / "home"
     os.environ["ENVKNIT_HOME"] = str(home)
@@ -232,10 +242,11 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                         cases[:0] = [memcpy, warm_copy, new_bytes]
                     times = interleaved_ms([func for _, _, func in cases], reps)
                     for (grp, label, _), ms in zip(cases, times, strict=True):
-                        rows.append((grp, label, ms))
+                        rows.append((grp, label, ms, None))
                     del remote
                 del src, warm, target
             mp.ask("make", "bytes", 8)
+            mod.make("bytes", 8)  # the list too (with --lists, nothing made it yet)
             floats = "100,000 floats (list), worker -> host"
             lists: list[tuple[str, str, Callable[[], Any]]] = [
                 (floats, "multiprocessing Pipe + pickle", lambda: mp.ask("list")),
@@ -250,9 +261,10 @@ def run(quick: bool) -> list[tuple[str, str, float]]:
                     "envknit SubInterpreterEnv.eval_json",
                     lambda: env.eval_json("import __main__\nresult = __main__.floats"),
                 ))
-            times = interleaved_ms([func for _, _, func in lists], 21)
-            for (grp, label, _), ms in zip(lists, times, strict=True):
-                rows.append((grp, label, ms))
+            cpu: list[float] = []
+            times = interleaved_ms([func for _, _, func in lists], 21 if quick else 41, cpu)
+            for (grp, label, _), ms, used in zip(lists, times, cpu, strict=True):
+                rows.append((grp, label, ms, used))
     finally:
         mp.close()
         envknit.shutdown_workers()
@@ -296,19 +308,21 @@ def _close_subinterps() -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="10 MB only")
+    parser.add_argument("--quick", action="store_true", help="10 MB only, 21 list transfers")
+    parser.add_argument("--lists", action="store_true", help="only the lists of floats")
     args = parser.parse_args()
-    rows = run(args.quick)
-    memcpy = {g.split()[0]: ms for g, label, ms in rows if label.startswith("memcpy bytes")}
-    pickled = {g: ms for g, label, ms in rows if label.startswith("multiprocessing Pipe")}
+    rows = run(args.quick, args.lists)
+    memcpy = {g.split()[0]: ms for g, label, ms, _ in rows if label.startswith("memcpy bytes")}
+    pickled = {g: ms for g, label, ms, _ in rows if label.startswith("multiprocessing Pipe")}
     # The sub-interpreter's list is compared with the worker case's pickle (same list).
-    for group in [g for g, _, _ in rows if g.startswith("100,000 floats (list), sub")]:
+    for group in [g for g, _, _, _ in rows if g.startswith("100,000 floats (list), sub")]:
         pickled[group] = pickled["100,000 floats (list), worker -> host"]
     print(f"Python {sys.version.split()[0]}, numpy {np.__version__}; medians of 15 (10 MB), "
-          "7 (100 MB), 21 (lists) transfers; ratios against memcpy of the same size and "
+          "7 (100 MB), 21 (--quick) or 41 (lists) transfers, host CPU (user + sys) next to "
+          "wall for the lists; ratios against memcpy of the same size and "
           "against multiprocessing Pipe + pickle of the same case")
     current = None
-    for group, label, ms in rows:
+    for group, label, ms, used in rows:
         if group != current:
             print(f"\n{group}")
             current = group
@@ -319,7 +333,8 @@ def main() -> int:
         mbps = ""
         if size in memcpy:
             mbps = f"{int(size) * MB / MB / (ms / 1000):9.0f} MB/s"
-        print(f"  {label:40s} {ms:9.2f} ms {mbps} {ratio} {vs}")
+        host = f" (host CPU {used:.2f} ms)" if used is not None else ""
+        print(f"  {label:40s} {ms:9.2f} ms {mbps} {ratio} {vs}{host}")
     return 0
 
 

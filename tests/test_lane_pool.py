@@ -209,8 +209,9 @@ def test_the_float_layout_is_marshals(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("count", [0, 1, 2047, 2048, 2049, 4096, 6000])
 def test_floats_round_trip_bit_exact_at_every_batch_edge(count: int) -> None:
+    nan_payload = struct.unpack("<d", b"\x01\0\0\0\0\0\xf8\x7f")[0]
     special = [float("nan"), -0.0, 0.0, float("inf"), float("-inf"), 5e-324, -2.2250738585072e-308,
-               sys.float_info.max, -sys.float_info.min, struct.unpack("<d", b"\x01\0\0\0\0\0\xf8\x7f")[0]]
+               sys.float_info.max, -sys.float_info.min, nan_payload]
     value = [special[i % len(special)] if i % 3 else i / 7 for i in range(count)]
     packed = _lane_pool.pack_floats(value)
     assert packed is not None
