@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -345,6 +346,16 @@ def unpack_floats(raw: Any, count: Any) -> list[float]:
     its size does not fit ``count``."""
     if not isinstance(count, int) or count < 0 or len(raw) != 9 * count:
         raise ValueError(f"packed floats of {len(raw)} bytes cannot hold {count!r} floats")
+    np = sys.modules.get("numpy")  # loaded already: never imported for this
+    if np is not None and count:
+        try:
+            # A strided view of the 8 bytes after each "g", made into floats in one C loop:
+            # about 10% less than the struct batches below (which pickle.loads about matches).
+            floats: list[float] = np.frombuffer(raw, _numpy_layout(np))["v"].tolist()
+        except (AttributeError, TypeError, ValueError):  # a numpy that is not the one we know
+            pass
+        else:
+            return floats
     whole = _batch_struct(_BATCH)
     out: list[float] = []
     stop = 9 * (count - count % _BATCH)
@@ -353,6 +364,15 @@ def unpack_floats(raw: Any, count: Any) -> list[float]:
     if count % _BATCH:
         out += _batch_struct(count % _BATCH)(raw, stop)
     return out
+
+
+_numpy_dtype: list[Any] = []
+
+
+def _numpy_layout(np: Any) -> Any:
+    if not _numpy_dtype or _numpy_dtype[0] is not np:
+        _numpy_dtype[:] = [np, np.dtype([("g", "u1"), ("v", "<f8")])]
+    return _numpy_dtype[1]
 
 
 def _batch_struct(k: int) -> Any:

@@ -207,8 +207,16 @@ def test_the_float_layout_is_marshals(monkeypatch: pytest.MonkeyPatch) -> None:
         L.receive({"kind": "floats", "n": 2, "count": 9, "b64": "AAA="})
 
 
+@pytest.mark.parametrize("numpy_loaded", [True, False])
 @pytest.mark.parametrize("count", [0, 1, 2047, 2048, 2049, 4096, 6000])
-def test_floats_round_trip_bit_exact_at_every_batch_edge(count: int) -> None:
+def test_floats_round_trip_bit_exact_at_every_batch_edge(
+    count: int, numpy_loaded: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read with numpy when it is loaded already (a strided view), else with struct batches.
+    if numpy_loaded:
+        pytest.importorskip("numpy")
+    else:
+        monkeypatch.delitem(sys.modules, "numpy", raising=False)
     nan_payload = struct.unpack("<d", b"\x01\0\0\0\0\0\xf8\x7f")[0]
     special = [float("nan"), -0.0, 0.0, float("inf"), float("-inf"), 5e-324, -2.2250738585072e-308,
                sys.float_info.max, -sys.float_info.min, nan_payload]
@@ -216,6 +224,7 @@ def test_floats_round_trip_bit_exact_at_every_batch_edge(count: int) -> None:
     packed = _lane_pool.pack_floats(value)
     assert packed is not None
     got = _lane_pool.unpack_floats(packed, count)
+    assert type(got) is list and ("numpy" in sys.modules) is numpy_loaded
     assert [struct.pack("<d", v) for v in got] == [struct.pack("<d", v) for v in value]
     assert all(type(v) is float for v in got)
 
@@ -223,3 +232,11 @@ def test_floats_round_trip_bit_exact_at_every_batch_edge(count: int) -> None:
 def test_the_same_float_object_many_times_packs() -> None:
     x = 0.1
     assert _lane_pool.pack_floats([x] * 3000) is not None  # no back references in the layout
+
+
+def test_an_unusable_numpy_falls_back_to_struct(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    monkeypatch.setitem(sys.modules, "numpy", types.SimpleNamespace())
+    packed = _lane_pool.pack_floats([0.25] * 3000)
+    assert packed is not None and _lane_pool.unpack_floats(packed, 3000) == [0.25] * 3000
