@@ -21,6 +21,7 @@ TYPE_CHECKING = False  # typing and collections.abc (~4 ms) only for the type ch
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from ._filecache import Entries
     from ._lockdata import Resolved
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Process",
     "communicate",
     "finish",
+    "remember",
     "find_uv",
     "start",
     "stop",
@@ -279,8 +281,10 @@ class Job:
     """One environment's resolution: its inputs, then its two uv processes and result."""
 
     __slots__ = (
+        "cached",
         "dev_packages",
         "error",
+        "files",
         "folder",
         "graph",
         "name",
@@ -303,6 +307,8 @@ class Job:
         self.named: Process | None = None
         self.error: BaseException | None = None  # set before start: the job is not run
         self.result: list[Resolved] = []
+        self.cached: Entries | None = None  # the target's kept files: no pylock compile
+        self.files: Entries = {}  # this resolution's pins and usable files, to be kept
 
 
 def _scratch_folder() -> str:
@@ -345,7 +351,8 @@ def _launch(job: Job, uv: str, options: Sequence[str], env: Mapping[str, str]) -
                 fh.write("".join(f"{r}\n" for r in reqs))
         common = _common(job, uv, options)
         job.graph = spawn([*common, "--annotation-style", "split", MAIN_INPUT, "dev.in"], env)
-        job.named = spawn([*common, "--format", "pylock.toml", MAIN_INPUT, "dev.in"], env)
+        if job.cached is None:  # the usable files are not known: ask uv for them at once
+            job.named = spawn([*common, "--format", "pylock.toml", MAIN_INPUT, "dev.in"], env)
     except BaseException:
         abandon([job])
         raise
@@ -362,10 +369,12 @@ def abandon(jobs: Sequence[Job]) -> None:
 class Started:
     """The jobs of :func:`start`, some running: :func:`finish` waits for them all."""
 
-    __slots__ = ("env", "jobs", "no_build", "options", "uv")
+    __slots__ = ("cache_dir", "env", "jobs", "keys", "no_build", "options", "uv")
 
     def __init__(self, jobs: list[Job], uv: str, options: list[str], env: dict[str, str],
                  no_build: bool) -> None:
+        self.cache_dir: str | None = None
+        self.keys: dict[int, str] = {}  # id(job) -> its target's key (files kept per target)
         self.jobs = jobs
         self.uv = uv
         self.options = options
@@ -373,15 +382,46 @@ class Started:
         self.no_build = no_build
 
 
+def _known_version(uv: str) -> str | None:
+    """uv's version if known without running it (remembered beside its path)."""
+    found = _FOUND.get(_finder_key())
+    return found[1] if found is not None and found[0] == uv else None
+
+
+def _load_kept(started: Started, runnable: Sequence[Job]) -> None:
+    """Each job's target key and, if that target's files are kept, the kept files."""
+    if started.cache_dir is None:
+        return
+    version = _known_version(started.uv)
+    if version is None:
+        return  # asked after the lock (uv_version): the next lock knows it
+    from ._filecache import load, target_key
+
+    loaded: dict[str, Entries | None] = {}
+    for job in runnable:
+        key = target_key(version, job.python, job.python_version, started.options,
+                         started.env)
+        if key is None:
+            continue
+        started.keys[id(job)] = key
+        if key not in loaded:
+            loaded[key] = load(started.cache_dir, key)
+        job.cached = loaded[key]
+
+
 def start(jobs: list[Job], uv: str, options: Sequence[str], *, no_build: bool = False,
-          env: dict[str, str] | None = None) -> Started:
+          env: dict[str, str] | None = None, cache_dir: str | None = None) -> Started:
     """Start the first :data:`MAX_AT_ONCE` jobs' compiles (jobs with an ``error`` are skipped).
 
     ``options``: uv's own options for every compile (``--find-links DIR``, ``--no-build``...).
+    ``cache_dir``: where each target's usable files are kept (``_filecache``); a job whose
+    target has them runs only the requirements.txt compile.
     """
     started = Started(jobs, uv, list(options), env if env is not None else uv_environ(),
                       no_build)
+    started.cache_dir = cache_dir
     runnable = [j for j in jobs if j.error is None]
+    _load_kept(started, runnable)
     try:
         for job in runnable[:MAX_AT_ONCE]:
             _launch(job, uv, started.options, started.env)
@@ -424,7 +464,7 @@ def _failure(proc: Process, job: Job) -> ResolverError:
 def _resolution(job: Job, started: Started) -> list[Resolved]:
     """The job's packages from its two outputs (a third run if the index moved between)."""
     graph, named = job.graph, job.named
-    assert graph is not None and named is not None
+    assert graph is not None
     if graph.status != 0:
         at = graph.stderr.find(_NO_BUILD)
         end = graph.stderr.find(_NO_BUILD_END, at)
@@ -437,24 +477,34 @@ def _resolution(job: Job, started: Started) -> list[Resolved]:
                 f"{what} that has wheels"
             )
         raise _failure(graph, job)
-    if named.status != 0:
+    if named is not None and named.status != 0:
         raise _failure(named, job)
     from ._uv_output import parse_pylock, parse_requirements_txt
 
     pins = parse_requirements_txt(graph.stdout)
     if not pins:
         return []
-    files = parse_pylock(named.stdout)
-    if any(not set(files.get(n, {}).values()) & p.hashes for n, p in pins.items()):
-        # the index changed between the two runs: the files of these very pins
+    files: dict[str, dict[str, str]] = {}
+    if named is not None:
+        files = parse_pylock(named.stdout)
+    elif job.cached is not None:
+        for name, pin in pins.items():
+            kept = job.cached.get(f"{name}=={pin.version}")
+            if kept is not None and kept[0] == pin.hashes:  # the very same files
+                files[name] = kept[1]
+    missing = {n: p for n, p in pins.items() if not set(files.get(n, {}).values()) & p.hashes}
+    if missing and named is not None:
+        missing = pins  # as it always was: every pin's files from one more run
+        # not kept (a new version, a file added or removed), or the index changed between
+        # the two runs: the files of these very pins
         with open(os.path.join(job.folder, "pins.in"), "w", encoding="utf-8") as fh:
-            fh.write("".join(f"{p.name}=={p.version}\n" for _, p in sorted(pins.items())))
+            fh.write("".join(f"{p.name}=={p.version}\n" for _, p in sorted(missing.items())))
         third = spawn([*_common(job, started.uv, started.options), "--no-deps", "--format",
                        "pylock.toml", "pins.in"], started.env)
         communicate([third])
         if third.status != 0:
             raise _failure(third, job)
-        files = parse_pylock(third.stdout)
+        files.update(parse_pylock(third.stdout))
     result: list[Resolved] = []
     for name, pin in sorted(pins.items()):
         # pylock.toml lists the files usable for this target (the sdist and the wheels that
@@ -467,4 +517,44 @@ def _resolution(job: Job, started: Started) -> list[Resolved]:
             )
         result.append((name, pin.version, usable, pin.required_by,
                        MAIN_INPUT in pin.direct_from))
+        job.files[f"{name}=={pin.version}"] = (pin.hashes, usable)
     return result
+
+
+def remember(started: Started) -> None:
+    """Keep every resolved job's pins and usable files for its target (after a lock is
+    written); a home that cannot be written keeps nothing, silently."""
+    if started.cache_dir is None:
+        return
+    version = _known_version(started.uv)
+    by_key: dict[str, list[Job]] = {}
+    for job in started.jobs:
+        key = started.keys.get(id(job))
+        if key is None and version is not None and job.error is None and job.python:
+            from ._filecache import target_key
+
+            key = target_key(version, job.python, job.python_version, started.options,
+                             started.env)
+        if key is not None and job.error is None:
+            by_key.setdefault(key, []).append(job)
+    for key, jobs in by_key.items():
+        fresh: Entries = {}
+        for job in jobs:
+            fresh.update(job.files)
+        kept = jobs[0].cached or {}
+        if all(kept.get(pin) == entry for pin, entry in fresh.items()):
+            continue  # nothing new: the file stays as it is
+        from ._atomic import atomic_write_text
+        from ._filecache import MAX_ENTRIES, cache_file, dumps
+
+        entries = dict(fresh)
+        for pin, entry in kept.items():  # then the others, newest first, up to the cap
+            if len(entries) >= MAX_ENTRIES:
+                break
+            entries.setdefault(pin, entry)
+        path = cache_file(started.cache_dir, key)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write_text(path, dumps(key, entries), durable=False)
+        except OSError:
+            pass  # not kept (a read-only home): the next lock asks uv for the files again

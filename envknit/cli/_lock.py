@@ -145,7 +145,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
             job.error = exc
         jobs.append(job)
     uv = _uvlock.find_uv(cache)
-    started = _uvlock.start(jobs, uv, options, no_build=args.no_build)
+    started = _uvlock.start(jobs, uv, options, no_build=args.no_build, cache_dir=cache)
     try:
         # while uv resolves: the parsers and the writer load, the kept environments are read
         from .. import _lockdata, _lockyaml, _uv_output  # noqa: F401 (loaded now, used soon)
@@ -167,6 +167,7 @@ def cmd_lock(args: argparse.Namespace) -> int:
             requirements=(*packages, *dev_packages), resolved=job.result)
     text = _lockyaml.lock_text(_lockdata.lock_data(environments, _uvlock.uv_version(cache)))
     atomic_write_text(lock_path, text)
+    _uvlock.remember(started)  # each target's usable files: the next lock asks uv once
     for job in jobs:
         print(f"locked {job.name}: {len(job.result)} package(s) for Python "
               f"{job.python_version}")
