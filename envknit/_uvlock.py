@@ -493,8 +493,9 @@ def _resolution(job: Job, started: Started) -> list[Resolved]:
             if kept is not None and kept[0] == pin.hashes:  # the very same files
                 files[name] = kept[1]
     missing = {n: p for n, p in pins.items() if not set(files.get(n, {}).values()) & p.hashes}
-    if missing and named is not None:
-        missing = pins  # as it always was: every pin's files from one more run
+    if missing:
+        if named is not None:
+            missing = pins  # as it always was: every pin's files from one more run
         # not kept (a new version, a file added or removed), or the index changed between
         # the two runs: the files of these very pins
         with open(os.path.join(job.folder, "pins.in"), "w", encoding="utf-8") as fh:
@@ -504,7 +505,7 @@ def _resolution(job: Job, started: Started) -> list[Resolved]:
         communicate([third])
         if third.status != 0:
             raise _failure(third, job)
-        files.update(parse_pylock(third.stdout))
+        files.update(parse_pylock(third.stdout))  # (all of them when named ran)
     result: list[Resolved] = []
     for name, pin in sorted(pins.items()):
         # pylock.toml lists the files usable for this target (the sdist and the wheels that
