@@ -13,7 +13,10 @@ see no request. Figures, medians of paired rounds (the order rotates every round
 1. ``envknit lock`` of one environment of N packages vs ``uv pip compile --generate-hashes``
    of the same requirement for the same target (goal <= 2x); both with a warm uv cache; and
    the floor of any lock that runs uv's two compiles (bench/_lock_floor.py: a Python that
-   starts, runs both at once and reads them, nothing else), and the same with one compile;
+   starts, runs both at once and reads them, nothing else), and the same with one compile.
+   A lock after the first keeps each target's usable files (envknit._filecache) and runs
+   one compile: the ``envknit`` rows measure that re-lock; ``first`` removes them before
+   every round (a target's first lock);
 2. cold ``envknit install`` (empty store, empty uv cache) vs ``uv venv`` + ``uv pip install
    --no-deps --require-hashes`` of the same pins (empty uv cache) (goal <= 1.1x);
 3. ``envknit install`` of a second project whose packages are all in the store vs the same uv
@@ -144,9 +147,19 @@ def main() -> int:
         floor1, floor2 = floor_commands(py, uv, tmp / "floor", names[0])
         for cmd in (lock_cmd, compile_cmd, floor2):
             must_run(cmd, cwd=project, env=lock_env)
+        # the first lock of a target: its own home, whose kept files go before every round
+        first_home = tmp / "lock-home-first"
+        first_env = env_for(tmp / "lock-cache", first_home)
+        must_run(lock_cmd, cwd=project, env=first_env)
+
+        def first_lock() -> object:
+            shutil.rmtree(first_home / "cache" / "files")
+            return must_run(lock_cmd, cwd=project, env=first_env)
+
         if "lock" in args.only:
             cases: dict[str, Callable[[], object]] = {
                 "envknit": lambda: must_run(lock_cmd, cwd=project, env=lock_env),
+                "first": first_lock,
                 "uv": lambda: must_run(compile_cmd, cwd=project, env=lock_env),
                 "floor2": lambda: must_run(floor2, cwd=project, env=lock_env),
                 "floor1": lambda: must_run(floor1, cwd=project, env=lock_env),
@@ -167,6 +180,11 @@ def main() -> int:
                             base))
             rows.append(row(samples, "1. floor: python + one compile", "floor1", "uv", base))
             rows.append(row(samples, "1. envknit lock vs the floor", "envknit", "floor2",
+                            "python + both compiles"))
+            rows.append(row(samples, "1. re-lock (files kept: every round but a target's "
+                            "first) vs its floor", "envknit", "floor1", "python + one compile"))
+            rows.append(row(samples, "1. first lock (no files kept)", "first", "uv", base))
+            rows.append(row(samples, "1. first lock vs its floor", "first", "floor2",
                             "python + both compiles"))
             if before:
                 rows.append(row(samples, f"1. before ({args.compare})", "before", "uv", base))
