@@ -21,7 +21,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",
         "envknit._findconfig", "envknit._lockyaml", "envknit._lockread",
-        "envknit._configcache", "envknit._lockdata",
+        "envknit._configcache", "envknit._filecache", "envknit._lockdata",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
     "uv processes": ("envknit._uvlock",),
