@@ -46,9 +46,26 @@ def target_key(uv_version: str, python: str, python_version: str, options: Seque
     uv_vars = sorted(f"{k}={v}" for k, v in env.items()
                      if k.startswith("UV_") and k != "UV_CACHE_DIR")
     fields = [uv_version, real, str(st.st_size), str(st.st_mtime_ns), python_version,
-              *options, "--", *uv_vars]
+              *options, "--", *uv_vars, "--", *_uv_configs(env)]
     key = "\0".join(fields)
     return None if "\n" in key else key
+
+
+def _uv_configs(env: Mapping[str, str]) -> list[str]:
+    """uv's user and system configuration files (``uv.toml``), each as path, size and
+    modification time, or the path alone when it is not there: their options are uv's too."""
+    home = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    dirs = (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")
+    out = []
+    for folder in (home, *dirs, "/etc"):
+        path = os.path.join(folder, "uv", "uv.toml")
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(path)
+            continue
+        out.append(f"{path}\t{st.st_size}\t{st.st_mtime_ns}")
+    return out
 
 
 def cache_file(cache_dir: str, key: str) -> str:

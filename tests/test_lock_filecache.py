@@ -151,6 +151,19 @@ def test_another_target_does_not_reuse_the_files(
     assert len(_kept(envknit_home)) == 2
 
 
+def test_a_new_uv_configuration_file_is_another_target(
+    project: Path, envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    first = _lock()
+    (tmp_path / "config" / "uv").mkdir(parents=True)
+    (tmp_path / "config" / "uv" / "uv.toml").write_text("# its options are uv's options\n")
+    spawns = Spawns(monkeypatch)
+    assert _lock() == first
+    compiles, _ = spawns.take()
+    assert len(_pylock_runs(compiles)) == 2
+
+
 @pytest.mark.parametrize("damage", [
     lambda text: "garbage\x00\n",
     lambda text: text.replace("\nend\n", "\n"),  # cut short
