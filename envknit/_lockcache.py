@@ -340,7 +340,60 @@ def _watch(home: str, table: Table) -> dict[str, int]:
         for env in table.environments for pkg in env.packages)}
 
 
+def _build_fast(lock: str, env: str | None, home: str) -> Table:
+    """``_build`` for a lock in envknit's own layout over plain store entries, without the
+    lock model, pathlib or packaging; ``_lockfast.Decline`` for anything else."""
+    from ._lockfast import Decline, entry_dir, installed, lock_packages
+    from ._lockread import parse_lock_text
+    from ._textfile import read_text
+    from .errors import LockError, UnknownEnvironmentError
+
+    if os.path.normpath(home) != home:
+        raise Decline  # find_entry's paths are pathlib's spelling of it
+    text = read_text(lock, LockError, what="lock file", missing_hint="run 'envknit lock'")
+    data = parse_lock_text(text)
+    if data is None:
+        raise Decline
+    locked = lock_packages(data)
+    if env is not None and env not in locked:
+        raise UnknownEnvironmentError(env, sorted(locked))
+    python = (sys.version_info.major, sys.version_info.minor)
+    store = os.path.join(home, "store")
+    envs = []
+    for name in [env] if env is not None else sorted(locked):
+        python_version, selected = locked[name]
+        major, minor = python_version.split(".")[:2]
+        target = (int(major), int(minor))
+        packages = []
+        for pkg_name, version, dependencies, hashes in selected:
+            entry = entry_dir(store, pkg_name, version, hashes, python)
+            foreign = False
+            dist_info = ""
+            import_names: tuple[str, ...] = ()
+            extensions: tuple[str, ...] = ()
+            if not entry:
+                foreign = target != python and entry_dir(
+                    store, pkg_name, version, hashes, target) != ""
+            else:
+                dist_info, import_names, extensions = installed(
+                    pkg_name, os.path.join(entry, "site"))
+            packages.append(Package(
+                name=pkg_name, version=version, dependencies=dependencies, entry=entry,
+                foreign=foreign, dist_info=dist_info, import_names=import_names,
+                extensions=extensions,
+            ))
+        envs.append(Environment(name=name, python_version=python_version,
+                                packages=tuple(packages)))
+    return Table(lock=lock, environments=tuple(envs))
+
+
 def _build(lock: str, env: str | None, home: str) -> Table:
+    from ._lockfast import Decline
+
+    try:
+        return _build_fast(lock, env, home)
+    except Decline:
+        pass  # not plainly valid or not plain: the models read it (and name what is wrong)
     from .lock import load_lock
 
     locked = load_lock(lock)

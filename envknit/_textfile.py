@@ -17,7 +17,7 @@ MAX_SIZE = 64 * 1024 * 1024  # bytes; a lock of 10,000 packages is about 3 MB
 
 
 def read_text(
-    path: Path, error: Callable[..., Exception], *, what: str, missing_hint: str
+    path: str | Path, error: Callable[..., Exception], *, what: str, missing_hint: str
 ) -> str:
     """The text of the file at ``path``; any failure is one ``error`` (``ConfigError``,
     ``LockError``: called with the message and ``path=``) naming the file."""
