@@ -20,7 +20,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",
-        "envknit._findconfig", "envknit._lockyaml", "envknit._lockread",
+        "envknit._findconfig", "envknit._lockyaml", "envknit._lockread", "envknit._lockfast",
         "envknit._configcache", "envknit._filecache", "envknit._lockdata",
     ),
     "file models": ("envknit.config", "envknit.lock", "envknit._uv_output"),
