@@ -158,17 +158,98 @@ def _pure_python_fits(text: str, python: tuple[int, int]) -> bool:
     return any(i in fits for i in interpreters.split("."))
 
 
+def _json_scalar(text: str) -> object:
+    """A JSON string without escapes or an int, as ``json.dumps`` writes them."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        inner = text[1:-1]
+        if '"' not in inner and "\\" not in inner and inner.isascii() and inner.isprintable():
+            return inner
+    elif text.isascii() and text.isdigit() and (text == "0" or text[0] != "0"):
+        return int(text)
+    elif text in ("[]", "{}"):
+        return [] if text == "[]" else {}
+    raise Decline
+
+
+def _json_member(line: str, indent: str) -> tuple[str, str]:
+    """``"key": rest`` at ``indent``: (key, rest)."""
+    if not line.startswith(indent + '"'):
+        raise Decline
+    key, sep, rest = line[len(indent):].partition(": ")
+    key_text = _json_scalar(key)
+    if not sep or not isinstance(key_text, str):
+        raise Decline
+    return key_text, rest
+
+
+def _plain_json(text: str) -> dict[str, object]:
+    """``json.loads(text)`` for what ``json.dumps(..., indent=1)`` writes of an entry's plain
+    metadata (one level of lists and objects, ASCII strings without escapes, ints);
+    ``Decline`` for anything else (json then reads it: its import and re cost ~5 ms)."""
+    lines = text.split("\n")
+    if len(lines) < 3 or lines[0] != "{" or lines[-1] != "}":
+        raise Decline
+    out: dict[str, object] = {}
+    commas: list[bool] = []
+    at, last = 1, len(lines) - 1
+    while at < last:
+        line = lines[at].removesuffix(",")
+        key, rest = _json_member(line, " ")
+        at += 1
+        if rest in ("[", "{"):
+            closer = " ]" if rest == "[" else " }"
+            items: list[object] = []
+            pairs: dict[str, object] = {}
+            item_commas: list[bool] = []
+            while at < last and lines[at].removesuffix(",") != closer:
+                item = lines[at].removesuffix(",")
+                item_commas.append(item != lines[at])
+                at += 1
+                if rest == "[":
+                    if not item.startswith("  ") or item[2:3] == " ":
+                        raise Decline
+                    items.append(_json_scalar(item[2:]))
+                else:
+                    item_key, item_text = _json_member(item, "  ")
+                    if item_key in pairs:
+                        raise Decline
+                    pairs[item_key] = _json_scalar(item_text)
+            if at >= last or not item_commas or item_commas[-1] or not all(item_commas[:-1]):
+                raise Decline
+            line = lines[at].removesuffix(",")
+            commas.append(line != lines[at])
+            at += 1
+            value: object = items if rest == "[" else pairs
+        else:
+            commas.append(line != lines[at - 1])
+            value = _json_scalar(rest)
+        if key in out:
+            raise Decline
+        out[key] = value
+    if not commas or commas[-1] or not all(commas[:-1]):
+        raise Decline
+    return out
+
+
 def _entry(path: str, name: str, version: str) -> tuple[str, tuple[str, ...]] | None:
     """(sha256, tags) of the complete entry at ``path``, None if ``read_entry`` refuses it."""
-    import json
-
     if not os.path.isdir(os.path.join(path, "site")):
         return None
     try:
         with open(os.path.join(path, "ENTRY.json"), encoding="utf-8") as fh:
-            data = json.loads(fh.read())
+            text = fh.read()
     except (OSError, ValueError):
         return None
+    data: object
+    try:
+        data = _plain_json(text)
+    except Decline:
+        import json
+
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
     if not isinstance(data, dict) or data.get("format") != 1:
         return None
     files, tags = data.get("files", {}), data.get("tags", [])

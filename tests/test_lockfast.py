@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -155,3 +156,41 @@ def test_an_unusual_entry_is_left_to_the_store_layout(
     with pytest.raises(_lockfast.Decline):
         _lockcache._build_fast(os.path.realpath(lock), None, home)
     assert _outcome(lock, None, home) == _slow(lock, None, home, monkeypatch)
+
+
+@pytest.mark.parametrize("data", [
+    {"format": 1, "name": "a", "tags": ["py3-none-any"], "files": {"site/a.py": "00"}},
+    {"format": 1, "tags": [], "files": {}, "python": ""},
+    {"format": 10, "tags": ["x", "y"], "files": {"site/a b.py": "1", "site/c": "2"}, "z": 0},
+])
+def test_plain_entry_json_reads_as_json_does(data: dict[str, object]) -> None:
+    text = json.dumps(data, indent=1)
+    assert _lockfast._plain_json(text) == json.loads(text) == data
+
+
+@pytest.mark.parametrize("text", [
+    '{\n "format": 1.0\n}', '{\n "format": true\n}', '{\n "format": 01\n}',
+    '{\n "a": 1,\n "a": 2\n}', '{\n "a": 1,\n}', '{\n "a": 1\n "b": 2\n}',
+    '{\n "a": "\\u00e9"\n}', '{\n "a": "\\"x"\n}', '{\n "a": [\n  1,\n ]\n}',
+    '{\n "a": [\n  1\n  2\n ]\n}', '{\n "a": [\n  [\n   1\n  ]\n ]\n}', '{\n "a": {\n',
+    '\ufeff{\n "a": 1\n}', '{\n "a": 1\n}\n', '{\n"a": 1\n}', '{\n "a":1\n}', '{}', '[]',
+    '{\n "a": {\n  "b": 1,\n  "b": 2\n }\n}', '{\n "a": "\x01"\n}', '{\n "a": null\n}',
+])
+def test_other_entry_json_is_left_to_json(text: str) -> None:
+    with pytest.raises(_lockfast.Decline):
+        _lockfast._plain_json(text)
+
+
+def test_entry_json_in_another_layout_is_read_by_json(
+    envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = make_mylib_lock(envknit_home, tmp_path, {})
+    for entry in iter_entries(envknit_home):
+        meta = json.loads((entry.path / "ENTRY.json").read_text())
+        (entry.path / "ENTRY.json").write_text(json.dumps(meta))  # one line, no indent
+    broken = next(e for e in iter_entries(envknit_home) if e.name == "helper")
+    (broken.path / "ENTRY.json").write_text("{")
+    home = _lockcache._home()
+    fast = _lockcache._build_fast(os.path.realpath(lock), None, home)
+    assert fast == _slow(lock, None, home, monkeypatch)
+    assert [p.entry != "" for e in fast.environments for p in e.packages].count(False) == 1
