@@ -341,9 +341,19 @@ def _watch(home: str, table: Table) -> dict[str, int]:
         for env in table.environments for pkg in env.packages)}
 
 
+def _tags_fit(tags: tuple[str, ...], python: tuple[int, int]) -> bool:
+    """``store.layout.Entry.compatible_with`` for tags that are not pure Python."""
+    from packaging.tags import parse_tag
+
+    from .store.layout import tag_ranks
+
+    ranks = tag_ranks(python)
+    return any(str(tag) in ranks for text in tags for tag in parse_tag(text))
+
+
 def _build_fast(lock: str, env: str | None, home: str) -> Table:
-    """``_build`` for a lock in envknit's own layout over plain store entries, without the
-    lock model, pathlib or packaging; ``_lockfast.Decline`` for anything else."""
+    """``_build`` for a lock in envknit's own layout, without the lock model or pathlib (and
+    packaging only for compiled entries); ``_lockfast.Decline`` for anything else."""
     from ._lockfast import Decline, entry_dir, installed, lock_packages
     from ._lockread import parse_lock_text
     from ._textfile import read_text
@@ -367,14 +377,14 @@ def _build_fast(lock: str, env: str | None, home: str) -> Table:
         target = (int(major), int(minor))
         packages = []
         for pkg_name, version, dependencies, hashes in selected:
-            entry = entry_dir(store, pkg_name, version, hashes, python)
+            entry = entry_dir(store, pkg_name, version, hashes, python, fits=_tags_fit)
             foreign = False
             dist_info = ""
             import_names: tuple[str, ...] = ()
             extensions: tuple[str, ...] = ()
             if not entry:
                 foreign = target != python and entry_dir(
-                    store, pkg_name, version, hashes, target) != ""
+                    store, pkg_name, version, hashes, target, fits=_tags_fit) != ""
             else:
                 dist_info, import_names, extensions = installed(
                     pkg_name, os.path.join(entry, "site"))

@@ -4,9 +4,10 @@
 (dataclasses: ~25 ms with inspect), ``store.layout`` (pathlib) and ``_dists`` (re, csv
 helpers) that cost ~60 ms of imports in a fresh process. This module reads the lock's dict
 (``_lockread``) and the store for the common case only: anything it does not accept as
-plainly valid (a name not already canonical, a version not in normal form, an entry with
-compiled tags, a RECORD with quotes) returns None (``Decline``), and the caller asks the
-models, whose answers and errors stay the only ones.
+plainly valid (a name not already canonical, a version not in normal form, a RECORD with
+quotes) returns None (``Decline``), and the caller asks the
+models, whose answers and errors stay the only ones. Compiled entries' tags are judged by the
+caller's function (packaging.tags, as ``Entry.compatible_with`` does).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = ["Decline", "LockPackage", "entry_dir", "installed", "lock_packages"]
 
@@ -265,9 +266,10 @@ def _entry(path: str, name: str, version: str) -> tuple[str, tuple[str, ...]] | 
 
 
 def entry_dir(store: str, name: str, version: str, hashes: frozenset[str],
-              python: tuple[int, int]) -> str:
-    """``store.layout.find_entry(...).path`` as a string ("" for None); ``Decline`` for an
-    entry whose tags only packaging.tags can judge."""
+              python: tuple[int, int], *,
+              fits: Callable[[tuple[str, ...], tuple[int, int]], bool] | None = None) -> str:
+    """``store.layout.find_entry(...).path`` as a string ("" for None). An entry whose tags
+    only packaging.tags can judge is judged by ``fits`` (``Decline`` without one)."""
     version_dir = os.path.join(store, name, version)
     if not hashes or not os.path.isdir(version_dir):
         return ""
@@ -282,7 +284,10 @@ def entry_dir(store: str, name: str, version: str, hashes: frozenset[str],
             continue
         if all(_pure_python_fits(t, python) for t in found[1]):
             return path
-        raise Decline
+        if fits is None:
+            raise Decline
+        if fits(found[1], python):
+            return path
     return ""
 
 

@@ -70,21 +70,25 @@ def test_the_fast_path_answers_what_the_models_do(
         assert pkgs["pyyaml"].import_names == ("_yaml", "yaml")
 
 
-def test_entries_for_other_pythons_are_left_to_packaging(
+def test_compiled_entries_are_judged_by_packaging(
     envknit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from packaging.tags import sys_tags
+
+    here = str(next(iter(sys_tags())))  # the running Python's best tag
     compiled = make_store_entry(envknit_home, "native", "1.0", tag="cp39-cp39-linux_x86_64")
     later = make_store_entry(envknit_home, "later", "1.0", tag="py399-none-any")
-    lock = write_lock(tmp_path / "envknit.lock.yaml", {"a": [compiled, later]},
+    local = make_store_entry(envknit_home, "local", "1.0", tag=here)
+    lock = write_lock(tmp_path / "envknit.lock.yaml", {"a": [compiled, later, local]},
                       python_version="3.99")
     home = _lockcache._home()
-    with pytest.raises(_lockfast.Decline):
-        _lockcache._build_fast(os.path.realpath(lock), None, home)
-    table = _outcome(lock, None, home)
+    with pytest.raises(_lockfast.Decline):  # without a judge for compiled tags
+        _lockfast.entry_dir(os.path.join(home, "store"), "native", "1.0",
+                            compiled.hashes, (3, 9))
+    table = _lockcache._build_fast(os.path.realpath(lock), None, home)
     assert table == _slow(lock, None, home, monkeypatch)
-    assert isinstance(table, _lockcache.Table)
-    assert [(p.name, p.entry, p.foreign) for p in table.environments[0].packages] == [
-        ("later", "", True), ("native", "", False)]
+    assert [(p.name, p.entry != "", p.foreign) for p in table.environments[0].packages] == [
+        ("later", False, True), ("local", True, False), ("native", False, False)]
 
 
 @pytest.mark.parametrize(("old", "new"), [
