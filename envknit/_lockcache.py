@@ -26,6 +26,7 @@ import time
 import zlib
 
 from ._version import __version__
+from ._where import home as _home
 
 # The hit path has a start-up budget (tests/test_import_budget.py): no typing, pathlib,
 # dataclasses or re here; the slow path imports what it needs when it runs.
@@ -120,14 +121,6 @@ class Table:
 
 
 # -- keys -------------------------------------------------------------------------------------
-def _home() -> str:
-    """``store.layout.envknit_home()`` as a string, without importing pathlib."""
-    env = os.environ.get("ENVKNIT_HOME")
-    if env:
-        return os.path.realpath(os.path.expanduser(env))
-    return os.path.join(os.path.expanduser("~"), ".envknit")
-
-
 def _python_key() -> str:
     """The running Python build: which entries fit it (ABI, platform tags) depends on it."""
     try:

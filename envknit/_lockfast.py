@@ -18,7 +18,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-__all__ = ["Decline", "LockPackage", "entry_dir", "installed", "lock_packages"]
+__all__ = [
+    "Decline", "LockPackage", "entry_dir", "installed", "lock_packages", "pure_python_fits",
+]
 
 #: (name, version, dependencies, sha256 digests), per environment: (python_version, packages)
 LockPackage = tuple[str, str, tuple[str, ...], frozenset[str]]
@@ -149,8 +151,11 @@ def lock_packages(data: dict[str, object]) -> dict[str, tuple[str, list[LockPack
 
 
 # -- the store ---------------------------------------------------------------------------------
-def _pure_python_fits(text: str, python: tuple[int, int]) -> bool:
-    """``store.layout.pure_python_fits`` (a copy: that module imports pathlib and dataclasses)."""
+def pure_python_fits(text: str, python: tuple[int, int]) -> bool:
+    """True for a ``-none-any`` tag set that CPython ``python`` accepts (``py3-none-any``,
+    ``py2.py3-none-any``, ``py312-none-any``...), as ``compatible_tags`` would rank it; False
+    means "ask packaging.tags". (Here rather than in ``store.layout``, which re-exports it:
+    that module imports pathlib and dataclasses.)"""
     interpreters, abi, platform = [*text.split("-"), "", ""][:3]
     if abi != "none" or platform != "any":
         return False
@@ -282,7 +287,7 @@ def entry_dir(store: str, name: str, version: str, hashes: frozenset[str],
         found = _entry(path, name, version)
         if found is None or found[0] not in hashes:
             continue
-        if all(_pure_python_fits(t, python) for t in found[1]):
+        if all(pure_python_fits(t, python) for t in found[1]):
             return path
         if fits is None:
             raise Decline

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.timeout(120)
 # the error tree (and __future__).
 IMPORT_BUDGET = 4
 # What `envknit run` may load on its fast path (a fresh cache) before it execs the command.
-RUN_BUDGET = 8  # the package, the error tree, cli, cli._run, cli._errors, zlib
+RUN_BUDGET = 9  # the package, the error tree, cli, cli._run, cli._errors, _where, zlib
 # What a new worker's child (``python -I -S _boot.py``, stdlib only) has loaded once it has
 # answered the handshake and an import request, beyond a bare ``python -I -S script.py``: os and
 # site (which `python -c pass` loads too), the child, the wire format, the runner, _json, select,
@@ -39,18 +39,19 @@ RUN_BUDGET = 8  # the package, the error tree, cli, cli._run, cli._errors, zlib
 CHILD_BUDGET = 17
 # What `import envknit; envknit.configure_from_lock(LOCK)` may load when the lock's table is
 # cached ($ENVKNIT_HOME/cache, envknit._lockcache): envknit's routing modules, the cache
-# module, collections (for a namedtuple), contextvars, zlib (3.13: 26). Before the cache: 118
+# module, envknit._where, collections (for a namedtuple), contextvars, zlib (3.13: 27). Before the cache: 118
 # (yaml, packaging, dataclasses, pathlib, typing, json, csv...).
-CONFIGURE_BUDGET = 27
+CONFIGURE_BUDGET = 28
 # The same when the table is not cached (a changed lock or store): the cached path's, the lock
 # and the store read without the lock model, pathlib or json (envknit._lockread, _lockfast,
-# _textfile) and the cache's writer (envknit._atomic, fcntl) (3.13: 31). Before: 118.
-CONFIGURE_MISS_BUDGET = 32
+# _textfile) and the cache's writer (envknit._atomic, fcntl) (3.13: 32). Before: 118.
+CONFIGURE_MISS_BUDGET = 33
 # What `envknit install` may load when every locked package is already in the store (a second
 # project): the lock (read without PyYAML, envknit._lockread), the store, the project's
-# registration, and what they import (dataclasses with inspect, pathlib, re, json, hashlib).
+# registration, and what they import (dataclasses with inspect, pathlib, re, json, hashlib,
+# envknit._lockfast for pure_python_fits).
 # Before issue 12's third pass: 126 on 3.13 (PyYAML, typing, subprocess, shutil...).
-INSTALL_BUDGET = 79
+INSTALL_BUDGET = 80
 # What the install path never loads when uv has nothing to do (yaml, argparse: ~10 ms each).
 INSTALL_HEAVY = ("argparse", "yaml", "packaging", "subprocess", "typing", "shutil", "tempfile",
                  "threading", "asyncio", "csv", "base64")

@@ -16,7 +16,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 # the package's own __init__. A part may import only parts of lower layers (and itself).
 LAYERS: dict[str, tuple[str, ...]] = {
     "foundation": ("envknit.errors", "envknit._version", "envknit._lane_pool",
-                   "envknit._textfile", "envknit._wording"),
+                   "envknit._textfile", "envknit._wording", "envknit._where"),
     "utilities": (
         "envknit.names", "envknit._atomic", "envknit._yamlfile", "envknit.pythons",
         "envknit.nodes", "envknit._lane", "envknit._runner", "envknit._progress",

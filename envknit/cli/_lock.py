@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
+from .._where import find_config as _find_config, home as _home
 from ..errors import ConfigError, EnvknitError, LockError, UnknownEnvironmentError
 
 TYPE_CHECKING = False
@@ -25,27 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["cmd_lock"]
 
 _LOCK_FILENAME = "envknit.lock.yaml"  # envknit.lock.LOCK_FILENAME (tests/test_cli_lock.py)
-
-
-def _home() -> str:
-    """``store.layout.envknit_home()`` on strings (pathlib is ~5 ms of a lock)."""
-    env = os.environ.get("ENVKNIT_HOME")
-    if env:
-        return os.path.realpath(os.path.expanduser(env))
-    return os.path.join(os.path.expanduser("~"), ".envknit")
-
-
-def _find_config() -> str | None:
-    """``config.find_config()`` on strings; None: not found (``find_config`` says so)."""
-    here = os.getcwd()
-    while True:
-        candidate = os.path.join(here, "envknit.yaml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
 
 
 def _environments(cache: str) -> tuple[str, list[CachedEnv]]:

@@ -14,6 +14,8 @@ import os
 import sys
 import zlib
 
+from .._where import find_config as _find_config, home as _home
+
 # ``envknit run`` has a start-up budget (docs/benchmarks.md): typing and collections.abc only
 # for the type checker, and no json (it imports re and enum, ~3 ms): the cache is text of
 # NUL-separated fields (no path or name can hold a NUL).
@@ -41,27 +43,6 @@ options:
 # 2: "python" is a bare venv of the base interpreter; 3: "python_version"; 4: NUL-separated
 # text instead of JSON
 _CACHE_FORMAT = "envknit-run-plan 4"
-
-
-# _home and _find_config are store.layout.envknit_home and config.find_config on plain strings:
-# importing those modules (pathlib, packaging, dataclasses) would add ~16 ms to this path
-def _home() -> str:
-    env = os.environ.get("ENVKNIT_HOME")
-    if env:
-        return os.path.realpath(os.path.expanduser(env))
-    return os.path.join(os.path.expanduser("~"), ".envknit")
-
-
-def _find_config() -> str | None:
-    here = os.getcwd()
-    while True:
-        candidate = os.path.join(here, "envknit.yaml")
-        if os.path.isfile(candidate):
-            return candidate
-        parent = os.path.dirname(here)
-        if parent == here:
-            return None
-        here = parent
 
 
 def _signature(path: str) -> list[int] | None:

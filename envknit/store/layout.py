@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .._lockfast import pure_python_fits
 from ..names import normalize_name, normalize_version, validate_sha256
 
 TYPE_CHECKING = False  # typing (~2 ms) for the type checker only
@@ -195,18 +196,6 @@ def find_entry(
         if entry.compatible_with(python):
             return entry
     return None
-
-
-def pure_python_fits(text: str, python: tuple[int, int]) -> bool:
-    """True for a ``-none-any`` tag set that CPython ``python`` accepts (``py3-none-any``,
-    ``py2.py3-none-any``, ``py312-none-any``...), as ``compatible_tags`` would rank it; False
-    means "ask packaging.tags"."""
-    interpreters, abi, platform = [*text.split("-"), "", ""][:3]
-    if abi != "none" or platform != "any":
-        return False
-    major, minor = python
-    fits = {f"py{major}", *(f"py{major}{m}" for m in range(minor + 1))}
-    return any(i in fits for i in interpreters.split("."))
 
 
 @lru_cache(maxsize=8)
