@@ -39,8 +39,8 @@ RUN_BUDGET = 9  # the package, the error tree, cli, cli._run, cli._errors, _wher
 CHILD_BUDGET = 17
 # What `import envknit; envknit.configure_from_lock(LOCK)` may load when the lock's table is
 # cached ($ENVKNIT_HOME/cache, envknit._lockcache): envknit's routing modules, the cache
-# module, envknit._where, collections (for a namedtuple), contextvars, zlib (3.13: 27). Before the cache: 118
-# (yaml, packaging, dataclasses, pathlib, typing, json, csv...).
+# module, envknit._where, collections (for a namedtuple), contextvars, zlib (3.13: 27). Before
+# the cache: 118 (yaml, packaging, dataclasses, pathlib, typing, json, csv...).
 CONFIGURE_BUDGET = 28
 # The same when the table is not cached (a changed lock or store): the cached path's, the lock
 # and the store read without the lock model, pathlib or json (envknit._lockread, _lockfast,
